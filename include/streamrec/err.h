@@ -1,0 +1,54 @@
+/*
+ * streamrec error codes.
+ *
+ * One list, written once as an X-macro, expands into the enum, sr_err2str()
+ * and sr_err2name() (the libuv UV_ERRNO_MAP pattern). SR_OK is 0, errors are
+ * negative. Foreign detail (rd_kafka_err2str, avro_strerror) goes into a
+ * caller-provided errstr buffer, never into this list.
+ *
+ * The third column says whether an operation failing with the code may
+ * succeed when retried unchanged (librdkafka's "retriable"): stages use it to
+ * choose between retry and dead-letter.
+ */
+#ifndef STREAMREC_ERR_H
+#define STREAMREC_ERR_H
+
+#define SR_ERR_MAP(X)                                                          \
+  X(OK, 0, 0, "success")                                                       \
+  X(NOMEM, -1, 1, "out of memory")                                             \
+  X(INVALID_ARG, -2, 0, "invalid argument")                                    \
+  X(IO, -3, 1, "input/output error")                                           \
+  X(FORMAT, -4, 0, "malformed file")                                           \
+  X(CHECKSUM, -5, 0, "checksum mismatch")                                      \
+  X(TRUNCATED, -6, 0, "truncated input")                                       \
+  X(VERSION, -7, 0, "unsupported format version")                              \
+  X(BAD_FRAMING, -8, 0, "bad Confluent framing (magic byte or length)")        \
+  X(UNKNOWN_SCHEMA, -9, 0, "unknown schema id")                                \
+  X(BAD_AVRO, -10, 0, "invalid Avro body")                                     \
+  X(MISSING_FIELD, -11, 0, "required field missing or empty")                  \
+  X(UNKNOWN_ITEM, -12, 0, "item not in model catalogue")                       \
+  X(KAFKA, -13, 0, "Kafka client error")                                       \
+  X(TIMEOUT, -14, 1, "timed out")                                              \
+  X(CONF, -15, 0, "invalid configuration")                                     \
+  X(NOT_FOUND, -16, 0, "not found")                                            \
+  X(QUEUE_FULL, -17, 1, "queue full")                                          \
+  X(DELIVERY, -18, 1, "message delivery failed")                               \
+  X(STATE, -19, 0, "invalid state for operation")                              \
+  X(MODEL, -20, 0, "model mismatch")                                           \
+  X(FATAL, -21, 0, "fatal error")
+
+typedef enum sr_err_e {
+#define SR__ERR_ENUM(name, code, retriable, msg) SR_ERR_##name = code,
+  SR_ERR_MAP(SR__ERR_ENUM)
+#undef SR__ERR_ENUM
+  SR_OK = SR_ERR_OK
+} sr_err_t;
+
+/* Human-readable description of err. Never NULL; static storage. Any thread. */
+const char *sr_err2str(sr_err_t err);
+/* Symbolic name ("BAD_AVRO") of err. Never NULL; static storage. Any thread. */
+const char *sr_err2name(sr_err_t err);
+/* 1 when an operation that failed with err may succeed if retried unchanged. */
+int sr_err_is_retriable(sr_err_t err);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * ingest/ and publish/: the only modules (with broker/ and CLI tools) that
+ * include librdkafka. Everything else sees plain structs.
+ *
+ * ingest: a consumer-group member reading the events topic with manual
+ *   offset commits (enable.auto.commit=false, enable.auto.offset.store=false):
+ *   the pipeline commits explicitly once the results of the events are
+ *   delivered. Rebalances are reported through a callback that runs on the
+ *   polling thread, inside sr_ingest_poll(), before the assignment changes
+ *   (revoke) or after it changed (assign).
+ * publish: an idempotent producer (enable.idempotence=true, acks=all) with
+ *   delivery reports routed to a callback with the per-message opaque.
+ *
+ * Thread: each handle is used by the thread that created it (the pipeline
+ * thread); callbacks run on that thread during poll calls.
+ */
+#ifndef STREAMREC_KAFKA_H
+#define STREAMREC_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "streamrec/common.h"
+
+/* A key/value Kafka client property, passed verbatim to rd_kafka_conf_set
+ * (config keys "kafka.X" arrive here as "X"). */
+typedef struct sr_kv_s {
+  const char *key;
+  const char *value;
+} sr_kv_t;
+
+/* ---------------------------------------------------------------- ingest */
+typedef struct sr_ingest_s sr_ingest_t;
+
+/* A consumed message. All pointers are borrowed from the underlying client
+ * message and valid until sr_ingest_release() on it. */
+typedef struct sr_msg_s {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  int64_t timestamp_ms; /* message timestamp (producer create time), -1 if none */
+  const void *key;
+  size_t key_len;
+  const void *value;
+  size_t len;
+  void *priv_; /* rd_kafka_message_t*, owned by ingest */
+} sr_msg_t;
+
+/* Rebalance notification. assigned = 1: parts were added (after the
+ * assignment took effect); 0: parts are being revoked (before they are
+ * taken away: commit now). Runs on the polling thread. */
+typedef void(sr_rebalance_cb_t)(void *opaque, int assigned, const int32_t *parts, int n);
+
+typedef struct sr_ingest_conf_s {
+  const char *brokers;
+  const char *group;
+  const char *topic;
+  const char *client_id;
+  const sr_kv_t *kafka; /* extra client properties, may be NULL */
+  int n_kafka;
+  sr_rebalance_cb_t *rebalance_cb; /* may be NULL */
+  void *opaque;
+} sr_ingest_conf_t;
+
+/* Returns a new subscribed consumer or NULL with errstr (bad property
+ * names/values are reported with the key). Free with sr_ingest_destroy(). */
+sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *conf, char *errstr, size_t errsz);
+/* Leaves the group (runs the revoke callback) and closes. Idempotent. */
+void sr_ingest_close(sr_ingest_t *in);
+void sr_ingest_destroy(sr_ingest_t *in); /* closes if needed; accepts NULL */
+
+/* Collects up to max messages: waits up to timeout_ms for the first, then
+ * keeps taking already-fetched messages for at most max_wait_us more.
+ * Returns the count (0 on timeout). Client errors that are not per-message
+ * (e.g. broker transport) are logged and counted, not returned; partition
+ * EOF events are skipped. Fatal consumer errors return -1 with errstr. */
+int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
+                   char *errstr, size_t errsz);
+void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n);
+
+/* Commits next_offsets[i] (the offset of the next message to read) for
+ * parts[i] of the subscribed topic. async = 0 blocks until the broker acked. */
+sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets,
+                          int n, int async, char *errstr, size_t errsz);
+/* Reads the committed offsets of parts from the group coordinator
+ * (-1 = none). Blocking, up to timeout_ms. For tests and the admin view. */
+sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *offsets, int n,
+                             int timeout_ms);
+
+/* Pause/resume fetching of all assigned partitions (back-pressure). */
+void sr_ingest_pause(sr_ingest_t *in, int pause);
+
+/* --------------------------------------------------------------- publish */
+typedef struct sr_publish_s sr_publish_t;
+
+typedef struct sr_header_s {
+  const char *name;
+  const void *value;
+  size_t len;
+} sr_header_t;
+
+/* Delivery report: msg_opaque as given to send; err SR_OK or
+ * SR_ERR_DELIVERY with the client's reason. Runs on the polling thread. */
+typedef void(sr_delivery_cb_t)(void *opaque, void *msg_opaque, sr_err_t err,
+                               const char *reason);
+
+typedef struct sr_publish_conf_s {
+  const char *brokers;
+  const char *client_id;
+  const sr_kv_t *kafka;
+  int n_kafka;
+  sr_delivery_cb_t *delivery_cb;
+  void *opaque;
+} sr_publish_conf_t;
+
+sr_publish_t *sr_publish_new(const sr_publish_conf_t *conf, char *errstr, size_t errsz);
+/* Flushes (up to 10 s, logging what is left) and frees. Accepts NULL. */
+void sr_publish_destroy(sr_publish_t *p);
+
+/* Enqueues one message (key, value and headers are copied). partition -1 =
+ * the default partitioner (by key). Returns SR_OK, SR_ERR_QUEUE_FULL (poll
+ * and retry), or SR_ERR_KAFKA with errstr for permanent errors (unknown
+ * topic, message too large). On error no delivery report will follow. */
+sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
+                         const void *key, size_t klen, const void *value, size_t vlen,
+                         const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
+                         size_t errsz);
+/* Serves delivery reports; returns how many. */
+int sr_publish_poll(sr_publish_t *p, int timeout_ms);
+/* Waits until everything in flight has been delivered or failed. */
+sr_err_t sr_publish_flush(sr_publish_t *p, int timeout_ms);
+/* Messages enqueued but not yet reported. */
+int sr_publish_outq_len(sr_publish_t *p);
+
+/* ---------------------------------------------------------------- broker */
+typedef struct sr_broker_s sr_broker_t;
+
+/* Starts an embedded Kafka (librdkafka mock cluster) on loopback with
+ * n_brokers brokers and creates the topics events, recommendations and
+ * events.dlq with `partitions` partitions each. Returns NULL with errstr on
+ * failure. Free with sr_broker_destroy(). Any thread. */
+sr_broker_t *sr_broker_new(int n_brokers, int partitions, char *errstr, size_t errsz);
+void sr_broker_destroy(sr_broker_t *b); /* accepts NULL */
+/* "127.0.0.1:PORT[,...]". Borrowed, valid for the broker's life. */
+const char *sr_broker_bootstrap(const sr_broker_t *b);
+/* Creates another topic. */
+sr_err_t sr_broker_topic_create(sr_broker_t *b, const char *topic, int partitions);
+/* Fault injection for tests: take broker id (1..n) down / up. */
+sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down);
+/* Makes the next `cnt` requests of Kafka API `apikey` fail with Kafka error
+ * code `kafka_err` (numeric, e.g. 7 = REQUEST_TIMED_OUT). */
+void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);
+
+/* -------------------------------------------------------------- metadata */
+/* Number of partitions of topic (blocking metadata request), or -1 with
+ * errstr. Used by the CLI tools. */
+int sr_kafka_partition_count(const char *brokers, const char *topic, int timeout_ms,
+                             char *errstr, size_t errsz);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * score: micro-batch scoring. Gathers up to max_batch user states into one
+ * contiguous matrix, scores them against the catalogue with one call to
+ * sr_model_score (one sgemm), then selects each row's top-K with the row's
+ * seen-item filter (rank/). Buffers are allocated once at creation: the hot
+ * path allocates nothing.
+ *
+ * Thread: a scorer belongs to one thread.
+ */
+#ifndef STREAMREC_SCORE_H
+#define STREAMREC_SCORE_H
+
+#include <stdint.h>
+#include "streamrec/model.h"
+
+typedef struct sr_scorer_s sr_scorer_t;
+
+/* Returns a new scorer for model m (borrowed: must outlive the scorer or be
+ * replaced with sr_scorer_set_model), or NULL when buffers cannot be
+ * allocated. Free with sr_scorer_destroy(). */
+sr_scorer_t *sr_scorer_new(const sr_model_t *m, int max_batch, int k);
+void sr_scorer_destroy(sr_scorer_t *sc); /* accepts NULL */
+/* Switches to another model (hot reload); reallocates buffers when the
+ * catalogue or state size changed. Returns SR_OK or SR_ERR_NOMEM (the old
+ * model stays in use then). */
+sr_err_t sr_scorer_set_model(sr_scorer_t *sc, const sr_model_t *m);
+
+/* Scores n (<= max_batch) users. states[u] points at state_size floats;
+ * excl[u]/n_excl[u] are the items to filter for user u (may be NULL/0).
+ * Writes k results per user to out_idx[u*k ..], out_score[u*k ..] and the
+ * count to out_cnt[u]. */
+void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n,
+                   const int32_t *const *excl, const int *n_excl, int32_t *out_idx,
+                   float *out_score, int *out_cnt);
+
+int sr_scorer_k(const sr_scorer_t *sc);
+int sr_scorer_max_batch(const sr_scorer_t *sc);
+
+#endif
