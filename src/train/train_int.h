@@ -1,0 +1,22 @@
+/*
+ * Trainer internals: one entry point per model kind (train_<kind>.c),
+ * dispatched by sr_train_run() in train.c, which also owns the shared
+ * pieces (validation split, progress line, full-ranking validation metric).
+ */
+#ifndef SR_TRAIN_INT_H
+#define SR_TRAIN_INT_H
+
+#include "streamrec/train.h"
+#include "model/model_int.h"
+
+/* Trains m (created by train.c with zeroed parameters for ds's catalogue,
+ * item index i of m == item index i of ds) in place; fills info's training
+ * summary fields (epochs, train_loss, valid_metric, train_events,
+ * train_users). */
+typedef sr_err_t(sr_train_kind_fn_t)(const sr_dataset_t *ds, const sr_train_conf_t *conf,
+                                     sr_model_t *m, sr_snapshot_info_t *info, char *errstr,
+                                     size_t errsz);
+sr_train_kind_fn_t sr_train_decay;
+sr_train_kind_fn_t sr_train_gru;
+
+#endif
