@@ -3,7 +3,7 @@
  *
  * Encodes and decodes UserEvent and Recommendation in the Confluent wire
  * framing: byte 0 = magic 0, bytes 1..4 = schema id (big-endian int32),
- * then the Avro binary body. Schemas are compiled in (schemas/*.avsc) and
+ * then the Avro binary body. Schemas are compiled in (schemas/ (the .avsc files)) and
  * parsed once per codec; Avro values are reused across messages (no
  * per-message schema parsing, no per-message heap churn in steady state).
  *

@@ -1,5 +1,5 @@
 /*
- * The two message contracts as plain C structs (schemas/*.avsc are the
+ * The two message contracts as plain C structs (schemas/ (the .avsc files) are the
  * source of truth). String fields are borrowed slices: who owns the bytes is
  * written at each function that fills one of these.
  */

@@ -76,6 +76,10 @@ void sr_ingest_destroy(sr_ingest_t *in); /* closes if needed; accepts NULL */
 int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
                    char *errstr, size_t errsz);
 void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n);
+/* Finds the last header called name on a consumed (not yet released)
+ * message. Returns 1 and sets *val and *len (borrowed, valid until release), or
+ * 0 when absent. */
+int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, size_t *len);
 
 /* Commits next_offsets[i] (the offset of the next message to read) for
  * parts[i] of the subscribed topic. async = 0 blocks until the broker acked. */
@@ -149,6 +153,8 @@ sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down);
 /* Makes the next `cnt` requests of Kafka API `apikey` fail with Kafka error
  * code `kafka_err` (numeric, e.g. 7 = REQUEST_TIMED_OUT). */
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);
+/* Drops errors still queued for apikey by sr_broker_push_errors. */
+void sr_broker_clear_errors(sr_broker_t *b, int apikey);
 
 /* -------------------------------------------------------------- metadata */
 /* Number of partitions of topic (blocking metadata request), or -1 with

@@ -1,0 +1,55 @@
+/*
+ * conf: one typed table of options (name, type, default, range, help)
+ * drives the config file, command-line flags, --help, the generated
+ * docs/CONFIGURATION.md and the effective-config log line (librdkafka's
+ * rdkafka_conf.c + CONFIGURATION.md pattern).
+ *
+ * Keys under "kafka." pass verbatim (prefix stripped) to the Kafka client.
+ * Unknown keys and invalid values are errors reported as "file:line: reason"
+ * (fatal at startup), never logged and ignored.
+ *
+ * Thread: build and read on one thread, before the pipeline starts.
+ */
+#ifndef STREAMREC_CONF_H
+#define STREAMREC_CONF_H
+
+#include <stdio.h>
+#include "streamrec/kafka.h"
+
+typedef enum { SR_CONF_INT, SR_CONF_STR, SR_CONF_BOOL } sr_conf_type_t;
+
+typedef struct sr_conf_opt_s {
+  const char *name;  /* "batch.max" */
+  sr_conf_type_t type;
+  const char *def;   /* default as text; NULL = unset */
+  long long min, max; /* for INT */
+  const char *help;
+  const char *flag;  /* long command-line flag ("batch-max") or NULL */
+} sr_conf_opt_t;
+
+typedef struct sr_conf_s sr_conf_t;
+
+/* table is borrowed (static storage). Returns a new conf with defaults. */
+sr_conf_t *sr_conf_new(const sr_conf_opt_t *table, int n);
+void sr_conf_destroy(sr_conf_t *c); /* accepts NULL */
+/* Sets key (table name or kafka.*) from text. Errors: SR_ERR_CONF. */
+sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr,
+                     size_t errsz);
+/* Reads "key = value" lines ('#' comments). Errors name file:line. */
+sr_err_t sr_conf_load_file(sr_conf_t *c, const char *path, char *errstr, size_t errsz);
+/* Typed getters; the name must be in the table (abort otherwise: a bug). */
+const char *sr_conf_str(const sr_conf_t *c, const char *name); /* NULL when unset */
+long long sr_conf_int(const sr_conf_t *c, const char *name);
+/* kafka.* properties, prefix stripped. Borrowed until destroy. */
+const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, int *n);
+/* Option by its long flag, or NULL. */
+const sr_conf_opt_t *sr_conf_find_flag(const sr_conf_t *c, const char *flag);
+/* Writes the effective configuration, one "key=value" per line, with values
+ * of keys that look secret (password, secret, sasl, key) redacted. */
+void sr_conf_dump(const sr_conf_t *c, FILE *f);
+/* Markdown reference of the table. */
+void sr_conf_markdown(const sr_conf_opt_t *table, int n, const char *title, FILE *f);
+/* Usage lines for flags of the table. */
+void sr_conf_usage(const sr_conf_opt_t *table, int n, FILE *f);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * metrics: renders the pipeline's counters in Prometheus text format.
+ * Names follow streamrec_<stage>_<thing>_total; one function renders all,
+ * so the set of metrics is documented in one place (docs/METRICS.md lists
+ * them).
+ *
+ * Thread: any (reads a stats snapshot).
+ */
+#ifndef STREAMREC_METRICS_H
+#define STREAMREC_METRICS_H
+
+#include "streamrec/common.h"
+#include "streamrec/pipeline.h"
+
+/* Appends the exposition text for stats and the served model to out. */
+void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_t uptime_ms,
+                       sr_buf_t *out);
+
+#endif

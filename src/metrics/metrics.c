@@ -1,0 +1,55 @@
+/*
+ * metrics: Prometheus text exposition of the pipeline counters. Written by
+ * hand (the format is a few lines of text) rather than with a client
+ * library: Debian has no C Prometheus client package.
+ */
+#include "streamrec/metrics.h"
+
+static void sr_metric(sr_buf_t *out, const char *name, const char *type, const char *help,
+                      double v) {
+  sr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_t uptime_ms,
+                       sr_buf_t *out) {
+  sr_metric(out, "streamrec_ingest_messages_total", "counter",
+            "Input messages consumed from the events topic.", (double)s->consumed);
+  sr_metric(out, "streamrec_decode_events_total", "counter", "Valid UserEvents decoded.",
+            (double)s->decoded);
+  sr_metric(out, "streamrec_decode_dead_letter_total", "counter",
+            "Messages sent to the dead-letter topic.", (double)s->dlq);
+  sr_metric(out, "streamrec_state_unknown_items_total", "counter",
+            "Events whose item is not in the model catalogue (state not updated).",
+            (double)s->unknown_items);
+  sr_metric(out, "streamrec_state_forgotten_total", "counter", "FORGET events applied.",
+            (double)s->forgotten);
+  sr_metric(out, "streamrec_state_users", "gauge", "Users held in state.", (double)s->users);
+  sr_metric(out, "streamrec_score_coalesced_total", "counter",
+            "Events merged into a later event of the same user in one micro-batch.",
+            (double)s->coalesced);
+  sr_metric(out, "streamrec_score_batches_total", "counter", "Scoring micro-batches.",
+            (double)s->batches);
+  sr_metric(out, "streamrec_score_seconds_total", "counter",
+            "Time spent in batched scoring and top-K.", (double)s->score_ns / 1e9);
+  sr_metric(out, "streamrec_publish_recommendations_total", "counter",
+            "Recommendations handed to the producer.", (double)s->recs_sent);
+  sr_metric(out, "streamrec_publish_delivered_total", "counter",
+            "Recommendations acknowledged by the broker.", (double)s->recs_delivered);
+  sr_metric(out, "streamrec_publish_failed_total", "counter",
+            "Outputs whose delivery failed permanently.", (double)s->delivery_failed);
+  sr_metric(out, "streamrec_ingest_commits_total", "counter", "Offset commits sent.",
+            (double)s->commits);
+  sr_metric(out, "streamrec_ingest_assigned_partitions", "gauge",
+            "Partitions of the events topic assigned to this worker.",
+            (double)s->assigned_partitions);
+  sr_metric(out, "streamrec_uptime_seconds", "gauge", "Seconds since the worker started.",
+            (double)uptime_ms / 1000.0);
+  if (m) {
+    sr_buf_printf(out,
+                  "# HELP streamrec_model_info The model being served.\n"
+                  "# TYPE streamrec_model_info gauge\n"
+                  "streamrec_model_info{version=\"%s\",kind=\"%s\",dim=\"%d\",items=\"%d\"} 1\n",
+                  sr_model_version(m), sr_model_kind_name(sr_model_kind(m)), sr_model_dim(m),
+                  (int)sr_model_n_items(m));
+  }
+}

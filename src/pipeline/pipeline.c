@@ -1,0 +1,657 @@
+/*
+ * pipeline: the online worker loop. Owns the consumer, the producer, the
+ * codec, the user state and the scorer, and drives them from one thread.
+ *
+ * Why one thread: the unavoidable cost per event is scoring the catalogue
+ * (one sgemm row); decode, state update and encode are small next to it. A
+ * single pipeline thread needs no locks on the per-event path and keeps the
+ * offset bookkeeping trivially ordered; cores go to OpenBLAS inside sgemm
+ * (docs/ARCHITECTURE.md). Scale-out is by more workers in the group.
+ *
+ * Offset bookkeeping: every consumed message belongs to a batch; a batch
+ * record holds, per partition present in it, the next offset after its last
+ * message, and a count of outputs still awaiting their delivery report
+ * (plus one "seal" reference dropped when the batch is fully processed).
+ * Batches retire strictly in order once their count reaches zero; retiring
+ * moves the committable position of each of its partitions. Commits go out
+ * every commit_interval_ms, on revocation (synchronously, after flushing the
+ * producer) and at shutdown. A permanently failed delivery poisons its
+ * batch: nothing at or after it is ever retired, and run() stops with
+ * SR_ERR_DELIVERY.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streamrec/decode.h"
+#include "streamrec/pipeline.h"
+#include "streamrec/score.h"
+#include "streamrec/state.h"
+
+#define SR_PIPE_MOD "pipeline"
+
+typedef struct sr_batch_part_s {
+  int32_t partition;
+  int64_t next_offset;
+} sr_batch_part_t;
+
+typedef struct sr_batch_rec_s {
+  uint64_t seq;
+  int pending; /* outputs not yet acknowledged + 1 seal reference */
+  int failed;
+  int n_parts;
+  sr_batch_part_t *parts; /* [batch_max], preallocated */
+} sr_batch_rec_t;
+
+/* One user of the micro-batch being built: the newest event wins. */
+typedef struct sr_slot_s {
+  sr_user_t *user;
+  int32_t partition;
+  int64_t offset;
+  int64_t event_time;
+  size_t user_off, user_len; /* into p->strs */
+  size_t evid_off, evid_len;
+  size_t scen_off, scen_len;
+} sr_slot_t;
+
+typedef struct sr_part_pos_s {
+  int active;
+  int64_t committable; /* next offset safe to commit, -1 none */
+  int64_t committed;   /* last committed, -1 none */
+} sr_part_pos_t;
+
+#define SR_STAT_FIELDS(X)                                                      \
+  X(consumed) X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced)    \
+  X(recs_sent) X(recs_delivered) X(delivery_failed) X(batches) X(commits)      \
+  X(users) X(score_ns) X(assigned_partitions)
+
+struct sr_pipeline_s {
+  sr_pipeline_conf_t conf;
+  char *brokers, *group, *events_topic, *recs_topic, *dlq_topic, *client_id;
+  sr_kv_t *kafka;
+  sr_model_t *model;
+  sr_codec_t *codec;
+  sr_state_t *state;
+  sr_scorer_t *scorer;
+  sr_ingest_t *ingest;
+  sr_publish_t *publish;
+  atomic_int stop;
+
+  /* micro-batch scratch, preallocated */
+  sr_msg_t *msgs;
+  sr_slot_t *slots;
+  int n_slots;
+  sr_buf_t strs;
+  sr_buf_t enc;
+  const float **st_ptrs;
+  int32_t *excl;      /* batch_max x ring_len */
+  const int32_t **excl_ptrs;
+  int *n_excl;
+  int32_t *top_idx;   /* batch_max x k */
+  float *top_score;
+  int *top_cnt;
+  sr_rec_item_t *rec_items; /* k */
+
+  /* batch ring */
+  sr_batch_rec_t *batches;
+  int ring_cap;
+  uint64_t seq_head; /* oldest live batch */
+  uint64_t seq_next; /* next batch to open */
+
+  /* per-partition positions, indexed by partition id */
+  sr_part_pos_t *pos;
+  int n_pos;
+  int64_t last_commit_us;
+
+  sr_err_t fatal;
+  char fatal_str[1024];
+
+  struct {
+#define SR__STAT_DECL(f) _Atomic uint64_t f;
+    SR_STAT_FIELDS(SR__STAT_DECL)
+#undef SR__STAT_DECL
+  } st;
+};
+
+#define STAT_ADD(p, f, v) atomic_fetch_add_explicit(&(p)->st.f, (v), memory_order_relaxed)
+
+void sr_pipeline_conf_defaults(sr_pipeline_conf_t *c) {
+  memset(c, 0, sizeof(*c));
+  c->group = "streamrec";
+  c->events_topic = "events";
+  c->recs_topic = "recommendations";
+  c->dlq_topic = "events.dlq";
+  c->client_id = "streamrec";
+  c->k = 10;
+  c->batch_max = 64;
+  c->batch_wait_us = 1000;
+  c->ring_len = 32;
+  c->event_schema_id = SR_DEFAULT_EVENT_SCHEMA_ID;
+  c->rec_schema_id = SR_DEFAULT_REC_SCHEMA_ID;
+  c->commit_interval_ms = 500;
+  c->max_inflight_batches = 4096;
+}
+
+static void sr_pipeline_fatal(sr_pipeline_t *p, sr_err_t err, const char *fmt, const char *a) {
+  if (p->fatal != SR_OK) return; /* keep the first cause */
+  p->fatal = err;
+  snprintf(p->fatal_str, sizeof(p->fatal_str), fmt, a);
+  sr_log_error(SR_PIPE_MOD, "%s", p->fatal_str);
+}
+
+/* ---------------------------------------------------------------- offsets */
+
+static sr_part_pos_t *sr_pipeline_pos(sr_pipeline_t *p, int32_t part) {
+  if (part < 0) return NULL;
+  if (part >= p->n_pos) {
+    int n = p->n_pos ? p->n_pos : 16;
+    while (n <= part) n *= 2;
+    p->pos = sr_realloc(p->pos, (size_t)n * sizeof(*p->pos));
+    for (int i = p->n_pos; i < n; i++) {
+      p->pos[i].active = 0;
+      p->pos[i].committable = -1;
+      p->pos[i].committed = -1;
+    }
+    p->n_pos = n;
+  }
+  return &p->pos[part];
+}
+
+static sr_batch_rec_t *sr_batch_get(sr_pipeline_t *p, uint64_t seq) {
+  if (seq < p->seq_head || seq >= p->seq_next) return NULL;
+  return &p->batches[seq % (uint64_t)p->ring_cap];
+}
+
+/* Retires completed batches in order, advancing committable positions. */
+static void sr_pipeline_retire(sr_pipeline_t *p) {
+  while (p->seq_head < p->seq_next) {
+    sr_batch_rec_t *b = &p->batches[p->seq_head % (uint64_t)p->ring_cap];
+    if (b->pending > 0 || b->failed) break;
+    for (int i = 0; i < b->n_parts; i++) {
+      sr_part_pos_t *pp = sr_pipeline_pos(p, b->parts[i].partition);
+      if (pp->active && b->parts[i].next_offset > pp->committable)
+        pp->committable = b->parts[i].next_offset;
+    }
+    p->seq_head++;
+  }
+}
+
+static void sr_on_delivery(void *opaque, void *msg_opaque, sr_err_t err, const char *reason) {
+  sr_pipeline_t *p = opaque;
+  uint64_t tag = (uint64_t)(uintptr_t)msg_opaque;
+  uint64_t seq = tag >> 1; /* low bit: 1 = dead letter, 0 = recommendation */
+  sr_batch_rec_t *b = sr_batch_get(p, seq);
+  if (!b) {
+    sr_log_error(SR_PIPE_MOD, "delivery report for unknown batch %llu", (unsigned long long)seq);
+    return;
+  }
+  if (err != SR_OK) {
+    b->failed = 1;
+    STAT_ADD(p, delivery_failed, 1);
+    sr_pipeline_fatal(p, SR_ERR_DELIVERY,
+                      "output delivery failed permanently (%s): stopping without committing "
+                      "past it; restart re-processes from the last commit",
+                      reason ? reason : "?");
+  } else if (!(tag & 1)) {
+    STAT_ADD(p, recs_delivered, 1);
+  }
+  b->pending--;
+}
+
+static void sr_pipeline_commit_list(sr_pipeline_t *p, const int32_t *parts,
+                                    const int64_t *offs, int n, int sync) {
+  char es[256];
+  if (n == 0) return;
+  if (sr_ingest_commit(p->ingest, parts, offs, n, !sync, es, sizeof(es)) != SR_OK) {
+    sr_log_warn(SR_PIPE_MOD, "commit failed (retried at the next interval): %s", es);
+    return;
+  }
+  for (int j = 0; j < n; j++) p->pos[parts[j]].committed = offs[j];
+  STAT_ADD(p, commits, 1);
+}
+
+/* Commits every active partition whose committable position moved. */
+static void sr_pipeline_commit(sr_pipeline_t *p, int sync) {
+  int32_t parts[256];
+  int64_t offs[256];
+  int n = 0;
+  sr_pipeline_retire(p);
+  for (int i = 0; i < p->n_pos; i++) {
+    sr_part_pos_t *pp = &p->pos[i];
+    if (!pp->active || pp->committable < 0 || pp->committable == pp->committed) continue;
+    parts[n] = i;
+    offs[n] = pp->committable;
+    if (++n == (int)SR_ARRAY_SIZE(parts)) {
+      sr_pipeline_commit_list(p, parts, offs, n, sync);
+      n = 0;
+    }
+  }
+  sr_pipeline_commit_list(p, parts, offs, n, sync);
+  p->last_commit_us = sr_mono_us();
+}
+
+/* Waits for every in-flight output, then commits synchronously. */
+static void sr_pipeline_drain(sr_pipeline_t *p) {
+  if (sr_publish_flush(p->publish, 30000) != SR_OK)
+    sr_log_error(SR_PIPE_MOD, "producer flush timed out with %d messages in flight",
+                 sr_publish_outq_len(p->publish));
+  sr_publish_poll(p->publish, 0);
+  sr_pipeline_commit(p, 1);
+}
+
+static void sr_on_rebalance(void *opaque, int assigned, const int32_t *parts, int n) {
+  sr_pipeline_t *p = opaque;
+  if (assigned) {
+    for (int i = 0; i < n; i++) {
+      sr_part_pos_t *pp = sr_pipeline_pos(p, parts[i]);
+      if (!pp) continue;
+      pp->active = 1;
+      pp->committable = -1;
+      pp->committed = -1;
+      sr_state_partition_add(p->state, parts[i]);
+    }
+    STAT_ADD(p, assigned_partitions, (uint64_t)n);
+    sr_log_info(SR_PIPE_MOD, "assigned %d partition(s) of %s", n, p->events_topic);
+    return;
+  }
+  /* Revoke: finish and commit what we did for these partitions while we
+   * still own them, then drop their state. */
+  sr_pipeline_drain(p);
+  for (int i = 0; i < n; i++) {
+    sr_part_pos_t *pp = sr_pipeline_pos(p, parts[i]);
+    if (!pp) continue;
+    pp->active = 0;
+    sr_state_partition_drop(p->state, parts[i]);
+  }
+  atomic_fetch_sub_explicit(&p->st.assigned_partitions, (uint64_t)n, memory_order_relaxed);
+  atomic_store_explicit(&p->st.users, sr_state_users(p->state), memory_order_relaxed);
+  sr_log_info(SR_PIPE_MOD, "revoked %d partition(s) of %s", n, p->events_topic);
+}
+
+/* ------------------------------------------------------------------ batch */
+
+/* Opens a batch record, waiting (serving delivery reports) while the ring
+ * is full: this is the back-pressure point. */
+static sr_batch_rec_t *sr_batch_open(sr_pipeline_t *p) {
+  while (p->seq_next - p->seq_head >= (uint64_t)p->ring_cap && p->fatal == SR_OK) {
+    sr_publish_poll(p->publish, 10);
+    sr_pipeline_retire(p);
+  }
+  sr_batch_rec_t *b = &p->batches[p->seq_next % (uint64_t)p->ring_cap];
+  b->seq = p->seq_next++;
+  b->pending = 1; /* seal */
+  b->failed = 0;
+  b->n_parts = 0;
+  return b;
+}
+
+static void sr_batch_note_offset(sr_batch_rec_t *b, int32_t part, int64_t offset) {
+  for (int i = 0; i < b->n_parts; i++) {
+    if (b->parts[i].partition == part) {
+      if (offset + 1 > b->parts[i].next_offset) b->parts[i].next_offset = offset + 1;
+      return;
+    }
+  }
+  b->parts[b->n_parts].partition = part;
+  b->parts[b->n_parts].next_offset = offset + 1;
+  b->n_parts++;
+}
+
+/* Sends one message, serving delivery reports while the local queue is
+ * full. Returns SR_OK or a permanent error (recorded as fatal). */
+static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_batch_rec_t *b, int is_dlq,
+                                 const char *topic, const void *key, size_t klen,
+                                 const void *val, size_t vlen, const sr_header_t *hdrs,
+                                 int nh) {
+  char es[256];
+  for (;;) {
+    sr_err_t e = sr_publish_send(p->publish, topic, -1, key, klen, val, vlen, hdrs, nh,
+                                 (void *)(uintptr_t)((b->seq << 1) | (uint64_t)is_dlq), es,
+                                 sizeof(es));
+    if (e == SR_OK) {
+      b->pending++;
+      return SR_OK;
+    }
+    if (e != SR_ERR_QUEUE_FULL) {
+      b->failed = 1;
+      sr_pipeline_fatal(p, e, "produce failed: %s", es);
+      return e;
+    }
+    sr_publish_poll(p->publish, 10);
+  }
+}
+
+static void sr_pipeline_dlq(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *m,
+                            sr_err_t why, const char *reason) {
+  char part[16], off[24], ts[24];
+  snprintf(part, sizeof(part), "%d", (int)m->partition);
+  snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+  snprintf(ts, sizeof(ts), "%lld", (long long)m->timestamp_ms);
+  const char *ename = sr_err2name(why);
+  sr_header_t h[] = {
+      {"streamrec.error", ename, strlen(ename)},
+      {"streamrec.reason", reason, strlen(reason)},
+      {"streamrec.source.topic", m->topic, strlen(m->topic)},
+      {"streamrec.source.partition", part, strlen(part)},
+      {"streamrec.source.offset", off, strlen(off)},
+      {"streamrec.source.timestamp", ts, strlen(ts)},
+  };
+  sr_log_debug(SR_PIPE_MOD, "dead-letter %s[%d]@%lld: %s", m->topic, (int)m->partition,
+               (long long)m->offset, reason);
+  if (sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, m->key_len, m->value, m->len, h,
+                       (int)SR_ARRAY_SIZE(h)) == SR_OK)
+    STAT_ADD(p, dlq, 1);
+}
+
+static size_t sr_strs_put(sr_pipeline_t *p, sr_str_t s) {
+  size_t off = p->strs.len;
+  sr_buf_append(&p->strs, s.ptr, s.len);
+  return off;
+}
+
+/* Applies one decoded event to state and to the batch slots. */
+static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_event_t *ev) {
+  if (ev->type == SR_EV_FORGET) {
+    /* Privacy: drop the user's state; nothing is recommended for a forget.
+     * A user already in this batch keeps its slot pointer, so detach it. */
+    for (int i = 0; i < p->n_slots; i++) {
+      sr_slot_t *s = &p->slots[i];
+      if (s->partition == m->partition && s->user_len == ev->user_id.len &&
+          !memcmp(p->strs.data + s->user_off, ev->user_id.ptr, s->user_len))
+        s->user = NULL;
+    }
+    sr_state_forget(p->state, m->partition, ev->user_id.ptr, ev->user_id.len);
+    STAT_ADD(p, forgotten, 1);
+    return;
+  }
+  int created = 0;
+  if (!sr_state_partition_has(p->state, m->partition))
+    sr_state_partition_add(p->state, m->partition); /* defensive: assign cb adds it */
+  sr_user_t *u = sr_state_get(p->state, m->partition, ev->user_id.ptr, ev->user_id.len, 1,
+                              &created);
+  float *h = sr_user_vec(p->state, u);
+  if (created) sr_model_state_init(p->model, h);
+  int32_t item = sr_model_item_lookup(p->model, ev->item_id.ptr, ev->item_id.len);
+  if (item < 0) {
+    STAT_ADD(p, unknown_items, 1);
+  } else {
+    int64_t dt = u->last_ts > 0 && ev->ts_ms > u->last_ts ? ev->ts_ms - u->last_ts : 0;
+    sr_model_step(p->model, h, item, ev->type, ev->value, dt);
+    sr_user_push_item(p->state, u, item);
+    if (ev->ts_ms > u->last_ts) u->last_ts = ev->ts_ms;
+    u->n_events++;
+  }
+
+  /* Coalesce: one recommendation per user per batch, for the newest event. */
+  sr_slot_t *s = NULL;
+  for (int i = 0; i < p->n_slots; i++)
+    if (p->slots[i].user == u) {
+      s = &p->slots[i];
+      STAT_ADD(p, coalesced, 1);
+      break;
+    }
+  if (!s) {
+    s = &p->slots[p->n_slots++];
+    s->user = u;
+    s->user_off = sr_strs_put(p, ev->user_id);
+    s->user_len = ev->user_id.len;
+  }
+  s->partition = m->partition;
+  s->offset = m->offset;
+  s->event_time = ev->ts_ms;
+  s->evid_off = sr_strs_put(p, ev->event_id);
+  s->evid_len = ev->event_id.len;
+  s->scen_off = sr_strs_put(p, ev->scenario);
+  s->scen_len = ev->scenario.len;
+}
+
+/* Scores the batch's users and publishes one Recommendation each. */
+static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b) {
+  int n = 0;
+  /* compact away slots detached by FORGET */
+  for (int i = 0; i < p->n_slots; i++)
+    if (p->slots[i].user) p->slots[n++] = p->slots[i];
+  p->n_slots = n;
+  if (n == 0) return;
+  int ring = sr_state_ring_len(p->state);
+  for (int i = 0; i < n; i++) {
+    p->st_ptrs[i] = sr_user_vec(p->state, p->slots[i].user);
+    int32_t *ex = p->excl + (size_t)i * (size_t)(ring ? ring : 1);
+    p->n_excl[i] = sr_user_recent(p->state, p->slots[i].user, ex);
+    p->excl_ptrs[i] = ex;
+  }
+  int64_t t0 = sr_mono_ns();
+  sr_scorer_run(p->scorer, p->st_ptrs, n, p->excl_ptrs, p->n_excl, p->top_idx, p->top_score,
+                p->top_cnt);
+  STAT_ADD(p, score_ns, (uint64_t)(sr_mono_ns() - t0));
+  int k = p->conf.k;
+  const char *ver = sr_model_version(p->model);
+  for (int i = 0; i < n && p->fatal == SR_OK; i++) {
+    sr_slot_t *s = &p->slots[i];
+    for (int j = 0; j < p->top_cnt[i]; j++) {
+      p->rec_items[j].item_id = sr_model_item_id(p->model, p->top_idx[(size_t)i * k + j]);
+      p->rec_items[j].score = p->top_score[(size_t)i * k + j];
+      p->rec_items[j].propensity = 1.0f;
+      p->rec_items[j].explore = 0;
+    }
+    const char *base = (const char *)p->strs.data;
+    sr_rec_t rec = {
+        .user_id = sr_str_make(base + s->user_off, s->user_len),
+        .scenario = sr_str_make(base + s->scen_off, s->scen_len),
+        .items = p->rec_items,
+        .n_items = p->top_cnt[i],
+        .model_version = sr_str_cstr(ver),
+        .source_event_id = sr_str_make(base + s->evid_off, s->evid_len),
+        .source_partition = s->partition,
+        .source_offset = s->offset,
+        .event_time = s->event_time,
+        .produced_at = sr_now_ms(),
+    };
+    sr_buf_reset(&p->enc);
+    sr_err_t e = sr_codec_encode_rec(p->codec, &rec, &p->enc);
+    if (e != SR_OK) {
+      sr_pipeline_fatal(p, e, "encoding a recommendation failed: %s", sr_err2str(e));
+      break;
+    }
+    if (sr_pipeline_send(p, b, 0, p->recs_topic, rec.user_id.ptr, rec.user_id.len, p->enc.data,
+                         p->enc.len, NULL, 0) == SR_OK)
+      STAT_ADD(p, recs_sent, 1);
+  }
+}
+
+static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
+  sr_batch_rec_t *b = sr_batch_open(p);
+  p->n_slots = 0;
+  sr_buf_reset(&p->strs);
+  for (int i = 0; i < n; i++) {
+    sr_msg_t *m = &msgs[i];
+    sr_event_t ev;
+    char es[256];
+    sr_batch_note_offset(b, m->partition, m->offset);
+    sr_err_t e = sr_codec_decode_event(p->codec, m->value, m->len, &ev, es, sizeof(es));
+    if (e != SR_OK) {
+      sr_pipeline_dlq(p, b, m, e, es);
+      continue;
+    }
+    STAT_ADD(p, decoded, 1);
+    sr_pipeline_apply(p, m, &ev);
+  }
+  STAT_ADD(p, consumed, (uint64_t)n);
+  sr_pipeline_flush_slots(p, b);
+  b->pending--; /* seal */
+  STAT_ADD(p, batches, 1);
+  atomic_store_explicit(&p->st.users, sr_state_users(p->state), memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model,
+                               char *errstr, size_t errsz) {
+  sr_pipeline_t *p = NULL;
+  if (!conf->brokers || !*conf->brokers) {
+    sr_seterr(errstr, errsz, SR_ERR_CONF, "no brokers configured");
+    return NULL;
+  }
+  if (conf->k < 1 || conf->k > 1000 || conf->batch_max < 1 || conf->batch_max > 4096 ||
+      conf->ring_len < 0 || conf->ring_len > 4096 || conf->max_inflight_batches < 2) {
+    sr_seterr(errstr, errsz, SR_ERR_CONF,
+              "out of range: k 1..1000, batch_max 1..4096, ring_len 0..4096, "
+              "max_inflight_batches >= 2");
+    return NULL;
+  }
+  p = sr_calloc(1, sizeof(*p));
+  p->conf = *conf;
+  p->brokers = sr_strdup(conf->brokers);
+  p->group = sr_strdup(conf->group);
+  p->events_topic = sr_strdup(conf->events_topic);
+  p->recs_topic = sr_strdup(conf->recs_topic);
+  p->dlq_topic = sr_strdup(conf->dlq_topic);
+  p->client_id = sr_strdup(conf->client_id);
+  p->kafka = sr_calloc((size_t)conf->n_kafka + 1, sizeof(*p->kafka));
+  for (int i = 0; i < conf->n_kafka; i++) {
+    p->kafka[i].key = sr_strdup(conf->kafka[i].key);
+    p->kafka[i].value = sr_strdup(conf->kafka[i].value);
+  }
+  p->conf.kafka = p->kafka;
+  p->fatal = SR_OK;
+
+  int bm = conf->batch_max, k = conf->k, ring = conf->ring_len ? conf->ring_len : 1;
+  p->codec = sr_codec_new(conf->event_schema_id, conf->rec_schema_id, errstr, errsz);
+  if (!p->codec) goto fail;
+  p->state = sr_state_new(sr_model_state_size(model), conf->ring_len);
+  p->scorer = sr_scorer_new(model, bm, k);
+  if (!p->scorer) {
+    sr_seterr(errstr, errsz, SR_ERR_NOMEM, "cannot allocate scoring buffers for %d x %d",
+              bm, (int)sr_model_n_items(model));
+    goto fail;
+  }
+  p->msgs = sr_calloc((size_t)bm, sizeof(*p->msgs));
+  p->slots = sr_calloc((size_t)bm, sizeof(*p->slots));
+  p->st_ptrs = sr_calloc((size_t)bm, sizeof(*p->st_ptrs));
+  p->excl = sr_calloc((size_t)bm * (size_t)ring, sizeof(*p->excl));
+  p->excl_ptrs = sr_calloc((size_t)bm, sizeof(*p->excl_ptrs));
+  p->n_excl = sr_calloc((size_t)bm, sizeof(*p->n_excl));
+  p->top_idx = sr_calloc((size_t)bm * (size_t)k, sizeof(*p->top_idx));
+  p->top_score = sr_calloc((size_t)bm * (size_t)k, sizeof(*p->top_score));
+  p->top_cnt = sr_calloc((size_t)bm, sizeof(*p->top_cnt));
+  p->rec_items = sr_calloc((size_t)k, sizeof(*p->rec_items));
+  sr_buf_init(&p->strs);
+  sr_buf_init(&p->enc);
+  sr_buf_reserve(&p->strs, (size_t)bm * 128);
+  sr_buf_reserve(&p->enc, 4096);
+  p->ring_cap = conf->max_inflight_batches;
+  p->batches = sr_calloc((size_t)p->ring_cap, sizeof(*p->batches));
+  for (int i = 0; i < p->ring_cap; i++)
+    p->batches[i].parts = sr_calloc((size_t)bm, sizeof(sr_batch_part_t));
+
+  sr_publish_conf_t pc = {.brokers = p->brokers,
+                          .client_id = p->client_id,
+                          .kafka = p->kafka,
+                          .n_kafka = conf->n_kafka,
+                          .delivery_cb = sr_on_delivery,
+                          .opaque = p};
+  p->publish = sr_publish_new(&pc, errstr, errsz);
+  if (!p->publish) goto fail;
+  sr_ingest_conf_t ic = {.brokers = p->brokers,
+                         .group = p->group,
+                         .topic = p->events_topic,
+                         .client_id = p->client_id,
+                         .kafka = p->kafka,
+                         .n_kafka = conf->n_kafka,
+                         .rebalance_cb = sr_on_rebalance,
+                         .opaque = p};
+  p->ingest = sr_ingest_new(&ic, errstr, errsz);
+  if (!p->ingest) goto fail;
+  p->model = model; /* ownership taken only on success */
+  return p;
+fail:
+  sr_pipeline_destroy(p);
+  return NULL;
+}
+
+sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
+  int64_t last_input_us = sr_mono_us();
+  uint64_t total = 0;
+  char es[512];
+  p->last_commit_us = sr_mono_us();
+  sr_log_info(SR_PIPE_MOD, "consuming %s as group %s; recommendations -> %s, dead letters -> %s",
+              p->events_topic, p->group, p->recs_topic, p->dlq_topic);
+  while (!atomic_load(&p->stop) && p->fatal == SR_OK) {
+    int want = p->conf.batch_max;
+    if (p->conf.max_events > 0 && (int64_t)(p->conf.max_events - total) < want)
+      want = (int)(p->conf.max_events - total);
+    int n = sr_ingest_poll(p->ingest, p->msgs, want, 100, p->conf.batch_wait_us, es, sizeof(es));
+    if (n < 0) {
+      sr_pipeline_fatal(p, SR_ERR_KAFKA, "consumer failed: %s", es);
+      break;
+    }
+    if (n > 0) {
+      sr_pipeline_process(p, p->msgs, n);
+      sr_ingest_release(p->ingest, p->msgs, n);
+      total += (uint64_t)n;
+      last_input_us = sr_mono_us();
+    }
+    sr_publish_poll(p->publish, 0);
+    if (sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
+      sr_pipeline_commit(p, 0);
+    if (p->conf.max_events > 0 && (int64_t)total >= p->conf.max_events) break;
+    if (p->conf.idle_exit_ms > 0 && total > 0 &&
+        sr_mono_us() - last_input_us >= (int64_t)p->conf.idle_exit_ms * 1000)
+      break;
+  }
+  /* Finish in-flight work, commit, leave the group (the revoke callback
+   * drains and commits once more). */
+  sr_pipeline_drain(p);
+  sr_ingest_close(p->ingest);
+  if (p->fatal != SR_OK) return sr_seterr(errstr, errsz, p->fatal, "%s", p->fatal_str);
+  return SR_OK;
+}
+
+void sr_pipeline_stop(sr_pipeline_t *p) { atomic_store(&p->stop, 1); }
+
+void sr_pipeline_stats(const sr_pipeline_t *p, sr_pipeline_stats_t *out) {
+#define SR__STAT_COPY(f) out->f = atomic_load_explicit(&p->st.f, memory_order_relaxed);
+  SR_STAT_FIELDS(SR__STAT_COPY)
+#undef SR__STAT_COPY
+}
+
+const sr_model_t *sr_pipeline_model(const sr_pipeline_t *p) { return p->model; }
+
+void sr_pipeline_destroy(sr_pipeline_t *p) {
+  if (!p) return;
+  sr_ingest_destroy(p->ingest);
+  sr_publish_destroy(p->publish);
+  sr_scorer_destroy(p->scorer);
+  sr_state_destroy(p->state);
+  sr_codec_destroy(p->codec);
+  sr_model_destroy(p->model);
+  if (p->batches)
+    for (int i = 0; i < p->ring_cap; i++) sr_free(p->batches[i].parts);
+  sr_free(p->batches);
+  sr_free(p->pos);
+  sr_free(p->msgs);
+  sr_free(p->slots);
+  sr_free(p->st_ptrs);
+  sr_free(p->excl);
+  sr_free(p->excl_ptrs);
+  sr_free(p->n_excl);
+  sr_free(p->top_idx);
+  sr_free(p->top_score);
+  sr_free(p->top_cnt);
+  sr_free(p->rec_items);
+  sr_buf_free(&p->strs);
+  sr_buf_free(&p->enc);
+  for (int i = 0; i < p->conf.n_kafka; i++) {
+    sr_free((char *)p->kafka[i].key);
+    sr_free((char *)p->kafka[i].value);
+  }
+  sr_free(p->kafka);
+  sr_free(p->brokers);
+  sr_free(p->group);
+  sr_free(p->events_topic);
+  sr_free(p->recs_topic);
+  sr_free(p->dlq_topic);
+  sr_free(p->client_id);
+  sr_free(p);
+}

@@ -1,0 +1,135 @@
+/*
+ * Bad input never crashes the worker and is never dropped silently: each
+ * undecodable message reaches events.dlq with its original key and value and
+ * headers naming the reason and the source; events for unknown items update
+ * nothing but still get a recommendation; offsets still advance.
+ */
+#include "itest.h"
+
+#define N_PARTS 2
+
+typedef struct bad_s {
+  const char *key;
+  const char *want_error; /* sr_err2name */
+  sr_buf_t val;
+} bad_t;
+
+TEST(malformed_messages_go_to_dlq_with_headers) {
+  char es[512];
+  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
+  T_ASSERT_MSG(broker, "%s", es);
+  const char *bs = sr_broker_bootstrap(broker);
+  it_events_t evs;
+  it_events_make(&evs, 10, 20, 5, 3);
+  const char *snap = t_tmp_path("dlq.snap");
+  T_EQ_INT(it_snapshot(&evs, 8, snap), 0);
+  T_EQ_INT(it_produce_events(bs, &evs), evs.n);
+
+  /* The bad ones, plus one valid event for an item the model never saw. */
+  sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
+  bad_t bad[5] = {{"bad-text", "BAD_FRAMING", {0}},
+                  {"bad-magic", "BAD_FRAMING", {0}},
+                  {"bad-schema", "UNKNOWN_SCHEMA", {0}},
+                  {"bad-trunc", "BAD_AVRO", {0}},
+                  {"bad-nouser", "MISSING_FIELD", {0}}};
+  sr_event_t good = {.event_id = SR_STR("x1"), .user_id = SR_STR("u1"), .item_id = SR_STR("i3"),
+                     .type = SR_EV_VIEW, .value = 0, .ts_ms = 1800000000000LL,
+                     .scenario = SR_STR("default")};
+  for (int i = 0; i < 5; i++) sr_buf_init(&bad[i].val);
+  sr_buf_append(&bad[0].val, "hello, not avro", 15);
+  sr_codec_encode_event(c, &good, &bad[1].val);
+  bad[1].val.data[0] = 0x7b; /* JSON-looking first byte */
+  sr_codec_encode_event(c, &good, &bad[2].val);
+  bad[2].val.data[4] = 99; /* schema id 99 */
+  sr_codec_encode_event(c, &good, &bad[3].val);
+  bad[3].val.len -= 3; /* truncated body */
+  sr_event_t nouser = good;
+  nouser.user_id = SR_STR("");
+  sr_codec_encode_event(c, &nouser, &bad[4].val);
+  const char *keys[5];
+  sr_buf_t vals[5];
+  for (int i = 0; i < 5; i++) {
+    keys[i] = bad[i].key;
+    vals[i] = bad[i].val;
+  }
+  T_EQ_INT(it_produce_raw(bs, "events", keys, vals, 5), 5);
+  sr_event_t unk = good;
+  unk.event_id = SR_STR("x-unknown");
+  unk.item_id = SR_STR("never-seen-item");
+  sr_buf_t uv;
+  sr_buf_init(&uv);
+  sr_codec_encode_event(c, &unk, &uv);
+  const char *ukey = "u1";
+  T_EQ_INT(it_produce_raw(bs, "events", &ukey, &uv, 1), 1);
+
+  sr_pipeline_stats_t st;
+  sr_err_t e = it_run_pipeline(bs, snap, "g-dlq", 1, 2000, &st, es, sizeof(es));
+  T_ASSERT_MSG(e == SR_OK, "run: %s", es);
+  int total = evs.n + 5 + 1;
+  T_EQ_INT(st.consumed, total);
+  T_EQ_INT(st.dlq, 5);
+  T_EQ_INT(st.unknown_items, 1);
+  T_EQ_INT(st.recs_sent, evs.n + 1);
+
+  /* Where did the bad ones land in the events topic? */
+  it_msg_t *src = calloc((size_t)total + 5, sizeof(*src));
+  T_EQ_INT(it_read_topic(bs, "events", total + 5, 8000, src), total);
+  it_msg_t dlq[8];
+  int got = it_read_topic(bs, "events.dlq", 8, 8000, dlq);
+  T_EQ_INT(got, 5);
+  for (int d = 0; d < got; d++) {
+    int b = -1;
+    for (int i = 0; i < 5; i++)
+      if (!strcmp(dlq[d].key, bad[i].key)) b = i;
+    T_ASSERT_MSG(b >= 0, "unexpected DLQ key %s", dlq[d].key);
+    T_EQ_STR(dlq[d].hdr_error, bad[b].want_error);
+    T_ASSERT_MSG(dlq[d].hdr_reason[0], "empty reason header for %s", bad[b].key);
+    T_EQ_STR(dlq[d].hdr_topic, "events");
+    T_EQ_INT(dlq[d].len, bad[b].val.len);
+    T_ASSERT(memcmp(dlq[d].value, bad[b].val.data, bad[b].val.len) == 0);
+    /* partition/offset headers name the original message */
+    int found = 0;
+    for (int s = 0; s < total; s++)
+      if (!strcmp(src[s].key, bad[b].key)) {
+        char p[16], o[24];
+        snprintf(p, sizeof(p), "%d", (int)src[s].partition);
+        snprintf(o, sizeof(o), "%lld", (long long)src[s].offset);
+        T_EQ_STR(dlq[d].hdr_partition, p);
+        T_EQ_STR(dlq[d].hdr_offset, o);
+        found = 1;
+      }
+    T_ASSERT(found);
+  }
+  /* The unknown-item event still got a recommendation. */
+  it_msg_t *recs = calloc((size_t)evs.n + 5, sizeof(*recs));
+  int nr = it_read_topic(bs, "recommendations", evs.n + 1, 8000, recs);
+  T_EQ_INT(nr, evs.n + 1);
+  int unk_rec = 0;
+  for (int i = 0; i < nr; i++) {
+    sr_rec_t r;
+    T_ASSERT(sr_codec_decode_rec(c, recs[i].value, recs[i].len, &r, es, sizeof(es)) == SR_OK);
+    if (sr_str_eq(r.source_event_id, SR_STR("x-unknown"))) {
+      unk_rec++;
+      T_EQ_INT(r.n_items, 10);
+    }
+  }
+  T_EQ_INT(unk_rec, 1);
+  /* DLQ deliveries count as done: everything committed. */
+  int64_t committed[N_PARTS];
+  T_EQ_INT(it_committed(bs, "g-dlq", N_PARTS, committed), 0);
+  T_EQ_INT(committed[0] + committed[1], total);
+
+  it_msgs_free(recs, nr);
+  free(recs);
+  it_msgs_free(dlq, got);
+  it_msgs_free(src, total);
+  free(src);
+  for (int i = 0; i < 5; i++) sr_buf_free(&bad[i].val);
+  sr_buf_free(&uv);
+  sr_codec_destroy(c);
+  it_events_free(&evs);
+  sr_broker_destroy(broker);
+  unlink(snap);
+}
+
+TEST_MAIN(RUN(malformed_messages_go_to_dlq_with_headers))

@@ -1,0 +1,480 @@
+/*
+ * 0110: ingest + publish + broker against the embedded mock cluster.
+ *
+ * Each test starts its own broker so they are independent. Assertions are
+ * on content: keys, values and headers as consumed, the partition a key
+ * maps to, contiguous offsets, the offsets committed and read back, the
+ * partitions handed to the rebalance callback, and what the producer
+ * reports while the broker is down.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h> /* header count cross-check on sr_msg_t.priv_ */
+
+#include "streamrec/common.h"
+#include "streamrec/kafka.h"
+#include "test.h"
+
+#define NPART 4
+
+/* ---------------------------------------------------------------- helpers */
+
+typedef struct {
+  int ok, failed;
+  int *seen; /* per message index (opaque - 1): number of reports */
+  int cap;
+  char last_reason[256];
+} dr_ctx_t;
+
+static void dr_cb(void *opaque, void *msg_opaque, sr_err_t err, const char *reason) {
+  dr_ctx_t *d = opaque;
+  intptr_t idx = (intptr_t)msg_opaque - 1;
+  if (idx >= 0 && idx < d->cap) d->seen[idx]++;
+  if (err == SR_OK) {
+    d->ok++;
+  } else {
+    d->failed++;
+    snprintf(d->last_reason, sizeof(d->last_reason), "%s", reason ? reason : "(null)");
+  }
+}
+
+typedef struct {
+  int n_assign, n_revoke;
+  int assigned[64]; /* last assignment, sorted */
+  int n_assigned;
+  int revoked[64];
+  int n_revoked;
+} rb_ctx_t;
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void rb_cb(void *opaque, int assigned, const int32_t *parts, int n) {
+  rb_ctx_t *r = opaque;
+  int *dst = assigned ? r->assigned : r->revoked;
+  n = SR_MIN(n, 64);
+  for (int i = 0; i < n; i++) dst[i] = parts[i];
+  qsort(dst, (size_t)n, sizeof(int), cmp_int);
+  if (assigned) {
+    r->n_assign++;
+    r->n_assigned = n;
+  } else {
+    r->n_revoke++;
+    r->n_revoked = n;
+  }
+}
+
+static sr_publish_t *mk_pub(const char *brokers, dr_ctx_t *d, const sr_kv_t *kv, int nkv) {
+  char err[512];
+  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "t0110-pub", .kafka = kv,
+                          .n_kafka = nkv, .delivery_cb = dr_cb, .opaque = d};
+  sr_publish_t *p = sr_publish_new(&pc, err, sizeof(err));
+  if (!p) fprintf(stderr, "sr_publish_new: %s\n", err);
+  return p;
+}
+
+static sr_ingest_t *mk_in(const char *brokers, const char *group, rb_ctx_t *r) {
+  char err[512];
+  /* Short session so a second member's join is settled quickly. */
+  static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
+                               {"heartbeat.interval.ms", "500"}};
+  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = "events",
+                         .client_id = "t0110-in", .kafka = kv, .n_kafka = 2,
+                         .rebalance_cb = rb_cb, .opaque = r};
+  sr_ingest_t *in = sr_ingest_new(&ic, err, sizeof(err));
+  if (!in) fprintf(stderr, "sr_ingest_new: %s\n", err);
+  return in;
+}
+
+/* Sends messages [from, to): key "user-(i%20)", value "value-i", headers
+ * trace-id="t-i" and a null-valued "flag". opaque = i + 1. */
+static int send_range(sr_publish_t *p, int from, int to) {
+  char err[512], key[32], val[32], trace[32];
+  for (int i = from; i < to; i++) {
+    snprintf(key, sizeof(key), "user-%d", i % 20);
+    snprintf(val, sizeof(val), "value-%d", i);
+    snprintf(trace, sizeof(trace), "t-%d", i);
+    sr_header_t h[2] = {{"trace-id", trace, strlen(trace)}, {"flag", NULL, 0}};
+    sr_err_t e;
+    while ((e = sr_publish_send(p, "events", -1, key, strlen(key), val, strlen(val), h, 2,
+                                (void *)(intptr_t)(i + 1), err, sizeof(err))) ==
+           SR_ERR_QUEUE_FULL)
+      sr_publish_poll(p, 10);
+    if (e != SR_OK) {
+      fprintf(stderr, "send %d: %s %s\n", i, sr_err2name(e), err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+typedef struct {
+  int n;
+  int idx[4096]; /* message index parsed from the value */
+  int part[4096];
+  int64_t off[4096];
+  int bad; /* content mismatches (key/header vs value) */
+} got_t;
+
+/* Polls until `want` messages arrived or timeout_ms passed; checks each
+ * message's key and headers against its value. */
+static int consume(sr_ingest_t *in, got_t *g, int want, int timeout_ms) {
+  sr_msg_t msgs[64];
+  char err[512];
+  int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  while (g->n < want && sr_mono_us() < end) {
+    int n = sr_ingest_poll(in, msgs, 64, 100, 1000, err, sizeof(err));
+    if (n < 0) {
+      fprintf(stderr, "poll: %s\n", err);
+      return -1;
+    }
+    for (int i = 0; i < n; i++) {
+      const sr_msg_t *m = &msgs[i];
+      int idx = -1;
+      char val[64], key[32], trace[32];
+      snprintf(val, sizeof(val), "%.*s", (int)m->len, (const char *)m->value);
+      if (sscanf(val, "value-%d", &idx) != 1 || idx < 0) {
+        g->bad++;
+        continue;
+      }
+      snprintf(key, sizeof(key), "user-%d", idx % 20);
+      if (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len)) g->bad++;
+      if (strcmp(m->topic, "events") || m->timestamp_ms <= 0) g->bad++;
+      /* headers through the contract, cross-checked on the client message */
+      const void *hv = NULL;
+      size_t hl = 0;
+      snprintf(trace, sizeof(trace), "t-%d", idx);
+      if (!sr_ingest_msg_header(m, "trace-id", &hv, &hl) || hl != strlen(trace) ||
+          memcmp(hv, trace, hl))
+        g->bad++;
+      if (!sr_ingest_msg_header(m, "flag", &hv, &hl) || hv != NULL || hl != 0) g->bad++;
+      if (sr_ingest_msg_header(m, "absent", &hv, &hl)) g->bad++;
+      rd_kafka_headers_t *hdrs = NULL;
+      if (rd_kafka_message_headers(m->priv_, &hdrs) || rd_kafka_header_cnt(hdrs) != 2) g->bad++;
+      if (g->n < 4096) {
+        g->idx[g->n] = idx;
+        g->part[g->n] = m->partition;
+        g->off[g->n] = m->offset;
+        g->n++;
+      }
+    }
+    sr_ingest_release(in, msgs, n);
+  }
+  return g->n;
+}
+
+/* Polls (serving callbacks) until the rebalance callback assigned something. */
+static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout_ms) {
+  sr_msg_t msgs[16];
+  char err[256];
+  int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  while (r->n_assign < n_assign && sr_mono_us() < end) {
+    int n = sr_ingest_poll(in, msgs, 16, 100, 0, err, sizeof(err));
+    if (n < 0) return -1;
+    sr_ingest_release(in, msgs, n);
+  }
+  return r->n_assign >= n_assign ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+TEST(broker_metadata) {
+  char err[512];
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "sr_broker_new: %s", err);
+  const char *bs = sr_broker_bootstrap(b);
+  T_ASSERT(strncmp(bs, "127.0.0.1:", 10) == 0 || strncmp(bs, "localhost:", 10) == 0);
+  T_EQ_INT(sr_kafka_partition_count(bs, "events", 5000, err, sizeof(err)), NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, "recommendations", 5000, err, sizeof(err)), NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, "events.dlq", 5000, err, sizeof(err)), NPART);
+  err[0] = 0;
+  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", 5000, err, sizeof(err)), -1);
+  T_ASSERT_MSG(strstr(err, "no-such-topic") != NULL, "errstr: %s", err);
+  /* the metadata probe must not have auto-created it */
+  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", 5000, err, sizeof(err)), -1);
+  T_EQ_INT(sr_broker_topic_create(b, "extra", 3), SR_OK);
+  T_EQ_INT(sr_kafka_partition_count(bs, "extra", 5000, err, sizeof(err)), 3);
+  sr_broker_destroy(b);
+
+  /* three brokers: one bootstrap address each */
+  b = sr_broker_new(3, 2, err, sizeof(err));
+  T_ASSERT_MSG(b, "sr_broker_new(3): %s", err);
+  const char *c1 = strchr(sr_broker_bootstrap(b), ',');
+  T_ASSERT(c1 && strchr(c1 + 1, ','));
+  T_EQ_INT(sr_kafka_partition_count(sr_broker_bootstrap(b), "events", 5000, err, sizeof(err)),
+           2);
+  T_EQ_INT(sr_broker_set_down(b, 99, 1), SR_ERR_INVALID_ARG);
+  sr_broker_destroy(b);
+  T_ASSERT(sr_broker_new(0, 4, err, sizeof(err)) == NULL);
+}
+
+TEST(conf_errors) {
+  char err[512];
+  sr_kv_t bad[] = {{"no.such.property", "1"}};
+  sr_ingest_conf_t ic = {.brokers = "127.0.0.1:1", .group = "g", .topic = "events",
+                         .kafka = bad, .n_kafka = 1};
+  err[0] = 0;
+  T_ASSERT(sr_ingest_new(&ic, err, sizeof(err)) == NULL);
+  T_ASSERT_MSG(strstr(err, "no.such.property") != NULL, "errstr: %s", err);
+
+  sr_kv_t badval[] = {{"linger.ms", "soon"}};
+  sr_publish_conf_t pc = {.brokers = "127.0.0.1:1", .kafka = badval, .n_kafka = 1};
+  err[0] = 0;
+  T_ASSERT(sr_publish_new(&pc, err, sizeof(err)) == NULL);
+  T_ASSERT_MSG(strstr(err, "linger.ms") != NULL, "errstr: %s", err);
+
+  ic.kafka = NULL;
+  ic.n_kafka = 0;
+  ic.group = NULL;
+  T_ASSERT(sr_ingest_new(&ic, err, sizeof(err)) == NULL);
+}
+
+TEST(produce_consume_commit) {
+  enum { N = 200, M = 10 };
+  char err[512];
+  int seen[N + M] = {0};
+  dr_ctx_t d = {.seen = seen, .cap = N + M};
+  rb_ctx_t r = {0};
+  got_t *g = sr_calloc(1, sizeof(*g));
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  const char *bs = sr_broker_bootstrap(b);
+
+  sr_publish_t *p = mk_pub(bs, &d, NULL, 0);
+  T_ASSERT(p);
+  T_EQ_INT(send_range(p, 0, N), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(sr_publish_outq_len(p), 0);
+  T_EQ_INT(d.ok, N);
+  T_EQ_INT(d.failed, 0);
+  for (int i = 0; i < N; i++) T_ASSERT_MSG(seen[i] == 1, "message %d reported %d times", i, seen[i]);
+
+  sr_ingest_t *in = mk_in(bs, "g-0110", &r);
+  T_ASSERT(in);
+  T_EQ_INT(consume(in, g, N, 30000), N);
+  T_EQ_INT(g->bad, 0);
+  /* rebalance: one assignment of all partitions, before any message */
+  T_EQ_INT(r.n_assign, 1);
+  T_EQ_INT(r.n_assigned, NPART);
+  for (int i = 0; i < NPART; i++) T_EQ_INT(r.assigned[i], i);
+
+  /* every index once; a key always maps to one partition; offsets of each
+   * partition are 0,1,2,... in arrival order */
+  int count[N] = {0}, key_part[20], nparts_used = 0;
+  int64_t next_off[NPART] = {0};
+  for (int k = 0; k < 20; k++) key_part[k] = -1;
+  for (int i = 0; i < g->n; i++) {
+    int idx = g->idx[i], pt = g->part[i];
+    T_ASSERT(idx >= 0 && idx < N && pt >= 0 && pt < NPART);
+    count[idx]++;
+    if (key_part[idx % 20] < 0) key_part[idx % 20] = pt;
+    T_ASSERT_MSG(key_part[idx % 20] == pt, "key user-%d on partitions %d and %d", idx % 20,
+                 key_part[idx % 20], pt);
+    T_ASSERT_MSG(g->off[i] == next_off[pt], "partition %d: offset %" PRId64 ", expected %" PRId64,
+                 pt, g->off[i], next_off[pt]);
+    next_off[pt]++;
+  }
+  for (int i = 0; i < N; i++) T_ASSERT_MSG(count[i] == 1, "value-%d seen %d times", i, count[i]);
+  for (int pt = 0; pt < NPART; pt++) nparts_used += next_off[pt] > 0;
+  T_ASSERT(nparts_used >= 2); /* 20 keys spread over the partitions */
+
+  /* commit the next offsets and read them back from the coordinator */
+  int32_t parts[NPART] = {0, 1, 2, 3};
+  int64_t committed[NPART];
+  T_EQ_INT(sr_ingest_commit(in, parts, next_off, NPART, 0, err, sizeof(err)), SR_OK);
+  T_EQ_INT(sr_ingest_committed(in, parts, committed, NPART, 5000), SR_OK);
+  for (int pt = 0; pt < NPART; pt++) T_EQ_INT(committed[pt], next_off[pt]);
+
+  /* leaving the group revokes everything through the callback */
+  sr_ingest_close(in);
+  T_EQ_INT(r.n_revoke, 1);
+  T_EQ_INT(r.n_revoked, NPART);
+  sr_ingest_close(in); /* idempotent */
+  sr_ingest_destroy(in);
+
+  /* a new member of the same group resumes at the commit: only new data */
+  T_EQ_INT(send_range(p, N, N + M), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(d.ok, N + M);
+  rb_ctx_t r2 = {0};
+  memset(g, 0, sizeof(*g));
+  in = mk_in(bs, "g-0110", &r2);
+  T_ASSERT(in);
+  T_EQ_INT(wait_assigned(in, &r2, 1, 30000), 0);
+  T_EQ_INT(consume(in, g, M + 1, 3000), M); /* waits the full 3 s for an extra one */
+  T_EQ_INT(g->bad, 0);
+  for (int i = 0; i < g->n; i++) {
+    T_ASSERT_MSG(g->idx[i] >= N, "re-read old message value-%d", g->idx[i]);
+    T_ASSERT(g->off[i] >= next_off[g->part[i]]);
+  }
+  sr_ingest_destroy(in);
+
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+  sr_free(g);
+}
+
+TEST(pause_resume) {
+  char err[512];
+  dr_ctx_t d = {0};
+  rb_ctx_t r = {0};
+  got_t *g = sr_calloc(1, sizeof(*g));
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, NULL, 0);
+  sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-pause", &r);
+  T_ASSERT(p && in);
+  T_EQ_INT(wait_assigned(in, &r, 1, 20000), 0);
+
+  sr_ingest_pause(in, 1);
+  T_EQ_INT(send_range(p, 0, 5), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(consume(in, g, 1, 1500), 0); /* paused: nothing arrives */
+  sr_ingest_pause(in, 0);
+  T_EQ_INT(consume(in, g, 5, 10000), 5);
+  T_EQ_INT(g->bad, 0);
+
+  sr_ingest_destroy(in);
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+  sr_free(g);
+}
+
+TEST(two_members_split_partitions) {
+  char err[512];
+  rb_ctx_t r1 = {0}, r2 = {0};
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  sr_ingest_t *a = mk_in(sr_broker_bootstrap(b), "g-two", &r1);
+  T_ASSERT(a);
+  T_EQ_INT(wait_assigned(a, &r1, 1, 20000), 0);
+  T_EQ_INT(r1.n_assigned, NPART);
+
+  /* a second member joins: the first gives everything back (eager
+   * protocol), then both get half. One thread polls both handles, each
+   * handle only from this thread. */
+  sr_ingest_t *c = mk_in(sr_broker_bootstrap(b), "g-two", &r2);
+  T_ASSERT(c);
+  sr_msg_t msgs[8];
+  int64_t end = sr_mono_us() + 30 * 1000000LL;
+  while ((r1.n_assign < 2 || r2.n_assign < 1) && sr_mono_us() < end) {
+    int n = sr_ingest_poll(a, msgs, 8, 50, 0, err, sizeof(err));
+    if (n > 0) sr_ingest_release(a, msgs, n);
+    n = sr_ingest_poll(c, msgs, 8, 50, 0, err, sizeof(err));
+    if (n > 0) sr_ingest_release(c, msgs, n);
+  }
+  T_EQ_INT(r1.n_revoke, 1);
+  T_EQ_INT(r1.n_revoked, NPART);
+  T_EQ_INT(r1.n_assign, 2);
+  T_EQ_INT(r2.n_assign, 1);
+  T_EQ_INT(r1.n_assigned + r2.n_assigned, NPART);
+  int all[NPART], k = 0;
+  for (int i = 0; i < r1.n_assigned; i++) all[k++] = r1.assigned[i];
+  for (int i = 0; i < r2.n_assigned; i++) all[k++] = r2.assigned[i];
+  qsort(all, NPART, sizeof(int), cmp_int);
+  for (int i = 0; i < NPART; i++) T_EQ_INT(all[i], i);
+
+  sr_ingest_destroy(c);
+  sr_ingest_destroy(a);
+  sr_broker_destroy(b);
+}
+
+TEST(broker_down_holds_then_delivers) {
+  char err[512];
+  int seen[16] = {0};
+  dr_ctx_t d = {.seen = seen, .cap = 16};
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  static const sr_kv_t kv[] = {{"reconnect.backoff.max.ms", "500"}};
+  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, kv, 1);
+  T_ASSERT(p);
+  /* warm up: connection, metadata and producer id in place */
+  T_EQ_INT(send_range(p, 0, 1), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(d.ok, 1);
+
+  T_EQ_INT(sr_broker_set_down(b, 1, 1), SR_OK);
+  T_EQ_INT(send_range(p, 1, 6), 0);
+  int64_t end = sr_mono_us() + 2000000;
+  while (sr_mono_us() < end) sr_publish_poll(p, 100);
+  /* observed: no report at all while the only broker is down; the messages
+   * wait in the client (message.timeout.ms defaults to 300 s) */
+  T_EQ_INT(d.ok, 1);
+  T_EQ_INT(d.failed, 0);
+  T_EQ_INT(sr_publish_outq_len(p), 5);
+
+  T_EQ_INT(sr_broker_set_down(b, 1, 0), SR_OK);
+  T_EQ_INT(sr_publish_flush(p, 30000), SR_OK);
+  T_EQ_INT(d.ok, 6);
+  T_EQ_INT(d.failed, 0);
+  for (int i = 0; i < 6; i++) T_EQ_INT(seen[i], 1);
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+}
+
+TEST(broker_down_delivery_timeout) {
+  char err[512];
+  int seen[16] = {0};
+  dr_ctx_t d = {.seen = seen, .cap = 16};
+  static const sr_kv_t kv[] = {{"message.timeout.ms", "1500"}};
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, kv, 1);
+  T_ASSERT(p);
+  T_EQ_INT(send_range(p, 0, 1), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+
+  T_EQ_INT(sr_broker_set_down(b, 1, 1), SR_OK);
+  T_EQ_INT(send_range(p, 1, 4), 0);
+  int64_t end = sr_mono_us() + 10 * 1000000LL;
+  while (d.failed < 3 && sr_mono_us() < end) sr_publish_poll(p, 100);
+  /* observed: each message fails once with a local timeout, after ~1.5 s */
+  T_EQ_INT(d.ok, 1);
+  T_EQ_INT(d.failed, 3);
+  T_ASSERT_MSG(strstr(d.last_reason, "timed out") != NULL, "reason: %s", d.last_reason);
+  for (int i = 1; i < 4; i++) T_EQ_INT(seen[i], 1);
+  T_EQ_INT(sr_publish_outq_len(p), 0);
+
+  T_EQ_INT(sr_broker_set_down(b, 1, 0), SR_OK);
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+}
+
+TEST(produce_errors_retried_without_duplicates) {
+  enum { N = 50 };
+  char err[512];
+  int seen[N] = {0};
+  dr_ctx_t d = {.seen = seen, .cap = N};
+  rb_ctx_t r = {0};
+  got_t *g = sr_calloc(1, sizeof(*g));
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, NULL, 0);
+  T_ASSERT(p);
+  /* the next 3 Produce requests (ApiKey 0) fail with NOT_LEADER_OR_FOLLOWER
+   * (6), which the client retries after a metadata refresh */
+  sr_broker_push_errors(b, 0, 3, 6);
+  T_EQ_INT(send_range(p, 0, N), 0);
+  T_EQ_INT(sr_publish_flush(p, 30000), SR_OK);
+  T_EQ_INT(d.ok, N);
+  T_EQ_INT(d.failed, 0);
+  for (int i = 0; i < N; i++) T_EQ_INT(seen[i], 1);
+
+  sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-retry", &r);
+  T_ASSERT(in);
+  T_EQ_INT(consume(in, g, N + 1, 5000), N); /* exactly N in the log */
+  T_EQ_INT(g->bad, 0);
+  int count[N] = {0};
+  for (int i = 0; i < g->n; i++) count[g->idx[i]]++;
+  for (int i = 0; i < N; i++) T_EQ_INT(count[i], 1);
+  sr_ingest_destroy(in);
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+  sr_free(g);
+}
+
+TEST_MAIN(RUN(broker_metadata); RUN(conf_errors); RUN(produce_consume_commit);
+          RUN(pause_resume); RUN(two_members_split_partitions);
+          RUN(broker_down_holds_then_delivers); RUN(broker_down_delivery_timeout);
+          RUN(produce_errors_retried_without_duplicates))

@@ -1,0 +1,262 @@
+/*
+ * Helpers for the mock-cluster integration tests (01xx): a small trained
+ * model, producing UserEvents, reading a topic back in full.
+ */
+#ifndef SR_ITEST_H
+#define SR_ITEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streamrec/dataset.h"
+#include "streamrec/decode.h"
+#include "streamrec/kafka.h"
+#include "streamrec/model.h"
+#include "streamrec/pipeline.h"
+#include "streamrec/snapshot.h"
+#include "streamrec/train.h"
+#include "test.h"
+
+/* A synthetic history: n_users users walking items with a sequential habit
+ * (item i is mostly followed by i+1). Row strings live in static buffers. */
+typedef struct it_events_s {
+  int n;
+  sr_csv_row_t *rows;
+  char (*users)[16];
+  char (*items)[16];
+} it_events_t;
+
+static inline void it_events_make(it_events_t *e, int n_users, int n_items, int per_user,
+                                  unsigned seed) {
+  e->n = n_users * per_user;
+  e->rows = calloc((size_t)e->n, sizeof(*e->rows));
+  e->users = calloc((size_t)e->n, 16);
+  e->items = calloc((size_t)e->n, 16);
+  unsigned s = seed;
+  int k = 0;
+  /* interleave users round-robin so the stream looks like a stream */
+  int *cur = calloc((size_t)n_users, sizeof(int));
+  for (int u = 0; u < n_users; u++) {
+    s = s * 1103515245u + 12345u;
+    cur[u] = (int)((s >> 8) % (unsigned)n_items);
+  }
+  for (int t = 0; t < per_user; t++)
+    for (int u = 0; u < n_users; u++) {
+      s = s * 1103515245u + 12345u;
+      int next = ((s >> 8) % 10) < 8 ? (cur[u] + 1) % n_items : (int)((s >> 12) % (unsigned)n_items);
+      cur[u] = next;
+      snprintf(e->users[k], 16, "u%d", u);
+      snprintf(e->items[k], 16, "i%d", next);
+      e->rows[k].user = sr_str_cstr(e->users[k]);
+      e->rows[k].item = sr_str_cstr(e->items[k]);
+      e->rows[k].value = 1.0f;
+      e->rows[k].ts_ms = 1700000000000LL + (int64_t)k * 1000;
+      e->rows[k].type = SR_EV_CLICK;
+      k++;
+    }
+  free(cur);
+}
+
+static inline void it_events_free(it_events_t *e) {
+  free(e->rows);
+  free(e->users);
+  free(e->items);
+}
+
+/* Trains a small decay model on the events (a few seconds at most). */
+static inline sr_model_t *it_train(const it_events_t *e, int dim) {
+  sr_dataset_t *ds = NULL;
+  sr_model_t *m = NULL;
+  char es[256];
+  sr_train_conf_t tc;
+  sr_dataset_from_rows(e->rows, e->n, &ds);
+  sr_train_conf_defaults(&tc);
+  tc.dim = dim;
+  tc.epochs = 3;
+  tc.threads = 1;
+  tc.progress = 0;
+  sr_snapshot_info_t info;
+  memset(&info, 0, sizeof(info));
+  if (sr_train_run(ds, &tc, &m, &info, es, sizeof(es)) != SR_OK) {
+    fprintf(stderr, "it_train: %s\n", es);
+    m = NULL;
+  } else {
+    sr_model_set_version(m, "test-model-v1");
+  }
+  sr_dataset_destroy(ds);
+  return m;
+}
+
+static int it_failed_deliveries;
+static void it_dr(void *opaque, void *msg_opaque, sr_err_t err, const char *reason) {
+  if (err != SR_OK) it_failed_deliveries++;
+}
+
+/* Produces raw messages; returns the number delivered. */
+static inline int it_produce_raw(const char *brokers, const char *topic, const char *const *keys,
+                                 const sr_buf_t *vals, int n) {
+  char es[256];
+  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "it-producer", .delivery_cb = it_dr};
+  sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
+  if (!p) {
+    fprintf(stderr, "it_produce_raw: %s\n", es);
+    return -1;
+  }
+  it_failed_deliveries = 0;
+  for (int i = 0; i < n; i++) {
+    while (sr_publish_send(p, topic, -1, keys[i], strlen(keys[i]), vals[i].data, vals[i].len,
+                           NULL, 0, NULL, es, sizeof(es)) == SR_ERR_QUEUE_FULL)
+      sr_publish_poll(p, 10);
+  }
+  sr_publish_flush(p, 30000);
+  sr_publish_destroy(p);
+  return n - it_failed_deliveries;
+}
+
+/* Encodes and produces the events to topic "events"; returns delivered count. */
+static inline int it_produce_events(const char *brokers, const it_events_t *e) {
+  char es[256];
+  sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
+  sr_buf_t *vals = calloc((size_t)e->n, sizeof(sr_buf_t));
+  const char **keys = calloc((size_t)e->n, sizeof(char *));
+  char (*ids)[32] = calloc((size_t)e->n, 32);
+  for (int i = 0; i < e->n; i++) {
+    snprintf(ids[i], 32, "ev-%d", i);
+    sr_event_t ev = {.event_id = sr_str_cstr(ids[i]),
+                     .user_id = e->rows[i].user,
+                     .item_id = e->rows[i].item,
+                     .type = (sr_event_type_t)e->rows[i].type,
+                     .value = e->rows[i].value,
+                     .ts_ms = e->rows[i].ts_ms,
+                     .scenario = SR_STR("default")};
+    sr_buf_init(&vals[i]);
+    sr_codec_encode_event(c, &ev, &vals[i]);
+    keys[i] = e->users[i];
+  }
+  int n = it_produce_raw(brokers, "events", keys, vals, e->n);
+  for (int i = 0; i < e->n; i++) sr_buf_free(&vals[i]);
+  free(vals);
+  free(keys);
+  free(ids);
+  sr_codec_destroy(c);
+  return n;
+}
+
+/* A message read back, with its interesting headers copied. */
+typedef struct it_msg_s {
+  int32_t partition;
+  int64_t offset;
+  int64_t timestamp_ms;
+  char key[64];
+  unsigned char *value;
+  size_t len;
+  char hdr_error[64], hdr_reason[256], hdr_topic[64], hdr_partition[16], hdr_offset[24];
+} it_msg_t;
+
+static inline void it_copy_hdr(const sr_msg_t *m, const char *name, char *out, size_t cap) {
+  const void *v;
+  size_t len;
+  out[0] = 0;
+  if (sr_ingest_msg_header(m, name, &v, &len)) snprintf(out, cap, "%.*s", (int)len, (const char *)v);
+}
+
+/* Reads `want` messages of topic with a fresh consumer group (from the
+ * beginning), waiting up to timeout_ms. Returns the count read. */
+static inline int it_read_topic(const char *brokers, const char *topic, int want, int timeout_ms,
+                                it_msg_t *out) {
+  char es[256], group[64];
+  static int seq = 0;
+  snprintf(group, sizeof(group), "it-reader-%d-%d", (int)getpid(), seq++);
+  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = topic, .client_id = "it-reader"};
+  sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
+  if (!in) {
+    fprintf(stderr, "it_read_topic: %s\n", es);
+    return -1;
+  }
+  int got = 0;
+  sr_msg_t msgs[64];
+  int64_t deadline = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  while (got < want && sr_mono_us() < deadline) {
+    int n = sr_ingest_poll(in, msgs, 64, 100, 0, es, sizeof(es));
+    for (int i = 0; i < n; i++) {
+      if (got < want) {
+        it_msg_t *o = &out[got++];
+        memset(o, 0, sizeof(*o));
+        o->partition = msgs[i].partition;
+        o->offset = msgs[i].offset;
+        o->timestamp_ms = msgs[i].timestamp_ms;
+        snprintf(o->key, sizeof(o->key), "%.*s", (int)msgs[i].key_len, (const char *)msgs[i].key);
+        o->value = malloc(msgs[i].len ? msgs[i].len : 1);
+        memcpy(o->value, msgs[i].value, msgs[i].len);
+        o->len = msgs[i].len;
+        it_copy_hdr(&msgs[i], "streamrec.error", o->hdr_error, sizeof(o->hdr_error));
+        it_copy_hdr(&msgs[i], "streamrec.reason", o->hdr_reason, sizeof(o->hdr_reason));
+        it_copy_hdr(&msgs[i], "streamrec.source.topic", o->hdr_topic, sizeof(o->hdr_topic));
+        it_copy_hdr(&msgs[i], "streamrec.source.partition", o->hdr_partition, sizeof(o->hdr_partition));
+        it_copy_hdr(&msgs[i], "streamrec.source.offset", o->hdr_offset, sizeof(o->hdr_offset));
+      }
+    }
+    sr_ingest_release(in, msgs, n > 0 ? n : 0);
+  }
+  sr_ingest_destroy(in);
+  return got;
+}
+
+static inline void it_msgs_free(it_msg_t *m, int n) {
+  for (int i = 0; i < n; i++) free(m[i].value);
+}
+
+/* Committed offsets of group for partitions 0..n-1 of "events". */
+static inline int it_committed(const char *brokers, const char *group, int n_parts,
+                               int64_t *offs) {
+  char es[256];
+  int32_t parts[64];
+  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = "events", .client_id = "it-committed"};
+  sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
+  if (!in) return -1;
+  for (int i = 0; i < n_parts; i++) parts[i] = i;
+  sr_err_t e = sr_ingest_committed(in, parts, offs, n_parts, 10000);
+  sr_ingest_destroy(in);
+  return e == SR_OK ? 0 : -1;
+}
+
+/* Trains on e and writes the snapshot to path; returns 0 on success. */
+static inline int it_snapshot(const it_events_t *e, int dim, const char *path) {
+  char es[256];
+  sr_model_t *m = it_train(e, dim);
+  if (!m) return -1;
+  sr_snapshot_info_t info;
+  memset(&info, 0, sizeof(info));
+  int rc = sr_snapshot_write(m, &info, path, es, sizeof(es)) == SR_OK ? 0 : -1;
+  if (rc) fprintf(stderr, "it_snapshot: %s\n", es);
+  sr_model_destroy(m);
+  return rc;
+}
+
+/* Runs a pipeline serving the snapshot at snap; returns run()'s result. */
+static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, const char *group,
+                                       int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
+                                       char *es, size_t essz) {
+  sr_model_t *m = NULL;
+  sr_err_t e = sr_snapshot_load(snap, &m, NULL, es, essz);
+  if (e != SR_OK) return e;
+  sr_pipeline_conf_t pc;
+  sr_pipeline_conf_defaults(&pc);
+  pc.brokers = brokers;
+  pc.group = group;
+  pc.batch_max = batch_max;
+  pc.idle_exit_ms = idle_exit_ms;
+  pc.commit_interval_ms = 100;
+  sr_pipeline_t *p = sr_pipeline_new(&pc, m, es, essz);
+  if (!p) {
+    sr_model_destroy(m);
+    return SR_ERR_FATAL;
+  }
+  e = sr_pipeline_run(p, es, essz);
+  if (st) sr_pipeline_stats(p, st);
+  sr_pipeline_destroy(p);
+  return e;
+}
+
+#endif
