@@ -1,0 +1,330 @@
+/*
+ * bench_e2e: the whole pipeline on the embedded broker, in one process.
+ *
+ * A producer thread writes UserEvents (generated, or a CSV) to "events" at
+ * full speed or at --rate events/s while the pipeline consumes them; when
+ * the pipeline has been idle for a second both topics are read back and
+ *   - sustained events/s = events / (last rec timestamp - first rec timestamp)
+ *   - latency = recommendation's Kafka timestamp - its source event's Kafka
+ *     timestamp (both set by the producers at produce time, ms resolution)
+ * are printed, with the scoring-only limit measured in the same run
+ * (batched sgemm + top-K of the same model, no Kafka) and the ratio to it.
+ *
+ * Usage: bench_e2e [--events E] [--users U] [--items N] [--dim D] [--k K]
+ *                  [--rate R] [--batch-max B] [--partitions P] [--csv FILE]
+ *                  [--snapshot FILE]
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "streamrec/dataset.h"
+#include "streamrec/decode.h"
+#include "streamrec/kafka.h"
+#include "streamrec/model.h"
+#include "streamrec/pipeline.h"
+#include "streamrec/score.h"
+#include "streamrec/snapshot.h"
+
+typedef struct {
+  const char *bs;
+  int n;
+  sr_buf_t *vals;
+  char (*keys)[24];
+  double rate;
+  int64_t t_first_us, t_last_us;
+} prod_ctx_t;
+
+typedef struct {
+  sr_pipeline_t *p;
+  sr_err_t rc;
+  char es[512];
+} pipe_ctx_t;
+
+static void dr_noop(void *o, void *mo, sr_err_t e, const char *r) {
+  if (e != SR_OK) fprintf(stderr, "bench: event delivery failed: %s\n", r);
+}
+
+static void *producer_main(void *arg) {
+  prod_ctx_t *c = arg;
+  char es[256];
+  sr_kv_t kv[] = {{"linger.ms", "1"}};
+  sr_publish_conf_t pc = {.brokers = c->bs, .client_id = "bench-load", .kafka = kv, .n_kafka = 1,
+                          .delivery_cb = dr_noop};
+  sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
+  if (!p) {
+    fprintf(stderr, "bench: %s\n", es);
+    return NULL;
+  }
+  c->t_first_us = sr_mono_us();
+  for (int i = 0; i < c->n; i++) {
+    if (c->rate > 0) {
+      int64_t due = c->t_first_us + (int64_t)((double)i * 1e6 / c->rate);
+      int64_t now = sr_mono_us();
+      if (due > now + 200) {
+        sr_publish_poll(p, 0);
+        usleep((useconds_t)(due - now));
+      }
+    }
+    while (sr_publish_send(p, "events", -1, c->keys[i], strlen(c->keys[i]), c->vals[i].data,
+                           c->vals[i].len, NULL, 0, NULL, es, sizeof(es)) == SR_ERR_QUEUE_FULL)
+      sr_publish_poll(p, 1);
+    if ((i & 1023) == 0) sr_publish_poll(p, 0);
+  }
+  sr_publish_flush(p, 60000);
+  c->t_last_us = sr_mono_us();
+  sr_publish_destroy(p);
+  return NULL;
+}
+
+static void *pipeline_main(void *arg) {
+  pipe_ctx_t *c = arg;
+  c->rc = sr_pipeline_run(c->p, c->es, sizeof(c->es));
+  return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+static uint64_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+static float rndf(void) { return (float)((rnd() >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
+
+/* A model with random parameters: throughput does not depend on their values. */
+static sr_model_t *random_model(int n_items, int dim) {
+  char es[256], id[32];
+  sr_str_t *ids = calloc((size_t)n_items, sizeof(*ids));
+  char *arena = calloc((size_t)n_items, 16);
+  for (int i = 0; i < n_items; i++) {
+    snprintf(id, sizeof(id), "i%d", i);
+    memcpy(arena + (size_t)i * 16, id, strlen(id));
+    ids[i] = sr_str_make(arena + (size_t)i * 16, strlen(id));
+  }
+  sr_model_t *m = sr_model_new(SR_MODEL_DECAY, dim, n_items, ids, es, sizeof(es));
+  free(ids);
+  free(arena);
+  if (!m) {
+    fprintf(stderr, "bench: %s\n", es);
+    exit(1);
+  }
+  sr_param_block_t b[32];
+  int nb = sr_model_params(m, b, 32);
+  for (int i = 0; i < nb; i++) {
+    if (!strcmp(b[i].name, "item_in") || !strcmp(b[i].name, "item_out") ||
+        !strcmp(b[i].name, "item_bias"))
+      for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = rndf() * 0.1f;
+  }
+  sr_model_set_version(m, "bench-random");
+  return m;
+}
+
+/* Scoring-only rate of this model: batched score + top-K, no Kafka. */
+static double scoring_limit(const sr_model_t *m, int batch, int k) {
+  sr_scorer_t *sc = sr_scorer_new(m, batch, k);
+  int d = sr_model_state_size(m);
+  float *H = calloc((size_t)batch * d, sizeof(float));
+  const float **ptrs = calloc((size_t)batch, sizeof(*ptrs));
+  int32_t *idx = calloc((size_t)batch * k, sizeof(int32_t));
+  float *sco = calloc((size_t)batch * k, sizeof(float));
+  int *cnt = calloc((size_t)batch, sizeof(int));
+  for (int i = 0; i < batch * d; i++) H[i] = rndf();
+  for (int i = 0; i < batch; i++) ptrs[i] = H + (size_t)i * d;
+  int iters = 0;
+  int64_t t0 = sr_mono_us();
+  while (sr_mono_us() - t0 < 1500000 || iters < 5) {
+    sr_scorer_run(sc, ptrs, batch, NULL, NULL, idx, sco, cnt);
+    iters++;
+  }
+  double secs = (double)(sr_mono_us() - t0) / 1e6;
+  sr_scorer_destroy(sc);
+  free(H);
+  free(ptrs);
+  free(idx);
+  free(sco);
+  free(cnt);
+  return (double)iters * batch / secs;
+}
+
+int main(int argc, char **argv) {
+  int n_events = 200000, n_users = 10000, n_items = 10000, dim = 64, k = 10, batch = 64, parts = 4;
+  double rate = 0;
+  const char *csv = NULL, *snap = NULL;
+  static const struct option lo[] = {
+      {"events", 1, 0, 'e'}, {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"dim", 1, 0, 'd'},
+      {"k", 1, 0, 'k'},      {"rate", 1, 0, 'r'},  {"batch-max", 1, 0, 'b'},
+      {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'}, {0, 0, 0, 0}};
+  int o;
+  while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (o) {
+    case 'e': n_events = atoi(optarg); break;
+    case 'u': n_users = atoi(optarg); break;
+    case 'i': n_items = atoi(optarg); break;
+    case 'd': dim = atoi(optarg); break;
+    case 'k': k = atoi(optarg); break;
+    case 'r': rate = atof(optarg); break;
+    case 'b': batch = atoi(optarg); break;
+    case 'p': parts = atoi(optarg); break;
+    case 'c': csv = optarg; break;
+    case 's': snap = optarg; break;
+    default: fprintf(stderr, "see the header of bench/bench_e2e.c\n"); return 2;
+    }
+  }
+  sr_log_set_level(SR_LOG_WARN);
+  char es[512];
+  sr_model_t *model = NULL;
+  if (snap) {
+    if (sr_snapshot_load(snap, &model, NULL, es, sizeof(es)) != SR_OK) {
+      fprintf(stderr, "bench: %s\n", es);
+      return 1;
+    }
+  } else {
+    model = random_model(n_items, dim);
+  }
+  n_items = sr_model_n_items(model);
+
+  /* Events: from a CSV, or users x Zipf-ish items over the model's catalogue. */
+  sr_codec_t *codec = sr_codec_new(1, 2, es, sizeof(es));
+  sr_buf_t *vals = calloc((size_t)n_events, sizeof(sr_buf_t));
+  char(*keys)[24] = calloc((size_t)n_events, 24);
+  sr_dataset_t *ds = NULL;
+  if (csv) {
+    if (sr_dataset_load_csv(csv, &ds, es, sizeof(es)) != SR_OK) {
+      fprintf(stderr, "bench: %s\n", es);
+      return 1;
+    }
+    if (ds->n_events < n_events) n_events = (int)ds->n_events;
+  }
+  for (int i = 0; i < n_events; i++) {
+    sr_buf_init(&vals[i]);
+    if (ds) continue; /* filled below in file order */
+    char item[24], evid[24];
+    snprintf(keys[i], 24, "u%d", (int)(rnd() % (uint64_t)n_users));
+    double r = (double)(rnd() >> 11) / 9007199254740992.0;
+    snprintf(item, sizeof(item), "i%d", (int)((double)n_items * r * r * r)); /* skewed */
+    snprintf(evid, sizeof(evid), "b%d", i);
+    sr_event_t ev = {.event_id = sr_str_cstr(evid), .user_id = sr_str_cstr(keys[i]),
+                     .item_id = sr_str_cstr(item), .type = SR_EV_CLICK, .value = 1,
+                     .ts_ms = 1700000000000LL + i, .scenario = SR_STR("default")};
+    sr_codec_encode_event(codec, &ev, &vals[i]);
+  }
+  if (ds) {
+    /* file order: invert ev_seq */
+    for (int32_t u = 0; u < ds->n_users; u++)
+      for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) {
+        int64_t s = ds->ev_seq[e];
+        if (s >= n_events) continue;
+        sr_str_t uk = sr_strmap_key(ds->users, u), ik = sr_strmap_key(ds->items, ds->ev_item[e]);
+        char evid[24];
+        snprintf(evid, sizeof(evid), "b%lld", (long long)s);
+        snprintf(keys[s], 24, "%.*s", (int)uk.len, uk.ptr);
+        sr_event_t ev = {.event_id = sr_str_cstr(evid), .user_id = uk, .item_id = ik,
+                         .type = (sr_event_type_t)ds->ev_type[e], .value = ds->ev_value[e],
+                         .ts_ms = ds->ev_ts[e], .scenario = SR_STR("default")};
+        sr_codec_encode_event(codec, &ev, &vals[s]);
+      }
+  }
+
+  double limit = scoring_limit(model, batch, k);
+
+  sr_broker_t *broker = sr_broker_new(1, parts, es, sizeof(es));
+  if (!broker) {
+    fprintf(stderr, "bench: %s\n", es);
+    return 1;
+  }
+  const char *bs = sr_broker_bootstrap(broker);
+  sr_pipeline_conf_t pc;
+  sr_pipeline_conf_defaults(&pc);
+  pc.brokers = bs;
+  pc.k = k;
+  pc.batch_max = batch;
+  pc.idle_exit_ms = 1500;
+  pipe_ctx_t pctx = {0};
+  pctx.p = sr_pipeline_new(&pc, model, es, sizeof(es));
+  if (!pctx.p) {
+    fprintf(stderr, "bench: %s\n", es);
+    return 1;
+  }
+  /* Let the consumer join the group before events flow, so latency does not
+   * include the group join. */
+  pthread_t pt, lt;
+  pthread_create(&pt, NULL, pipeline_main, &pctx);
+  sleep(3);
+  prod_ctx_t lc = {.bs = bs, .n = n_events, .vals = vals, .keys = keys, .rate = rate};
+  pthread_create(&lt, NULL, producer_main, &lc);
+  pthread_join(lt, NULL);
+  pthread_join(pt, NULL);
+  sr_pipeline_stats_t st;
+  sr_pipeline_stats(pctx.p, &st);
+  if (pctx.rc != SR_OK) fprintf(stderr, "bench: pipeline: %s\n", pctx.es);
+
+  /* Read both topics back: event timestamps by (partition, offset). */
+  int64_t **ev_ts = calloc((size_t)parts, sizeof(int64_t *));
+  for (int p = 0; p < parts; p++) ev_ts[p] = calloc((size_t)n_events + 1, sizeof(int64_t));
+  int64_t *lat = calloc((size_t)st.recs_sent + 1, sizeof(int64_t));
+  int64_t n_lat = 0, rec_first = INT64_MAX, rec_last = 0;
+  const char *topics[2] = {"events", "recommendations"};
+  for (int t = 0; t < 2; t++) {
+    char group[64];
+    snprintf(group, sizeof(group), "bench-reader-%d", t);
+    sr_ingest_conf_t ic = {.brokers = bs, .group = group, .topic = topics[t], .client_id = "bench"};
+    sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
+    sr_msg_t msgs[256];
+    int64_t want = t == 0 ? n_events : (int64_t)st.recs_sent, got = 0;
+    int64_t deadline = sr_mono_us() + 30000000;
+    while (got < want && sr_mono_us() < deadline) {
+      int n = sr_ingest_poll(in, msgs, 256, 200, 0, es, sizeof(es));
+      for (int i = 0; i < n; i++) {
+        if (t == 0) {
+          if (msgs[i].offset <= n_events) ev_ts[msgs[i].partition][msgs[i].offset] = msgs[i].timestamp_ms;
+        } else {
+          sr_rec_t r;
+          if (sr_codec_decode_rec(codec, msgs[i].value, msgs[i].len, &r, es, sizeof(es)) == SR_OK &&
+              r.source_partition < parts && r.source_offset <= n_events) {
+            int64_t ets = ev_ts[r.source_partition][r.source_offset];
+            lat[n_lat++] = msgs[i].timestamp_ms - ets;
+            if (msgs[i].timestamp_ms < rec_first) rec_first = msgs[i].timestamp_ms;
+            if (msgs[i].timestamp_ms > rec_last) rec_last = msgs[i].timestamp_ms;
+          }
+        }
+      }
+      got += n > 0 ? n : 0;
+      sr_ingest_release(in, msgs, n > 0 ? n : 0);
+    }
+    sr_ingest_destroy(in);
+  }
+  qsort(lat, (size_t)n_lat, sizeof(int64_t), cmp_i64);
+  double span = (double)(rec_last - rec_first) / 1000.0;
+  double eps = span > 0 ? (double)st.consumed / span : 0;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  printf("machine: %ld cores; OPENBLAS_NUM_THREADS=%s\n", ncpu,
+         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)");
+  printf("setup: events=%d items=%d dim=%d k=%d batch.max=%d partitions=%d input=%s rate=%s\n",
+         n_events, n_items, sr_model_state_size(sr_pipeline_model(pctx.p)), k, batch, parts,
+         csv ? csv : "generated", rate > 0 ? "fixed" : "full speed");
+  if (rate > 0) printf("input rate: %.0f events/s requested\n", rate);
+  printf("pipeline: consumed=%llu recommendations=%llu coalesced=%llu dlq=%llu unknown_items=%llu\n",
+         (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
+         (unsigned long long)st.coalesced, (unsigned long long)st.dlq,
+         (unsigned long long)st.unknown_items);
+  printf("sustained: %.0f events/s from first to last recommendation (%.2f s)\n", eps, span);
+  printf("scoring-only limit (same run, batch %d, one thread of ours): %.0f users/s; ratio %.2f\n",
+         batch, limit, limit > 0 ? eps / limit : 0);
+  if (n_lat > 0)
+    printf("latency event->recommendation (ms, Kafka timestamps, n=%lld): p50 %lld  p90 %lld  "
+           "p99 %lld  max %lld\n",
+           (long long)n_lat, (long long)lat[n_lat / 2], (long long)lat[n_lat * 9 / 10],
+           (long long)lat[n_lat * 99 / 100], (long long)lat[n_lat - 1]);
+  sr_pipeline_destroy(pctx.p);
+  sr_broker_destroy(broker);
+  return pctx.rc == SR_OK ? 0 : 1;
+}
