@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS="cmake make gcc pkg-config clang libclang-rt-14-dev
       librdkafka-dev libavro-dev libopenblas-dev libuv1-dev
-      libjansson-dev libxxhash-dev libhttp-parser-dev kcat python3 python3-avro python3-kafka"
+      libjansson-dev libxxhash-dev libhttp-parser-dev kcat python3 python3-avro python3-kafka time"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
