@@ -8,9 +8,11 @@
  * docs/EVALUATION.md.
  *
  * Beside the model, two baselines are computed from the same history by
- * the evaluator itself (most-popular, first-order Markov), ranked over the
- * same catalogue with the same tie rule, so every row of a report is
- * comparable.
+ * the evaluator itself (most-popular, first-order Markov) and ranked over
+ * the same catalogue with the same seen-item filter, so every row of a
+ * report is comparable. Baseline ties go by item id in byte order (not by
+ * catalogue index), so their figures for a data set do not depend on which
+ * snapshot, if any, is given.
  *
  * The catalogue is the model's items; without a model (m == NULL, baselines
  * only) it is every item id in the input data sets, indexed in byte order
