@@ -5,7 +5,9 @@
  * framing: byte 0 = magic 0, bytes 1..4 = schema id (big-endian int32),
  * then the Avro binary body. Schemas are compiled in (schemas/ (the .avsc files)) and
  * parsed once per codec; Avro values are reused across messages (no
- * per-message schema parsing, no per-message heap churn in steady state).
+ * per-message schema parsing). Encoding allocates nothing in steady state;
+ * decoding through Avro C's generic values allocates per string field
+ * (avro_value_read has no caller-owned-buffer mode).
  *
  * Untrusted input: Avro C 1.11 does not bound string/bytes lengths or array
  * block counts, so every body is first walked by our own validator that
@@ -43,10 +45,15 @@ void sr_codec_destroy(sr_codec_t *c); /* accepts NULL */
 sr_err_t sr_codec_decode_event(sr_codec_t *c, const void *buf, size_t len, sr_event_t *ev,
                                char *errstr, size_t errsz);
 
-/* Appends a framed UserEvent to out (out is not reset). */
+/* Appends a framed UserEvent to out (out is not reset). Errors, with out
+ * unchanged: SR_ERR_INVALID_ARG (NULL arguments, type out of range),
+ * SR_ERR_MISSING_FIELD (empty user_id or item_id). An empty scenario is
+ * written as "default". */
 sr_err_t sr_codec_encode_event(sr_codec_t *c, const sr_event_t *ev, sr_buf_t *out);
 
-/* Appends a framed Recommendation to out (out is not reset). */
+/* Appends a framed Recommendation to out (out is not reset). Errors, with
+ * out unchanged: SR_ERR_INVALID_ARG (NULL arguments, n_items < 0 or items
+ * NULL with n_items > 0), SR_ERR_MISSING_FIELD (empty user_id). */
 sr_err_t sr_codec_encode_rec(sr_codec_t *c, const sr_rec_t *rec, sr_buf_t *out);
 
 /* Decodes a framed Recommendation. rec's strings and items array are borrowed
