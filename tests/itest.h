@@ -234,6 +234,9 @@ static inline int it_snapshot(const it_events_t *e, int dim, const char *path) {
   return rc;
 }
 
+/* Set to 1 to run pipelines with batch.coalesce. */
+static int it_coalesce = 0;
+
 /* Runs a pipeline serving the snapshot at snap; returns run()'s result. */
 static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, const char *group,
                                        int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
@@ -248,6 +251,7 @@ static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, co
   pc.batch_max = batch_max;
   pc.idle_exit_ms = idle_exit_ms;
   pc.commit_interval_ms = 100;
+  pc.coalesce = it_coalesce;
   sr_pipeline_t *p = sr_pipeline_new(&pc, m, es, essz);
   if (!p) {
     sr_model_destroy(m);

@@ -37,6 +37,9 @@ typedef struct sr_pipeline_conf_s {
   int batch_max;             /* users per scoring micro-batch, default 64 */
   int batch_wait_us;         /* max wait to fill a batch, default 1000 */
   int ring_len;              /* recent items kept per user for the seen filter, default 32 */
+  int coalesce;              /* 1: a user's events within one micro-batch share one
+                                recommendation (for the newest); 0 (default): one
+                                recommendation per event */
   int32_t event_schema_id;   /* default 1 */
   int32_t rec_schema_id;     /* default 2 */
   int commit_interval_ms;    /* default 500 */
@@ -57,7 +60,8 @@ typedef struct sr_pipeline_stats_s {
   uint64_t dlq;            /* messages sent to the dead-letter topic */
   uint64_t unknown_items;  /* events whose item the model does not know */
   uint64_t forgotten;      /* FORGET events applied */
-  uint64_t coalesced;      /* events merged into a later event of the same user in a batch */
+  uint64_t coalesced;      /* events merged into a later event of the same user in a batch
+                              (only with coalesce) */
   uint64_t recs_sent;      /* recommendations handed to the producer */
   uint64_t recs_delivered; /* recommendations acknowledged by the broker */
   uint64_t delivery_failed;

@@ -42,6 +42,10 @@ const sr_conf_opt_t sr_serve_opts[] = {
      "batch-max"},
     {"batch.wait.us", SR_CONF_INT, "1000", 0, 1000000,
      "longest wait to fill a micro-batch once the first event arrived", "batch-wait-us"},
+    {"batch.coalesce", SR_CONF_BOOL, "false", 0, 0,
+     "true: a user's events within one micro-batch get one recommendation, for the newest "
+     "(fewer outputs for bursty users); false: one recommendation per event",
+     "coalesce"},
     {"state.ring.len", SR_CONF_INT, "32", 0, 4096,
      "recent items kept per user; recommendations exclude them", "ring-len"},
     {"schema.id.event", SR_CONF_INT, "1", 0, 2147483647,
@@ -232,6 +236,7 @@ int sr_cmd_serve(int argc, char **argv) {
   pc.batch_max = (int)sr_conf_int(conf, "batch.max");
   pc.batch_wait_us = (int)sr_conf_int(conf, "batch.wait.us");
   pc.ring_len = (int)sr_conf_int(conf, "state.ring.len");
+  pc.coalesce = (int)sr_conf_int(conf, "batch.coalesce");
   pc.event_schema_id = (int32_t)sr_conf_int(conf, "schema.id.event");
   pc.rec_schema_id = (int32_t)sr_conf_int(conf, "schema.id.recommendation");
   pc.commit_interval_ms = (int)sr_conf_int(conf, "commit.interval.ms");

@@ -44,9 +44,13 @@ typedef struct sr_batch_rec_s {
   sr_batch_part_t *parts; /* [batch_max], preallocated */
 } sr_batch_rec_t;
 
-/* One user of the micro-batch being built: the newest event wins. */
+/* One row of the micro-batch being built: an event and a copy of its
+ * user's state and recent items right after that event (so several events
+ * of one user in a batch each get the recommendation for their own moment).
+ * With batch.coalesce, a user's later event reuses the user's row. */
 typedef struct sr_slot_s {
   sr_user_t *user;
+  int n_excl;
   int32_t partition;
   int64_t offset;
   int64_t event_time;
@@ -85,6 +89,7 @@ struct sr_pipeline_s {
   sr_buf_t strs;
   sr_buf_t enc;
   const float **st_ptrs;
+  float *st_copy;     /* batch_max x state_size */
   int32_t *excl;      /* batch_max x ring_len */
   const int32_t **excl_ptrs;
   int *n_excl;
@@ -353,8 +358,8 @@ static size_t sr_strs_put(sr_pipeline_t *p, sr_str_t s) {
 /* Applies one decoded event to state and to the batch slots. */
 static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_event_t *ev) {
   if (ev->type == SR_EV_FORGET) {
-    /* Privacy: drop the user's state; nothing is recommended for a forget.
-     * A user already in this batch keeps its slot pointer, so detach it. */
+    /* Privacy: drop the user's state; nothing is recommended for a forget,
+     * and the user's rows still waiting in this batch are dropped too. */
     for (int i = 0; i < p->n_slots; i++) {
       sr_slot_t *s = &p->slots[i];
       if (s->partition == m->partition && s->user_len == ev->user_id.len &&
@@ -383,20 +388,24 @@ static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_even
     u->n_events++;
   }
 
-  /* Coalesce: one recommendation per user per batch, for the newest event. */
+  /* One row per event; with coalescing, one row per user (its newest event). */
   sr_slot_t *s = NULL;
-  for (int i = 0; i < p->n_slots; i++)
-    if (p->slots[i].user == u) {
-      s = &p->slots[i];
-      STAT_ADD(p, coalesced, 1);
-      break;
-    }
-  if (!s) {
-    s = &p->slots[p->n_slots++];
+  int si = -1;
+  if (p->conf.coalesce)
+    for (int i = 0; i < p->n_slots; i++)
+      if (p->slots[i].user == u) {
+        si = i;
+        STAT_ADD(p, coalesced, 1);
+        break;
+      }
+  if (si < 0) {
+    si = p->n_slots++;
+    s = &p->slots[si];
     s->user = u;
     s->user_off = sr_strs_put(p, ev->user_id);
     s->user_len = ev->user_id.len;
   }
+  s = &p->slots[si];
   s->partition = m->partition;
   s->offset = m->offset;
   s->event_time = ev->ts_ms;
@@ -404,22 +413,33 @@ static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_even
   s->evid_len = ev->event_id.len;
   s->scen_off = sr_strs_put(p, ev->scenario);
   s->scen_len = ev->scenario.len;
+  int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
+  memcpy(p->st_copy + (size_t)si * (size_t)ss, h, (size_t)ss * sizeof(float));
+  s->n_excl = sr_user_recent(p->state, u, p->excl + (size_t)si * (size_t)(ring ? ring : 1));
 }
 
 /* Scores the batch's users and publishes one Recommendation each. */
 static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b) {
   int n = 0;
-  /* compact away slots detached by FORGET */
-  for (int i = 0; i < p->n_slots; i++)
-    if (p->slots[i].user) p->slots[n++] = p->slots[i];
+  int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
+  size_t rs = (size_t)(ring ? ring : 1);
+  /* compact away rows detached by FORGET (with their state and ring copies) */
+  for (int i = 0; i < p->n_slots; i++) {
+    if (!p->slots[i].user) continue;
+    if (n != i) {
+      p->slots[n] = p->slots[i];
+      memcpy(p->st_copy + (size_t)n * (size_t)ss, p->st_copy + (size_t)i * (size_t)ss,
+             (size_t)ss * sizeof(float));
+      memcpy(p->excl + (size_t)n * rs, p->excl + (size_t)i * rs, rs * sizeof(int32_t));
+    }
+    n++;
+  }
   p->n_slots = n;
   if (n == 0) return;
-  int ring = sr_state_ring_len(p->state);
   for (int i = 0; i < n; i++) {
-    p->st_ptrs[i] = sr_user_vec(p->state, p->slots[i].user);
-    int32_t *ex = p->excl + (size_t)i * (size_t)(ring ? ring : 1);
-    p->n_excl[i] = sr_user_recent(p->state, p->slots[i].user, ex);
-    p->excl_ptrs[i] = ex;
+    p->st_ptrs[i] = p->st_copy + (size_t)i * (size_t)ss;
+    p->excl_ptrs[i] = p->excl + (size_t)i * rs;
+    p->n_excl[i] = p->slots[i].n_excl;
   }
   int64_t t0 = sr_mono_ns();
   sr_scorer_run(p->scorer, p->st_ptrs, n, p->excl_ptrs, p->n_excl, p->top_idx, p->top_score,
@@ -529,6 +549,7 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->msgs = sr_calloc((size_t)bm, sizeof(*p->msgs));
   p->slots = sr_calloc((size_t)bm, sizeof(*p->slots));
   p->st_ptrs = sr_calloc((size_t)bm, sizeof(*p->st_ptrs));
+  p->st_copy = sr_calloc((size_t)bm * (size_t)sr_model_state_size(model), sizeof(float));
   p->excl = sr_calloc((size_t)bm * (size_t)ring, sizeof(*p->excl));
   p->excl_ptrs = sr_calloc((size_t)bm, sizeof(*p->excl_ptrs));
   p->n_excl = sr_calloc((size_t)bm, sizeof(*p->n_excl));
@@ -633,6 +654,7 @@ void sr_pipeline_destroy(sr_pipeline_t *p) {
   sr_free(p->msgs);
   sr_free(p->slots);
   sr_free(p->st_ptrs);
+  sr_free(p->st_copy);
   sr_free(p->excl);
   sr_free(p->excl_ptrs);
   sr_free(p->n_excl);
