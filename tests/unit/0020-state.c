@@ -1,0 +1,334 @@
+/*
+ * 0020-state: the per-partition user store. Many users across partitions
+ * (growth of chunks and index), pointer stability, forget (backward-shift
+ * deletion must keep every other user findable), ring order, partition
+ * drop, changelog round trip, and the issue #4 memory bound.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "streamrec/state.h"
+#include "test.h"
+
+#define N_USERS 100000
+#define N_PARTS 7
+#define D 64
+#define RING 32
+
+static int uid(char *buf, int i) { return sprintf(buf, "user-%d", i); }
+
+/* deterministic content for user i */
+static void fill_user(sr_state_t *s, sr_user_t *u, int i) {
+  float *v = sr_user_vec(s, u);
+  for (int j = 0; j < sr_state_state_size(s); j++) v[j] = (float)i + (float)j * 0.25f;
+  u->last_ts = 1700000000000LL + i;
+  u->n_events = (uint32_t)i;
+}
+
+static int check_user(sr_state_t *s, sr_user_t *u, int i) {
+  float *v = sr_user_vec(s, u);
+  for (int j = 0; j < sr_state_state_size(s); j++)
+    if (v[j] != (float)i + (float)j * 0.25f) return 0;
+  return u->last_ts == 1700000000000LL + i && u->n_events == (uint32_t)i;
+}
+
+TEST(create_get_forget_many) {
+  sr_state_t *s = sr_state_new(D, RING);
+  T_ASSERT(s);
+  for (int p = 0; p < N_PARTS; p++) sr_state_partition_add(s, p * 3);
+  sr_state_partition_add(s, 0); /* idempotent */
+  T_EQ_INT(sr_state_partition_has(s, 3), 1);
+  T_EQ_INT(sr_state_partition_has(s, 4), 0);
+
+  sr_user_t **ptr = calloc(N_USERS, sizeof(*ptr));
+  char id[32];
+  for (int i = 0; i < N_USERS; i++) {
+    int n = uid(id, i), created = -1;
+    sr_user_t *u = sr_state_get(s, (i % N_PARTS) * 3, id, (size_t)n, 1, &created);
+    T_ASSERT(u);
+    T_EQ_INT(created, 1);
+    T_EQ_INT(u->key, sr_hash64(id, (size_t)n));
+    T_EQ_INT(u->n_events, 0);
+    T_EQ_INT(u->ring_cnt, 0);
+    fill_user(s, u, i);
+    ptr[i] = u;
+  }
+  T_EQ_INT(sr_state_users(s), N_USERS);
+  size_t per = 0;
+  for (int p = 0; p < N_PARTS; p++) per += sr_state_partition_users(s, p * 3);
+  T_EQ_INT(per, N_USERS);
+  T_EQ_INT(sr_state_partition_users(s, 0), (N_USERS + N_PARTS - 1) / N_PARTS);
+
+  /* pointers stable across chunk and index growth; content intact */
+  for (int i = 0; i < N_USERS; i++) {
+    int n = uid(id, i), created = -1;
+    sr_user_t *u = sr_state_get(s, (i % N_PARTS) * 3, id, (size_t)n, 1, &created);
+    T_ASSERT_MSG(u == ptr[i], "user %d moved", i);
+    T_EQ_INT(created, 0);
+    T_ASSERT_MSG(check_user(s, u, i), "user %d content", i);
+  }
+  /* absent: no create, wrong partition, unknown partition */
+  T_ASSERT(sr_state_get(s, 0, "nobody", 6, 0, NULL) == NULL);
+  uid(id, 1); /* user-1 lives in partition 3 */
+  T_ASSERT(sr_state_get(s, 0, id, strlen(id), 0, NULL) == NULL);
+  int created = -1;
+  T_ASSERT(sr_state_get(s, 99, id, strlen(id), 1, &created) == NULL);
+  T_EQ_INT(created, 0);
+
+  /* forget every third user; all others stay findable at the same address */
+  int forgotten = 0;
+  for (int i = 0; i < N_USERS; i += 3) {
+    int n = uid(id, i);
+    T_EQ_INT(sr_state_forget(s, (i % N_PARTS) * 3, id, (size_t)n), 1);
+    T_EQ_INT(sr_state_forget(s, (i % N_PARTS) * 3, id, (size_t)n), 0);
+    forgotten++;
+  }
+  T_EQ_INT(sr_state_users(s), N_USERS - forgotten);
+  for (int i = 0; i < N_USERS; i++) {
+    int n = uid(id, i);
+    sr_user_t *u = sr_state_get(s, (i % N_PARTS) * 3, id, (size_t)n, 0, NULL);
+    if (i % 3 == 0) {
+      T_ASSERT_MSG(u == NULL, "forgotten user %d still present", i);
+    } else {
+      T_ASSERT_MSG(u == ptr[i], "user %d lost or moved after deletions", i);
+      T_ASSERT_MSG(check_user(s, u, i), "user %d content after deletions", i);
+    }
+  }
+  /* re-create: slots come back from the free list, zeroed (privacy) */
+  size_t bytes_before = sr_state_bytes(s);
+  for (int i = 0; i < N_USERS; i += 3) {
+    int n = uid(id, i);
+    sr_user_t *u = sr_state_get(s, (i % N_PARTS) * 3, id, (size_t)n, 1, &created);
+    T_ASSERT(u);
+    T_EQ_INT(created, 1);
+    T_EQ_INT(u->n_events, 0);
+    T_EQ_INT(u->last_ts, 0);
+    T_EQ_INT(u->ring_cnt, 0);
+    float *v = sr_user_vec(s, u);
+    for (int j = 0; j < D; j++) T_ASSERT(v[j] == 0.0f);
+    fill_user(s, u, i);
+  }
+  T_EQ_INT(sr_state_users(s), N_USERS);
+  T_EQ_INT(sr_state_bytes(s), bytes_before); /* reused, nothing new */
+  for (int i = 0; i < N_USERS; i++) {
+    int n = uid(id, i);
+    sr_user_t *u = sr_state_get(s, (i % N_PARTS) * 3, id, (size_t)n, 0, NULL);
+    T_ASSERT_MSG(u && check_user(s, u, i), "user %d after re-create", i);
+  }
+
+  /* drop a partition: its users and memory go, others unaffected */
+  size_t users_p3 = sr_state_partition_users(s, 3);
+  sr_state_partition_drop(s, 3);
+  T_EQ_INT(sr_state_partition_has(s, 3), 0);
+  T_EQ_INT(sr_state_partition_users(s, 3), 0);
+  T_EQ_INT(sr_state_users(s), N_USERS - users_p3);
+  T_ASSERT(sr_state_bytes(s) < bytes_before - users_p3 * 400);
+  uid(id, 1);
+  T_ASSERT(sr_state_get(s, 3, id, strlen(id), 1, NULL) == NULL);
+  sr_state_partition_add(s, 3); /* comes back empty */
+  T_EQ_INT(sr_state_partition_users(s, 3), 0);
+  T_ASSERT(sr_state_get(s, 3, id, strlen(id), 0, NULL) == NULL);
+  uid(id, 2);
+  T_ASSERT(sr_state_get(s, 6, id, strlen(id), 0, NULL) == ptr[2]);
+  free(ptr);
+  sr_state_destroy(s);
+}
+
+/* Randomised forget/insert churn in one partition against a reference set:
+ * exercises backward-shift deletion across wrap-around and long clusters. */
+TEST(churn_vs_reference) {
+  sr_state_t *s = sr_state_new(4, 2);
+  sr_state_partition_add(s, 1);
+  enum { M = 5000 };
+  static char present[M];
+  memset(present, 0, sizeof(present));
+  uint64_t r = 12345;
+  char id[32];
+  size_t live = 0;
+  for (int step = 0; step < 200000; step++) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    int i = (int)((r >> 33) % M);
+    int n = uid(id, i);
+    if ((r >> 20) & 1) {
+      int created;
+      sr_user_t *u = sr_state_get(s, 1, id, (size_t)n, 1, &created);
+      T_ASSERT(u);
+      T_EQ_INT(created, !present[i]);
+      if (created) {
+        sr_user_vec(s, u)[0] = (float)i;
+        live++;
+      }
+      T_ASSERT(sr_user_vec(s, u)[0] == (float)i);
+      present[i] = 1;
+    } else {
+      T_EQ_INT(sr_state_forget(s, 1, id, (size_t)n), present[i]);
+      if (present[i]) live--;
+      present[i] = 0;
+    }
+    if (step % 20000 == 0) {
+      for (int j = 0; j < M; j++) {
+        n = uid(id, j);
+        sr_user_t *u = sr_state_get(s, 1, id, (size_t)n, 0, NULL);
+        T_ASSERT_MSG((u != NULL) == present[j], "step %d user %d", step, j);
+        if (u) T_ASSERT(sr_user_vec(s, u)[0] == (float)j);
+      }
+    }
+  }
+  T_EQ_INT(sr_state_users(s), live);
+  sr_state_destroy(s);
+}
+
+TEST(ring_order) {
+  sr_state_t *s = sr_state_new(8, 5);
+  sr_state_partition_add(s, 0);
+  sr_user_t *u = sr_state_get(s, 0, "u", 1, 1, NULL);
+  int32_t out[5];
+  T_EQ_INT(sr_user_recent(s, u, out), 0);
+  sr_user_push_item(s, u, 10);
+  sr_user_push_item(s, u, 11);
+  sr_user_push_item(s, u, 12);
+  T_EQ_INT(sr_user_recent(s, u, out), 3);
+  T_EQ_INT(out[0], 10);
+  T_EQ_INT(out[1], 11);
+  T_EQ_INT(out[2], 12);
+  for (int i = 13; i <= 22; i++) sr_user_push_item(s, u, i);
+  T_EQ_INT(sr_user_recent(s, u, out), 5);
+  for (int i = 0; i < 5; i++) T_EQ_INT(out[i], 18 + i);
+  /* the ring does not overflow into the next record */
+  sr_user_t *u2 = sr_state_get(s, 0, "v", 1, 1, NULL);
+  T_EQ_INT(u2->ring_cnt, 0);
+  for (int i = 0; i < 8; i++) T_ASSERT(sr_user_vec(s, u2)[i] == 0.0f);
+  sr_state_destroy(s);
+
+  /* ring_len 0: pushes are ignored */
+  s = sr_state_new(2, 0);
+  sr_state_partition_add(s, 0);
+  u = sr_state_get(s, 0, "u", 1, 1, NULL);
+  sr_user_push_item(s, u, 1);
+  T_EQ_INT(sr_user_recent(s, u, out), 0);
+  sr_state_destroy(s);
+}
+
+TEST(serialize_restore) {
+  sr_state_t *a = sr_state_new(D, RING), *b = sr_state_new(D, RING);
+  sr_state_partition_add(a, 2);
+  sr_state_partition_add(b, 2);
+  size_t rs = sr_state_record_size(a);
+  T_EQ_INT(rs, 32 + 4 * (D + RING));
+  unsigned char *rec = malloc(rs), *rec2 = malloc(rs);
+  char id[32];
+  for (int i = 0; i < 200; i++) {
+    int n = uid(id, i);
+    sr_user_t *u = sr_state_get(a, 2, id, (size_t)n, 1, NULL);
+    fill_user(a, u, i);
+    sr_user_vec(a, u)[3] = -0.0f;
+    for (int k = 0; k < i % 70; k++) sr_user_push_item(a, u, i * 100 + k);
+    sr_state_serialize(a, u, rec);
+    T_EQ_INT(sr_state_restore(b, 2, rec, rs), SR_OK);
+    sr_user_t *v = sr_state_get(b, 2, id, (size_t)n, 0, NULL);
+    T_ASSERT(v);
+    T_EQ_INT(v->key, u->key);
+    T_EQ_INT(v->last_ts, u->last_ts);
+    T_EQ_INT(v->n_events, u->n_events);
+    T_EQ_INT(v->ring_cnt, u->ring_cnt);
+    T_ASSERT(memcmp(sr_user_vec(a, u), sr_user_vec(b, v), D * sizeof(float)) == 0);
+    int32_t ra[RING], rb[RING];
+    int na = sr_user_recent(a, u, ra), nb = sr_user_recent(b, v, rb);
+    T_EQ_INT(na, SR_MIN(i % 70, RING));
+    T_EQ_INT(nb, na);
+    T_ASSERT(memcmp(ra, rb, (size_t)na * sizeof(int32_t)) == 0);
+    if (na) T_EQ_INT(ra[na - 1], i * 100 + i % 70 - 1);
+    sr_state_serialize(b, v, rec2);
+    T_ASSERT(memcmp(rec, rec2, rs) == 0);
+    /* pushing continues the same order after restore */
+    sr_user_push_item(a, u, -7);
+    sr_user_push_item(b, v, -7);
+    na = sr_user_recent(a, u, ra);
+    nb = sr_user_recent(b, v, rb);
+    T_EQ_INT(nb, na);
+    T_ASSERT(memcmp(ra, rb, (size_t)na * sizeof(int32_t)) == 0);
+  }
+  T_EQ_INT(sr_state_users(b), 200);
+
+  /* exact little-endian layout of one record */
+  sr_state_t *c = sr_state_new(2, 3);
+  sr_state_partition_add(c, 0);
+  sr_user_t *u = sr_state_get(c, 0, "x", 1, 1, NULL);
+  u->last_ts = 0x0102030405060708LL;
+  u->n_events = 0x0A0B0C0D;
+  sr_user_vec(c, u)[0] = 1.0f;
+  sr_user_vec(c, u)[1] = -2.0f;
+  for (int k = 1; k <= 4; k++) sr_user_push_item(c, u, k); /* ring holds 2,3,4 */
+  unsigned char r3[32 + 4 * 5];
+  T_EQ_INT(sr_state_record_size(c), sizeof(r3));
+  sr_state_serialize(c, u, r3);
+  uint64_t key = sr_hash64("x", 1);
+  for (int k = 0; k < 8; k++) T_EQ_INT(r3[k], (key >> (8 * k)) & 0xFF);
+  static const unsigned char tail[] = {
+      0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* last_ts */
+      0x0D, 0x0C, 0x0B, 0x0A,                         /* n_events */
+      3,    0,    3,    0,                            /* ring_cnt, ring_len */
+      2,    0,    0,    0,                            /* state_size */
+      1,    0,    0,    0,                            /* version, reserved */
+      2,    0,    0,    0,    3, 0, 0, 0, 4, 0, 0, 0, /* ring oldest first */
+      0,    0,    0x80, 0x3F,                         /* 1.0f */
+      0,    0,    0,    0xC0};                        /* -2.0f */
+  T_ASSERT(memcmp(r3 + 8, tail, sizeof(tail)) == 0);
+
+  /* restore errors */
+  T_EQ_INT(sr_state_restore(c, 0, r3, 10), SR_ERR_TRUNCATED);
+  T_EQ_INT(sr_state_restore(c, 0, r3, sizeof(r3) - 1), SR_ERR_TRUNCATED);
+  T_EQ_INT(sr_state_restore(c, 5, r3, sizeof(r3)), SR_ERR_STATE);
+  T_EQ_INT(sr_state_restore(a, 2, r3, sizeof(r3)), SR_ERR_MODEL);
+  r3[20] = 4; /* ring_cnt > ring_len */
+  T_EQ_INT(sr_state_restore(c, 0, r3, sizeof(r3)), SR_ERR_FORMAT);
+  r3[20] = 3;
+  r3[28] = 9;
+  T_EQ_INT(sr_state_restore(c, 0, r3, sizeof(r3)), SR_ERR_VERSION);
+  r3[28] = 1;
+  /* restore overwrites an existing user in place */
+  sr_user_vec(c, u)[0] = 42.0f;
+  T_EQ_INT(sr_state_restore(c, 0, r3, sizeof(r3)), SR_OK);
+  T_ASSERT(sr_state_get(c, 0, "x", 1, 0, NULL) == u);
+  T_ASSERT(sr_user_vec(c, u)[0] == 1.0f);
+  T_EQ_INT(sr_state_users(c), 1);
+
+  free(rec);
+  free(rec2);
+  sr_state_destroy(a);
+  sr_state_destroy(b);
+  sr_state_destroy(c);
+}
+
+/* issue #4: at d=64, ring 32, at most 512 bytes per user including index */
+TEST(bytes_per_user) {
+  sr_state_t *s = sr_state_new(64, 32);
+  T_EQ_INT(sr_state_bytes(s) < 1024, 1);
+  for (int p = 0; p < 4; p++) sr_state_partition_add(s, p);
+  char id[32];
+  const int n = 200000;
+  double worst = 0;
+  for (int i = 0; i < n; i++) {
+    int len = uid(id, i);
+    T_ASSERT(sr_state_get(s, i % 4, id, (size_t)len, 1, NULL));
+    if (i >= 20000 && i % 997 == 0) {
+      double b = (double)sr_state_bytes(s) / (double)(i + 1);
+      if (b > worst) worst = b;
+    }
+  }
+  double per = (double)sr_state_bytes(s) / n;
+  fprintf(stderr, "  bytes/user at d=64 ring=32: %.1f (worst seen after 20k users: %.1f)\n",
+          per, worst);
+  T_ASSERT_MSG(per <= 512.0, "%.1f bytes per user", per);
+  T_ASSERT_MSG(worst <= 512.0, "%.1f bytes per user", worst);
+  sr_state_destroy(s);
+  /* empty partitions are cheap (no 1.6 MB chunk up front) */
+  s = sr_state_new(64, 32);
+  for (int p = 0; p < 100; p++) sr_state_partition_add(s, p);
+  T_ASSERT(sr_state_bytes(s) < 100 * 1024);
+  sr_state_destroy(s);
+}
+
+TEST_MAIN(RUN(create_get_forget_many); RUN(churn_vs_reference); RUN(ring_order);
+          RUN(serialize_restore); RUN(bytes_per_user))
