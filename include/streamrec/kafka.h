@@ -120,7 +120,10 @@ sr_publish_t *sr_publish_new(const sr_publish_conf_t *conf, char *errstr, size_t
 /* Flushes (up to 10 s, logging what is left) and frees. Accepts NULL. */
 void sr_publish_destroy(sr_publish_t *p);
 
-/* Enqueues one message (key, value and headers are copied). partition -1 =
+/* Enqueues one message (key, value and headers are copied). The first send
+ * to a topic fetches its metadata (one round trip; up to 1 s when the
+ * cluster is unreachable) so a new topic is not delayed by the client's
+ * periodic metadata scan. partition -1 =
  * the default partitioner (by key). Returns SR_OK, SR_ERR_QUEUE_FULL (poll
  * and retry), or SR_ERR_KAFKA with errstr for permanent errors (unknown
  * topic, message too large). On error no delivery report will follow. */

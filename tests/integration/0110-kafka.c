@@ -46,6 +46,8 @@ typedef struct {
   int n_assigned;
   int revoked[64];
   int n_revoked;
+  int first_revoked; /* size of the first revocation, -1 none */
+  int owns;          /* eager protocol: holds its last assignment */
 } rb_ctx_t;
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
@@ -59,9 +61,11 @@ static void rb_cb(void *opaque, int assigned, const int32_t *parts, int n) {
   if (assigned) {
     r->n_assign++;
     r->n_assigned = n;
+    r->owns = 1;
   } else {
-    r->n_revoke++;
+    if (r->n_revoke++ == 0) r->first_revoked = n;
     r->n_revoked = n;
+    r->owns = 0;
   }
 }
 
@@ -77,10 +81,12 @@ static sr_publish_t *mk_pub(const char *brokers, dr_ctx_t *d, const sr_kv_t *kv,
 static sr_ingest_t *mk_in(const char *brokers, const char *group, rb_ctx_t *r) {
   char err[512];
   /* Short session so a second member's join is settled quickly. */
-  static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
-                               {"heartbeat.interval.ms", "500"}};
+  static sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
+                         {"heartbeat.interval.ms", "500"},
+                         {"debug", ""}};
+  kv[2].value = getenv("T_KDEBUG");
   sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = "events",
-                         .client_id = "t0110-in", .kafka = kv, .n_kafka = 2,
+                         .client_id = "t0110-in", .kafka = kv, .n_kafka = kv[2].value ? 3 : 2,
                          .rebalance_cb = rb_cb, .opaque = r};
   sr_ingest_t *in = sr_ingest_new(&ic, err, sizeof(err));
   if (!in) fprintf(stderr, "sr_ingest_new: %s\n", err);
@@ -117,8 +123,42 @@ typedef struct {
   int bad; /* content mismatches (key/header vs value) */
 } got_t;
 
-/* Polls until `want` messages arrived or timeout_ms passed; checks each
- * message's key and headers against its value. */
+/* Records msgs into g, checking each message's key and headers against its
+ * value ("value-<idx>"). */
+static void take(got_t *g, const sr_msg_t *msgs, int n) {
+  for (int i = 0; i < n; i++) {
+    const sr_msg_t *m = &msgs[i];
+    int idx = -1;
+    char val[64], key[32], trace[32];
+    snprintf(val, sizeof(val), "%.*s", (int)m->len, (const char *)m->value);
+    if (sscanf(val, "value-%d", &idx) != 1 || idx < 0) {
+      g->bad++;
+      continue;
+    }
+    snprintf(key, sizeof(key), "user-%d", idx % 20);
+    if (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len)) g->bad++;
+    if (strcmp(m->topic, "events") || m->timestamp_ms <= 0) g->bad++;
+    /* headers through the contract, cross-checked on the client message */
+    const void *hv = NULL;
+    size_t hl = 0;
+    snprintf(trace, sizeof(trace), "t-%d", idx);
+    if (!sr_ingest_msg_header(m, "trace-id", &hv, &hl) || hl != strlen(trace) ||
+        memcmp(hv, trace, hl))
+      g->bad++;
+    if (!sr_ingest_msg_header(m, "flag", &hv, &hl) || hv != NULL || hl != 0) g->bad++;
+    if (sr_ingest_msg_header(m, "absent", &hv, &hl)) g->bad++;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m->priv_, &hdrs) || rd_kafka_header_cnt(hdrs) != 2) g->bad++;
+    if (g->n < 4096) {
+      g->idx[g->n] = idx;
+      g->part[g->n] = m->partition;
+      g->off[g->n] = m->offset;
+      g->n++;
+    }
+  }
+}
+
+/* Polls until `want` messages arrived in total or timeout_ms passed. */
 static int consume(sr_ingest_t *in, got_t *g, int want, int timeout_ms) {
   sr_msg_t msgs[64];
   char err[512];
@@ -129,49 +169,23 @@ static int consume(sr_ingest_t *in, got_t *g, int want, int timeout_ms) {
       fprintf(stderr, "poll: %s\n", err);
       return -1;
     }
-    for (int i = 0; i < n; i++) {
-      const sr_msg_t *m = &msgs[i];
-      int idx = -1;
-      char val[64], key[32], trace[32];
-      snprintf(val, sizeof(val), "%.*s", (int)m->len, (const char *)m->value);
-      if (sscanf(val, "value-%d", &idx) != 1 || idx < 0) {
-        g->bad++;
-        continue;
-      }
-      snprintf(key, sizeof(key), "user-%d", idx % 20);
-      if (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len)) g->bad++;
-      if (strcmp(m->topic, "events") || m->timestamp_ms <= 0) g->bad++;
-      /* headers through the contract, cross-checked on the client message */
-      const void *hv = NULL;
-      size_t hl = 0;
-      snprintf(trace, sizeof(trace), "t-%d", idx);
-      if (!sr_ingest_msg_header(m, "trace-id", &hv, &hl) || hl != strlen(trace) ||
-          memcmp(hv, trace, hl))
-        g->bad++;
-      if (!sr_ingest_msg_header(m, "flag", &hv, &hl) || hv != NULL || hl != 0) g->bad++;
-      if (sr_ingest_msg_header(m, "absent", &hv, &hl)) g->bad++;
-      rd_kafka_headers_t *hdrs = NULL;
-      if (rd_kafka_message_headers(m->priv_, &hdrs) || rd_kafka_header_cnt(hdrs) != 2) g->bad++;
-      if (g->n < 4096) {
-        g->idx[g->n] = idx;
-        g->part[g->n] = m->partition;
-        g->off[g->n] = m->offset;
-        g->n++;
-      }
-    }
+    take(g, msgs, n);
     sr_ingest_release(in, msgs, n);
   }
   return g->n;
 }
 
-/* Polls (serving callbacks) until the rebalance callback assigned something. */
-static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout_ms) {
+/* Polls (serving callbacks) until the rebalance callback assigned
+ * n_assign times; messages that arrive meanwhile go to g. */
+static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout_ms,
+                         got_t *g) {
   sr_msg_t msgs[16];
   char err[256];
   int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
   while (r->n_assign < n_assign && sr_mono_us() < end) {
     int n = sr_ingest_poll(in, msgs, 16, 100, 0, err, sizeof(err));
     if (n < 0) return -1;
+    if (g) take(g, msgs, n);
     sr_ingest_release(in, msgs, n);
   }
   return r->n_assign >= n_assign ? 0 : -1;
@@ -301,7 +315,7 @@ TEST(produce_consume_commit) {
   memset(g, 0, sizeof(*g));
   in = mk_in(bs, "g-0110", &r2);
   T_ASSERT(in);
-  T_EQ_INT(wait_assigned(in, &r2, 1, 30000), 0);
+  T_EQ_INT(wait_assigned(in, &r2, 1, 30000, g), 0);
   T_EQ_INT(consume(in, g, M + 1, 3000), M); /* waits the full 3 s for an extra one */
   T_EQ_INT(g->bad, 0);
   for (int i = 0; i < g->n; i++) {
@@ -325,7 +339,7 @@ TEST(pause_resume) {
   sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, NULL, 0);
   sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-pause", &r);
   T_ASSERT(p && in);
-  T_EQ_INT(wait_assigned(in, &r, 1, 20000), 0);
+  T_EQ_INT(wait_assigned(in, &r, 1, 20000, NULL), 0);
 
   sr_ingest_pause(in, 1);
   T_EQ_INT(send_range(p, 0, 5), 0);
@@ -348,7 +362,7 @@ TEST(two_members_split_partitions) {
   T_ASSERT_MSG(b, "%s", err);
   sr_ingest_t *a = mk_in(sr_broker_bootstrap(b), "g-two", &r1);
   T_ASSERT(a);
-  T_EQ_INT(wait_assigned(a, &r1, 1, 20000), 0);
+  T_EQ_INT(wait_assigned(a, &r1, 1, 20000, NULL), 0);
   T_EQ_INT(r1.n_assigned, NPART);
 
   /* a second member joins: the first gives everything back (eager
@@ -358,16 +372,21 @@ TEST(two_members_split_partitions) {
   T_ASSERT(c);
   sr_msg_t msgs[8];
   int64_t end = sr_mono_us() + 30 * 1000000LL;
-  while ((r1.n_assign < 2 || r2.n_assign < 1) && sr_mono_us() < end) {
+  /* Wait for the settled state rather than an exact sequence: under load
+   * the coordinator may run more than one round (a member that was slow
+   * to rejoin), each revoking everything first. */
+  while (!(r1.owns && r2.owns && r1.n_assigned + r2.n_assigned == NPART) &&
+         sr_mono_us() < end) {
     int n = sr_ingest_poll(a, msgs, 8, 50, 0, err, sizeof(err));
     if (n > 0) sr_ingest_release(a, msgs, n);
     n = sr_ingest_poll(c, msgs, 8, 50, 0, err, sizeof(err));
     if (n > 0) sr_ingest_release(c, msgs, n);
   }
-  T_EQ_INT(r1.n_revoke, 1);
-  T_EQ_INT(r1.n_revoked, NPART);
-  T_EQ_INT(r1.n_assign, 2);
-  T_EQ_INT(r2.n_assign, 1);
+  T_ASSERT(r1.owns && r2.owns);
+  T_ASSERT(r1.n_revoke >= 1);
+  T_EQ_INT(r1.first_revoked, NPART); /* the first member gave back all four */
+  T_ASSERT(r1.n_assign >= 2 && r2.n_assign >= 1);
+  T_ASSERT(r1.n_assigned > 0 && r2.n_assigned > 0);
   T_EQ_INT(r1.n_assigned + r2.n_assigned, NPART);
   int all[NPART], k = 0;
   for (int i = 0; i < r1.n_assigned; i++) all[k++] = r1.assigned[i];

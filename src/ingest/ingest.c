@@ -1,0 +1,437 @@
+/*
+ * ingest: the consumer-group member that reads the events topic.
+ *
+ * Offsets are ours, not the client's: enable.auto.commit=false and
+ * enable.auto.offset.store=false, so nothing is committed until the pipeline
+ * calls sr_ingest_commit() with the offsets whose outputs the producer has
+ * acknowledged (at-least-once, see docs/ARCHITECTURE.md). A new group starts
+ * at the earliest offset (auto.offset.reset=earliest): a fresh deployment
+ * replays the retained history instead of silently skipping it.
+ *
+ * Rebalances go through our callback so the pipeline gets its chance to
+ * flush and commit before partitions go away: on revoke the user callback
+ * runs first, then the assignment is dropped; on assign the assignment is
+ * applied first, then the user is told. Both eager (range/roundrobin, the
+ * default) and cooperative (cooperative-sticky via kafka.* properties)
+ * protocols are handled.
+ *
+ * Latency first: fetch.wait.max.ms is lowered from 500 to 10 ms, so a fetch
+ * for a quiet partition returns after 10 ms instead of holding a freshly
+ * produced event for up to half a second; fetch.min.bytes=1 answers as soon
+ * as one byte is there. Throughput does not suffer much because the client
+ * pipelines fetches and pre-fetches up to queued.min.messages per partition.
+ * Both can be overridden with kafka.* properties.
+ *
+ * Thread: the handle belongs to the thread that created it (the pipeline
+ * thread); every function here, and the rebalance callback, run on it.
+ * librdkafka's log callback runs on its internal threads and only logs.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "streamrec/common.h"
+#include "streamrec/kafka.h"
+
+#define SR_INGEST_MOD "ingest"
+
+struct sr_ingest_s {
+  rd_kafka_t *rk;
+  char *topic;
+  sr_rebalance_cb_t *rebalance_cb;
+  void *opaque;
+  int closed;
+  int paused; /* back-pressure on: newly assigned partitions start paused */
+  /* per-message error log rate limit: at most one line a second */
+  int64_t errlog_last_us;
+  int64_t errlog_suppressed;
+  int64_t errors; /* non-fatal consumer errors seen (messages with err) */
+};
+
+/* librdkafka log lines (from its internal threads) into our logger. */
+static void sr_ingest_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                             const char *buf) {
+  sr_log_level_t lvl = level <= 3 ? SR_LOG_ERROR
+                       : level == 4 ? SR_LOG_WARN
+                       : level <= 6 ? SR_LOG_INFO
+                                    : SR_LOG_DEBUG;
+  sr_log(lvl, "rdkafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+/* Client-level errors (all brokers down, authentication, ...). Served from
+ * the consumer queue (rd_kafka_poll_set_consumer), i.e. on the pipeline
+ * thread inside sr_ingest_poll(). The client retries by itself. */
+static void sr_ingest_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char fatal[512];
+    rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+    sr_log_error(SR_INGEST_MOD, "fatal consumer error %s: %s", rd_kafka_err2name(ferr), fatal);
+    return;
+  }
+  /* transport errors are already in librdkafka's own log line */
+  sr_log(err == RD_KAFKA_RESP_ERR__TRANSPORT ? SR_LOG_DEBUG : SR_LOG_WARN, SR_INGEST_MOD,
+         "consumer error %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Result of a commit (sync or async), served on the polling thread. Sync
+ * callers get the error returned as well; this is where async failures
+ * become visible. */
+static void sr_ingest_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  sr_log_warn(SR_INGEST_MOD, "offset commit of %d partition(s) failed: %s",
+              offsets ? offsets->cnt : 0, rd_kafka_err2str(err));
+}
+
+/* Partition ids of parts, as the flat array the user callback takes. */
+static int32_t *sr_ingest_part_ids(const rd_kafka_topic_partition_list_t *parts) {
+  int32_t *ids = sr_malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof(*ids));
+  for (int i = 0; i < parts->cnt; i++) ids[i] = parts->elems[i].partition;
+  return ids;
+}
+
+static void sr_ingest_notify(sr_ingest_t *in, int assigned,
+                             const rd_kafka_topic_partition_list_t *parts) {
+  if (!in->rebalance_cb) return;
+  int32_t *ids = sr_ingest_part_ids(parts);
+  in->rebalance_cb(in->opaque, assigned, ids, parts->cnt);
+  sr_free(ids);
+}
+
+static void sr_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t *parts, void *opaque) {
+  sr_ingest_t *in = opaque;
+  int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  rd_kafka_error_t *error = NULL;
+  rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+  switch (err) {
+  case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+    if (cooperative)
+      error = rd_kafka_incremental_assign(rk, parts);
+    else
+      aerr = rd_kafka_assign(rk, parts);
+    if (error || aerr) {
+      sr_log_error(SR_INGEST_MOD, "assign %d partition(s) failed: %s", parts->cnt,
+                   error ? rd_kafka_error_string(error) : rd_kafka_err2str(aerr));
+      if (error) rd_kafka_error_destroy(error);
+      return; /* nothing was assigned: do not tell the pipeline it was */
+    }
+    if (in->paused) rd_kafka_pause_partitions(rk, parts);
+    sr_log_info(SR_INGEST_MOD, "assigned %d partition(s) of %s", parts->cnt, in->topic);
+    sr_ingest_notify(in, 1, parts);
+    break;
+
+  case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+    /* The pipeline flushes and commits while it still owns the partitions.
+     * When the assignment was lost (session timeout) a commit will fail:
+     * the new owner re-reads from the last commit (at-least-once). */
+    if (rd_kafka_assignment_lost(rk))
+      sr_log_warn(SR_INGEST_MOD, "assignment of %d partition(s) lost; commits will fail",
+                  parts->cnt);
+    sr_log_info(SR_INGEST_MOD, "revoking %d partition(s) of %s", parts->cnt, in->topic);
+    sr_ingest_notify(in, 0, parts);
+    if (cooperative)
+      error = rd_kafka_incremental_unassign(rk, parts);
+    else
+      aerr = rd_kafka_assign(rk, NULL);
+    if (error || aerr) {
+      sr_log_error(SR_INGEST_MOD, "unassign failed: %s",
+                   error ? rd_kafka_error_string(error) : rd_kafka_err2str(aerr));
+      if (error) rd_kafka_error_destroy(error);
+    }
+    break;
+
+  default:
+    /* librdkafka's documented recovery: drop the whole assignment and let
+     * the group protocol hand out a new one. */
+    sr_log_error(SR_INGEST_MOD, "rebalance error: %s", rd_kafka_err2str(err));
+    if (cooperative) {
+      if ((error = rd_kafka_incremental_unassign(rk, parts))) rd_kafka_error_destroy(error);
+    } else {
+      rd_kafka_assign(rk, NULL);
+    }
+    break;
+  }
+}
+
+/* Sets key=value on conf, reporting the key on failure. */
+static int sr_ingest_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                              char *errstr, size_t errsz) {
+  char kerr[512];
+  if (rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+    sr_seterr(errstr, errsz, SR_ERR_CONF, "kafka.%s=%s: %s", key, value, kerr);
+    return -1;
+  }
+  return 0;
+}
+
+sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz) {
+  /* Defaults first, user properties after, so kafka.* overrides any of them. */
+  static const sr_kv_t defaults[] = {
+      {"enable.auto.commit", "false"},      /* we commit after delivery */
+      {"enable.auto.offset.store", "false"}, /* offsets are passed explicitly */
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "false"},
+      {"fetch.wait.max.ms", "10"}, /* latency first, see the file comment */
+      {"fetch.min.bytes", "1"},
+  };
+  char kerr[512];
+  sr_ingest_t *in = NULL;
+  rd_kafka_conf_t *conf = NULL;
+  rd_kafka_topic_partition_list_t *sub = NULL;
+  rd_kafka_resp_err_t err;
+
+  if (!c || !c->brokers || !*c->brokers || !c->group || !*c->group || !c->topic ||
+      !*c->topic) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "ingest: brokers, group and topic are required");
+    return NULL;
+  }
+  in = sr_calloc(1, sizeof(*in));
+  in->topic = sr_strdup(c->topic);
+  in->rebalance_cb = c->rebalance_cb;
+  in->opaque = c->opaque;
+
+  conf = rd_kafka_conf_new();
+  if (sr_ingest_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errsz) ||
+      sr_ingest_conf_set(conf, "group.id", c->group, errstr, errsz) ||
+      (c->client_id &&
+       sr_ingest_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
+    goto fail;
+  for (size_t i = 0; i < SR_ARRAY_SIZE(defaults); i++)
+    if (sr_ingest_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz)) goto fail;
+  for (int i = 0; i < c->n_kafka; i++) {
+    if (!c->kafka[i].key || !c->kafka[i].value) {
+      sr_seterr(errstr, errsz, SR_ERR_CONF, "ingest: kafka property %d has no key or value", i);
+      goto fail;
+    }
+    if (sr_ingest_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz)) goto fail;
+  }
+  rd_kafka_conf_set_log_cb(conf, sr_ingest_log_cb);
+  rd_kafka_conf_set_error_cb(conf, sr_ingest_error_cb);
+  rd_kafka_conf_set_rebalance_cb(conf, sr_ingest_rebalance_cb);
+  rd_kafka_conf_set_offset_commit_cb(conf, sr_ingest_commit_cb);
+  rd_kafka_conf_set_opaque(conf, in);
+
+  in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+  if (!in->rk) {
+    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "ingest: rd_kafka_new: %s", kerr);
+    goto fail;
+  }
+  conf = NULL; /* owned by rk */
+  /* Route the main queue (error and log events) into the consumer queue so
+   * that sr_ingest_poll() serves everything: no second poll loop. */
+  rd_kafka_poll_set_consumer(in->rk);
+
+  sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
+  err = rd_kafka_subscribe(in->rk, sub);
+  rd_kafka_topic_partition_list_destroy(sub);
+  if (err) {
+    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "ingest: subscribe %s: %s", c->topic,
+              rd_kafka_err2str(err));
+    goto fail;
+  }
+  return in;
+
+fail:
+  if (conf) rd_kafka_conf_destroy(conf);
+  if (in && in->rk) in->closed = 1; /* never joined: nothing to leave */
+  sr_ingest_destroy(in);
+  return NULL;
+}
+
+void sr_ingest_close(sr_ingest_t *in) {
+  if (!in || in->closed || !in->rk) return;
+  in->closed = 1;
+  /* Serves the revoke callback (the pipeline commits there), then leaves. */
+  rd_kafka_resp_err_t err = rd_kafka_consumer_close(in->rk);
+  if (err) sr_log_warn(SR_INGEST_MOD, "consumer close: %s", rd_kafka_err2str(err));
+}
+
+void sr_ingest_destroy(sr_ingest_t *in) {
+  if (!in) return;
+  sr_ingest_close(in);
+  if (in->rk) rd_kafka_destroy(in->rk);
+  sr_free(in->topic);
+  sr_free(in);
+}
+
+/* Rate-limited (1/s) log line for a per-message consumer error. */
+static void sr_ingest_log_msg_error(sr_ingest_t *in, const rd_kafka_message_t *rkm) {
+  int64_t now = sr_mono_us();
+  in->errors++;
+  if (now - in->errlog_last_us < 1000000) {
+    in->errlog_suppressed++;
+    return;
+  }
+  sr_log_warn(SR_INGEST_MOD, "consume error on %s [%" PRId32 "] @%" PRId64 ": %s%s",
+              rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-", rkm->partition, rkm->offset,
+              rd_kafka_message_errstr(rkm), in->errlog_suppressed ? " (and more)" : "");
+  in->errlog_last_us = now;
+  in->errlog_suppressed = 0;
+}
+
+static void sr_ingest_fill(sr_msg_t *m, rd_kafka_message_t *rkm) {
+  rd_kafka_timestamp_type_t tstype;
+  int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
+  m->topic = rd_kafka_topic_name(rkm->rkt);
+  m->partition = rkm->partition;
+  m->offset = rkm->offset;
+  m->timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+  m->key = rkm->key;
+  m->key_len = rkm->key_len;
+  m->value = rkm->payload;
+  m->len = rkm->len;
+  m->priv_ = rkm;
+}
+
+int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
+                   char *errstr, size_t errsz) {
+  int n = 0;
+  int64_t start = sr_mono_us();
+  /* Until the first message: the caller's timeout. After it: max_wait_us. */
+  int64_t deadline = start + (int64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000;
+
+  if (in->closed) {
+    sr_seterr(errstr, errsz, SR_ERR_STATE, "ingest: poll after close");
+    return -1;
+  }
+  while (n < max) {
+    int64_t now = sr_mono_us();
+    int tmo;
+    if (timeout_ms < 0 && n == 0) {
+      tmo = -1; /* wait forever for the first one */
+    } else {
+      int64_t left = deadline - now;
+      /* Round up to whole ms so a sub-ms wait blocks instead of spinning;
+       * the overshoot is below 1 ms. Zero left: take only what is queued. */
+      tmo = left <= 0 ? 0 : (int)((left + 999) / 1000);
+    }
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->rk, tmo);
+    if (!rkm) {
+      if (tmo == 0) break; /* queue drained and no time left */
+      if (sr_mono_us() >= deadline && !(timeout_ms < 0 && n == 0)) break;
+      continue; /* woke for a served callback/event: keep waiting */
+    }
+    if (rkm->err) {
+      if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        rd_kafka_message_destroy(rkm);
+        continue;
+      }
+      if (rkm->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(in->rk, fatal, sizeof(fatal));
+        sr_seterr(errstr, errsz, SR_ERR_FATAL, "ingest: fatal consumer error %s: %s",
+                  rd_kafka_err2name(ferr), fatal);
+        rd_kafka_message_destroy(rkm);
+        sr_ingest_release(in, msgs, n);
+        return -1;
+      }
+      sr_ingest_log_msg_error(in, rkm);
+      rd_kafka_message_destroy(rkm);
+      continue;
+    }
+    sr_ingest_fill(&msgs[n], rkm);
+    if (n++ == 0) deadline = sr_mono_us() + (max_wait_us < 0 ? 0 : max_wait_us);
+  }
+  return n;
+}
+
+void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n) {
+  for (int i = 0; i < n; i++) {
+    if (msgs[i].priv_) rd_kafka_message_destroy(msgs[i].priv_);
+    msgs[i].priv_ = NULL;
+  }
+}
+
+int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, size_t *len) {
+  rd_kafka_headers_t *hdrs = NULL;
+  const void *v = NULL;
+  size_t l = 0;
+  /* headers are parsed lazily by the client and owned by the message */
+  if (!m || !m->priv_ || rd_kafka_message_headers(m->priv_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return 0;
+  if (rd_kafka_header_get_last(hdrs, name, &v, &l) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+  if (val) *val = v; /* NULL for a header with a null value */
+  if (len) *len = v ? l : 0;
+  return 1;
+}
+
+static rd_kafka_topic_partition_list_t *sr_ingest_parts(const sr_ingest_t *in,
+                                                        const int32_t *parts, int n) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
+  for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, in->topic, parts[i]);
+  return l;
+}
+
+sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets,
+                          int n, int async, char *errstr, size_t errsz) {
+  if (n <= 0) return SR_OK;
+  rd_kafka_topic_partition_list_t *l = sr_ingest_parts(in, parts, n);
+  for (int i = 0; i < n; i++) l->elems[i].offset = next_offsets[i];
+  /* async: failures are only logged (sr_ingest_commit_cb, during a later
+   * poll); use a sync commit where the caller must know. */
+  rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, l, async);
+  sr_err_t ret = SR_OK;
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    ret = sr_seterr(errstr, errsz, SR_ERR_KAFKA, "ingest: commit of %d partition(s): %s", n,
+                    rd_kafka_err2str(err));
+  } else if (!async) {
+    for (int i = 0; i < l->cnt; i++) {
+      if (l->elems[i].err) {
+        ret = sr_seterr(errstr, errsz, SR_ERR_KAFKA, "ingest: commit %s [%" PRId32 "]: %s",
+                        in->topic, l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+        break;
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  return ret;
+}
+
+sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *offsets, int n,
+                             int timeout_ms) {
+  if (n <= 0) return SR_OK;
+  rd_kafka_topic_partition_list_t *l = sr_ingest_parts(in, parts, n);
+  rd_kafka_resp_err_t err = rd_kafka_committed(in->rk, l, timeout_ms);
+  sr_err_t ret = SR_OK;
+  if (err) {
+    sr_log_warn(SR_INGEST_MOD, "committed offsets: %s", rd_kafka_err2str(err));
+    ret = err == RD_KAFKA_RESP_ERR__TIMED_OUT ? SR_ERR_TIMEOUT : SR_ERR_KAFKA;
+    goto out;
+  }
+  for (int i = 0; i < n; i++) {
+    /* Same order as parts: the list was built from it and is updated in place. */
+    const rd_kafka_topic_partition_t *e = &l->elems[i];
+    if (e->err) {
+      sr_log_warn(SR_INGEST_MOD, "committed offset of %s [%" PRId32 "]: %s", in->topic,
+                  e->partition, rd_kafka_err2str(e->err));
+      ret = SR_ERR_KAFKA;
+      goto out;
+    }
+    offsets[i] = e->offset < 0 ? -1 : e->offset;
+  }
+out:
+  rd_kafka_topic_partition_list_destroy(l);
+  return ret;
+}
+
+void sr_ingest_pause(sr_ingest_t *in, int pause) {
+  rd_kafka_topic_partition_list_t *l = NULL;
+  in->paused = pause ? 1 : 0;
+  rd_kafka_resp_err_t err = rd_kafka_assignment(in->rk, &l);
+  if (err) {
+    sr_log_warn(SR_INGEST_MOD, "assignment: %s", rd_kafka_err2str(err));
+    return;
+  }
+  if (l->cnt > 0) {
+    err = pause ? rd_kafka_pause_partitions(in->rk, l) : rd_kafka_resume_partitions(in->rk, l);
+    if (err)
+      sr_log_warn(SR_INGEST_MOD, "%s %d partition(s): %s", pause ? "pause" : "resume", l->cnt,
+                  rd_kafka_err2str(err));
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
