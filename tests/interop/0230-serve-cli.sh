@@ -48,7 +48,8 @@ for _ in $(seq 100); do
   [ -n "$BS" ] && [ -n "$PORT" ] && break; sleep 0.1
 done
 [ -n "${BS:-}" ] && [ -n "${PORT:-}" ] || { cat "$T/serve.log"; fail "no bootstrap/admin port"; }
-http_get "http://127.0.0.1:$PORT/healthz" | head -1 | grep -q 200 || fail "/healthz"
+status() { http_get "$1" > "$T/http.out"; head -1 "$T/http.out"; }
+[ "$(status "http://127.0.0.1:$PORT/healthz")" = 200 ] || fail "/healthz"
 "$BIN" load --brokers "$BS" --csv "$T/ev.csv" > "$T/load.out" 2>&1 || fail "load"
 for _ in $(seq 100); do
   M=$(http_get "http://127.0.0.1:$PORT/metrics")
@@ -56,8 +57,8 @@ for _ in $(seq 100); do
 done
 echo "$M" | grep -q '^streamrec_ingest_messages_total 400$' || { echo "$M"; fail "metrics did not reach 400 messages"; }
 echo "$M" | grep -q '^streamrec_model_info{version=' || fail "model_info metric"
-http_get "http://127.0.0.1:$PORT/readyz" | head -1 | grep -q 200 || fail "/readyz"
-http_get "http://127.0.0.1:$PORT/nope" | head -1 | grep -q 404 || fail "404"
+[ "$(status "http://127.0.0.1:$PORT/readyz")" = 200 ] || fail "/readyz"
+[ "$(status "http://127.0.0.1:$PORT/nope")" = 404 ] || fail "404"
 pass=$((pass + 1))
 kill -TERM $SPID
 set +e; wait $SPID; rc=$?; set -e

@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import sys
+from datetime import datetime, timezone
 
 import avro.io
 import avro.schema
@@ -56,7 +57,9 @@ def produce(bs, csv, n):
             if len(cols) < 4 or not cols[3].isdigit():
                 continue
             ev = {"event_id": "py-%d" % sent, "user_id": cols[0], "item_id": cols[1],
-                  "type": "RATE", "value": float(cols[2]), "timestamp": int(cols[3]) * 1000,
+                  "type": "RATE", "value": float(cols[2]),
+                  # timestamp-millis: python avro takes an aware datetime
+                  "timestamp": datetime.fromtimestamp(int(cols[3]), tz=timezone.utc),
                   "scenario": "default"}
             p.send("events", key=cols[0].encode(), value=frame(EVENT, 1, ev))
             sent += 1
@@ -104,7 +107,7 @@ def check_recs(bs, n):
         ids.add(r["source_event_id"])
     if len(ids) != n:
         fail("%d distinct source events for %d recommendations" % (len(ids), n))
-    print("python avro decoded %d recommendations; example: %s" % (len(msgs), json.dumps(r)[:300]))
+    print("python avro decoded %d recommendations; example: %s" % (len(msgs), json.dumps(r, default=str)[:300]))
 
 
 def check_dlq(bs):
