@@ -252,6 +252,11 @@ static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, co
   pc.idle_exit_ms = idle_exit_ms;
   pc.commit_interval_ms = 100;
   pc.coalesce = it_coalesce;
+  /* The mock coordinator waits out a departed member's session before a
+   * new one joins: keep that short in tests. */
+  static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  pc.kafka_consumer = kv;
+  pc.n_kafka_consumer = 2;
   sr_pipeline_t *p = sr_pipeline_new(&pc, m, es, essz);
   if (!p) {
     sr_model_destroy(m);

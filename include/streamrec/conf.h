@@ -4,7 +4,8 @@
  * docs/CONFIGURATION.md and the effective-config log line (librdkafka's
  * rdkafka_conf.c + CONFIGURATION.md pattern).
  *
- * Keys under "kafka." pass verbatim (prefix stripped) to the Kafka client.
+ * Keys under "kafka." pass verbatim (prefix stripped) to both Kafka clients;
+ * "kafka.consumer.X" and "kafka.producer.X" to one of them only.
  * Unknown keys and invalid values are errors reported as "file:line: reason"
  * (fatal at startup), never logged and ignored.
  *
@@ -40,8 +41,9 @@ sr_err_t sr_conf_load_file(sr_conf_t *c, const char *path, char *errstr, size_t 
 /* Typed getters; the name must be in the table (abort otherwise: a bug). */
 const char *sr_conf_str(const sr_conf_t *c, const char *name); /* NULL when unset */
 long long sr_conf_int(const sr_conf_t *c, const char *name);
-/* kafka.* properties, prefix stripped. Borrowed until destroy. */
-const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, int *n);
+typedef enum { SR_CONF_KAFKA_BOTH = 0, SR_CONF_KAFKA_CONSUMER, SR_CONF_KAFKA_PRODUCER } sr_conf_client_t;
+/* kafka.* properties for `which`, prefix stripped. Borrowed until destroy. */
+const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, sr_conf_client_t which, int *n);
 /* Option by its long flag, or NULL. */
 const sr_conf_opt_t *sr_conf_find_flag(const sr_conf_t *c, const char *flag);
 /* Writes the effective configuration, one "key=value" per line, with values

@@ -49,6 +49,10 @@ typedef struct sr_pipeline_conf_s {
   int64_t max_events;        /* >0: stop after this many input messages */
   const sr_kv_t *kafka;      /* passed to both consumer and producer */
   int n_kafka;
+  const sr_kv_t *kafka_consumer; /* consumer only, applied after `kafka` */
+  int n_kafka_consumer;
+  const sr_kv_t *kafka_producer; /* producer only, applied after `kafka` */
+  int n_kafka_producer;
 } sr_pipeline_conf_t;
 
 void sr_pipeline_conf_defaults(sr_pipeline_conf_t *c);

@@ -120,7 +120,7 @@ static void sr_serve_usage(FILE *f) {
           "options:\n");
   sr_conf_usage(sr_serve_opts, sr_serve_n_opts, f);
   fprintf(f, "  %-28s %s\n  %-28s %s\n", "--config FILE", "read key = value lines",
-          "-X key=value", "set any key; kafka.* keys go to the Kafka clients");
+          "-X key=value", "set any key; kafka.X goes to both Kafka clients, kafka.consumer.X / kafka.producer.X to one");
 }
 
 /* Parses argv into conf. Returns 0, or the exit code to return. */
@@ -243,7 +243,9 @@ int sr_cmd_serve(int argc, char **argv) {
   pc.max_inflight_batches = (int)sr_conf_int(conf, "inflight.batches.max");
   pc.idle_exit_ms = (int)sr_conf_int(conf, "idle.exit.ms");
   pc.max_events = sr_conf_int(conf, "max.events");
-  pc.kafka = sr_conf_kafka(conf, &pc.n_kafka);
+  pc.kafka = sr_conf_kafka(conf, SR_CONF_KAFKA_BOTH, &pc.n_kafka);
+  pc.kafka_consumer = sr_conf_kafka(conf, SR_CONF_KAFKA_CONSUMER, &pc.n_kafka_consumer);
+  pc.kafka_producer = sr_conf_kafka(conf, SR_CONF_KAFKA_PRODUCER, &pc.n_kafka_producer);
 
   if (sr_log_get_level() >= SR_LOG_INFO) {
     fprintf(stderr, "serve: effective configuration:\n");
@@ -312,7 +314,8 @@ int sr_cmd_config(int argc, char **argv) {
            "`src/cli/cmd_serve.c`; do not edit by hand. Every key can be set in a config\n"
            "file (`--config FILE`, lines of `key = value`), with `-X key=value`, or with\n"
            "the flag shown. Keys starting with `kafka.` are passed verbatim (without the\n"
-           "prefix) to both Kafka clients (librdkafka properties). Unknown keys and\n"
+           "prefix) to both Kafka clients (librdkafka properties); `kafka.consumer.X` and\n"
+           "`kafka.producer.X` go to that client only. Unknown keys and\n"
            "out-of-range values stop the worker at startup with `file:line: reason`.\n\n"
            "Kafka client defaults chosen for latency first (override with `kafka.*`):\n\n"
            "| client | property | value | why |\n|---|---|---|---|\n"

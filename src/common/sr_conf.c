@@ -14,8 +14,9 @@ struct sr_conf_s {
   const sr_conf_opt_t *table;
   int n;
   char **values; /* per table entry, owned; NULL = unset */
-  sr_kv_t *kafka;
-  int n_kafka, cap_kafka;
+  /* kafka.* properties: [0] both clients, [1] consumer only, [2] producer only */
+  sr_kv_t *kafka[3];
+  int n_kafka[3], cap_kafka[3];
 };
 
 sr_conf_t *sr_conf_new(const sr_conf_opt_t *table, int n) {
@@ -31,11 +32,13 @@ sr_conf_t *sr_conf_new(const sr_conf_opt_t *table, int n) {
 void sr_conf_destroy(sr_conf_t *c) {
   if (!c) return;
   for (int i = 0; i < c->n; i++) sr_free(c->values[i]);
-  for (int i = 0; i < c->n_kafka; i++) {
-    sr_free((char *)c->kafka[i].key);
-    sr_free((char *)c->kafka[i].value);
+  for (int w = 0; w < 3; w++) {
+    for (int i = 0; i < c->n_kafka[w]; i++) {
+      sr_free((char *)c->kafka[w][i].key);
+      sr_free((char *)c->kafka[w][i].value);
+    }
+    sr_free(c->kafka[w]);
   }
-  sr_free(c->kafka);
   sr_free(c->values);
   sr_free(c);
 }
@@ -49,20 +52,24 @@ static int sr_conf_index(const sr_conf_t *c, const char *name) {
 sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr,
                      size_t errsz) {
   if (!strncmp(key, "kafka.", 6)) {
-    if (!key[6]) return sr_seterr(errstr, errsz, SR_ERR_CONF, "empty kafka property name");
-    for (int i = 0; i < c->n_kafka; i++)
-      if (!strcmp(c->kafka[i].key, key + 6)) {
-        sr_free((char *)c->kafka[i].value);
-        c->kafka[i].value = sr_strdup(value);
+    int w = 0;
+    const char *prop = key + 6;
+    if (!strncmp(prop, "consumer.", 9)) w = 1, prop += 9;
+    else if (!strncmp(prop, "producer.", 9)) w = 2, prop += 9;
+    if (!*prop) return sr_seterr(errstr, errsz, SR_ERR_CONF, "empty kafka property name in '%s'", key);
+    for (int i = 0; i < c->n_kafka[w]; i++)
+      if (!strcmp(c->kafka[w][i].key, prop)) {
+        sr_free((char *)c->kafka[w][i].value);
+        c->kafka[w][i].value = sr_strdup(value);
         return SR_OK;
       }
-    if (c->n_kafka == c->cap_kafka) {
-      c->cap_kafka = c->cap_kafka ? c->cap_kafka * 2 : 8;
-      c->kafka = sr_realloc(c->kafka, (size_t)c->cap_kafka * sizeof(*c->kafka));
+    if (c->n_kafka[w] == c->cap_kafka[w]) {
+      c->cap_kafka[w] = c->cap_kafka[w] ? c->cap_kafka[w] * 2 : 8;
+      c->kafka[w] = sr_realloc(c->kafka[w], (size_t)c->cap_kafka[w] * sizeof(sr_kv_t));
     }
-    c->kafka[c->n_kafka].key = sr_strdup(key + 6);
-    c->kafka[c->n_kafka].value = sr_strdup(value);
-    c->n_kafka++;
+    c->kafka[w][c->n_kafka[w]].key = sr_strdup(prop);
+    c->kafka[w][c->n_kafka[w]].value = sr_strdup(value);
+    c->n_kafka[w]++;
     return SR_OK;
   }
   int i = sr_conf_index(c, key);
@@ -136,9 +143,9 @@ long long sr_conf_int(const sr_conf_t *c, const char *name) {
   return strtoll(v, NULL, 10);
 }
 
-const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, int *n) {
-  *n = c->n_kafka;
-  return c->kafka;
+const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, sr_conf_client_t which, int *n) {
+  *n = c->n_kafka[which];
+  return c->kafka[which];
 }
 
 const sr_conf_opt_t *sr_conf_find_flag(const sr_conf_t *c, const char *flag) {
@@ -155,9 +162,11 @@ static int sr_conf_secret(const char *k) {
 void sr_conf_dump(const sr_conf_t *c, FILE *f) {
   for (int i = 0; i < c->n; i++)
     if (c->values[i]) fprintf(f, "%s=%s\n", c->table[i].name, c->values[i]);
-  for (int i = 0; i < c->n_kafka; i++)
-    fprintf(f, "kafka.%s=%s\n", c->kafka[i].key,
-            sr_conf_secret(c->kafka[i].key) ? "[redacted]" : c->kafka[i].value);
+  static const char *const pfx[3] = {"kafka.", "kafka.consumer.", "kafka.producer."};
+  for (int w = 0; w < 3; w++)
+    for (int i = 0; i < c->n_kafka[w]; i++)
+      fprintf(f, "%s%s=%s\n", pfx[w], c->kafka[w][i].key,
+              sr_conf_secret(c->kafka[w][i].key) ? "[redacted]" : c->kafka[w][i].value);
 }
 
 static const char *sr_conf_type_name(sr_conf_type_t t) {

@@ -73,7 +73,8 @@ typedef struct sr_part_pos_s {
 struct sr_pipeline_s {
   sr_pipeline_conf_t conf;
   char *brokers, *group, *events_topic, *recs_topic, *dlq_topic, *client_id;
-  sr_kv_t *kafka;
+  sr_kv_t *kafka_c, *kafka_p; /* both-clients properties followed by the client's own */
+  int n_kafka_c, n_kafka_p;
   sr_model_t *model;
   sr_codec_t *codec;
   sr_state_t *state;
@@ -506,6 +507,27 @@ static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* Copies a then b into one list (b's entries are applied later, so win). */
+static sr_kv_t *sr_pipeline_kv_merge(const sr_kv_t *a, int na, const sr_kv_t *b, int nb,
+                                     int *n) {
+  sr_kv_t *kv = sr_calloc((size_t)(na + nb) + 1, sizeof(*kv));
+  for (int i = 0; i < na + nb; i++) {
+    const sr_kv_t *src = i < na ? &a[i] : &b[i - na];
+    kv[i].key = sr_strdup(src->key);
+    kv[i].value = sr_strdup(src->value);
+  }
+  *n = na + nb;
+  return kv;
+}
+
+static void sr_pipeline_kv_free(sr_kv_t *kv, int n) {
+  for (int i = 0; kv && i < n; i++) {
+    sr_free((char *)kv[i].key);
+    sr_free((char *)kv[i].value);
+  }
+  sr_free(kv);
+}
+
 sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model,
                                char *errstr, size_t errsz) {
   sr_pipeline_t *p = NULL;
@@ -528,12 +550,12 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->recs_topic = sr_strdup(conf->recs_topic);
   p->dlq_topic = sr_strdup(conf->dlq_topic);
   p->client_id = sr_strdup(conf->client_id);
-  p->kafka = sr_calloc((size_t)conf->n_kafka + 1, sizeof(*p->kafka));
-  for (int i = 0; i < conf->n_kafka; i++) {
-    p->kafka[i].key = sr_strdup(conf->kafka[i].key);
-    p->kafka[i].value = sr_strdup(conf->kafka[i].value);
-  }
-  p->conf.kafka = p->kafka;
+  p->kafka_c = sr_pipeline_kv_merge(conf->kafka, conf->n_kafka, conf->kafka_consumer,
+                                    conf->n_kafka_consumer, &p->n_kafka_c);
+  p->kafka_p = sr_pipeline_kv_merge(conf->kafka, conf->n_kafka, conf->kafka_producer,
+                                    conf->n_kafka_producer, &p->n_kafka_p);
+  p->conf.kafka = NULL; /* the merged copies above are what we use */
+  p->conf.kafka_consumer = p->conf.kafka_producer = NULL;
   p->fatal = SR_OK;
 
   int bm = conf->batch_max, k = conf->k, ring = conf->ring_len ? conf->ring_len : 1;
@@ -568,8 +590,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
 
   sr_publish_conf_t pc = {.brokers = p->brokers,
                           .client_id = p->client_id,
-                          .kafka = p->kafka,
-                          .n_kafka = conf->n_kafka,
+                          .kafka = p->kafka_p,
+                          .n_kafka = p->n_kafka_p,
                           .delivery_cb = sr_on_delivery,
                           .opaque = p};
   p->publish = sr_publish_new(&pc, errstr, errsz);
@@ -578,8 +600,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
                          .group = p->group,
                          .topic = p->events_topic,
                          .client_id = p->client_id,
-                         .kafka = p->kafka,
-                         .n_kafka = conf->n_kafka,
+                         .kafka = p->kafka_c,
+                         .n_kafka = p->n_kafka_c,
                          .rebalance_cb = sr_on_rebalance,
                          .opaque = p};
   p->ingest = sr_ingest_new(&ic, errstr, errsz);
@@ -664,11 +686,8 @@ void sr_pipeline_destroy(sr_pipeline_t *p) {
   sr_free(p->rec_items);
   sr_buf_free(&p->strs);
   sr_buf_free(&p->enc);
-  for (int i = 0; i < p->conf.n_kafka; i++) {
-    sr_free((char *)p->kafka[i].key);
-    sr_free((char *)p->kafka[i].value);
-  }
-  sr_free(p->kafka);
+  sr_pipeline_kv_free(p->kafka_c, p->n_kafka_c);
+  sr_pipeline_kv_free(p->kafka_p, p->n_kafka_p);
   sr_free(p->brokers);
   sr_free(p->group);
   sr_free(p->events_topic);

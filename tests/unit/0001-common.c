@@ -117,11 +117,17 @@ TEST(conf_table) {
   T_ASSERT(strstr(es, "unknown configuration key 'nope'") != NULL);
   T_EQ_INT(sr_conf_set(c, "kafka.sasl.password", "hunter2", es, sizeof(es)), SR_OK);
   T_EQ_INT(sr_conf_set(c, "kafka.linger.ms", "5", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(c, "kafka.consumer.session.timeout.ms", "6000", es, sizeof(es)), SR_OK);
   int n;
-  const sr_kv_t *kv = sr_conf_kafka(c, &n);
+  const sr_kv_t *kv = sr_conf_kafka(c, SR_CONF_KAFKA_BOTH, &n);
   T_EQ_INT(n, 2);
   T_EQ_STR(kv[1].key, "linger.ms");
   T_EQ_STR(kv[1].value, "5");
+  kv = sr_conf_kafka(c, SR_CONF_KAFKA_CONSUMER, &n);
+  T_EQ_INT(n, 1);
+  T_EQ_STR(kv[0].key, "session.timeout.ms");
+  sr_conf_kafka(c, SR_CONF_KAFKA_PRODUCER, &n);
+  T_EQ_INT(n, 0);
   T_ASSERT(sr_conf_find_flag(c, "name") == &opts[1]);
   /* effective config redacts secrets */
   char *buf = NULL;
