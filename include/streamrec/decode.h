@@ -5,9 +5,10 @@
  * framing: byte 0 = magic 0, bytes 1..4 = schema id (big-endian int32),
  * then the Avro binary body. Schemas are compiled in (schemas/ (the .avsc files)) and
  * parsed once per codec; Avro values are reused across messages (no
- * per-message schema parsing). Encoding allocates nothing in steady state;
- * decoding through Avro C's generic values allocates per string field
- * (avro_value_read has no caller-owned-buffer mode).
+ * per-message schema parsing). Encoding allocates nothing in steady state.
+ * UserEvent decoding (the serve hot path) takes the fields straight from
+ * the validated bytes, allocation-free; Recommendation decoding (CLI tools)
+ * goes through Avro C's generic values, which allocate per string.
  *
  * Untrusted input: Avro C 1.11 does not bound string/bytes lengths or array
  * block counts, so every body is first walked by our own validator that
@@ -36,8 +37,9 @@ sr_codec_t *sr_codec_new(int32_t event_schema_id, int32_t rec_schema_id, char *e
 void sr_codec_destroy(sr_codec_t *c); /* accepts NULL */
 
 /* Decodes a framed UserEvent from buf[0..len).
- * Returns SR_OK and fills *ev; ev's strings are borrowed from the codec and
- * valid until the next sr_codec_decode_event() on this codec or its destroy.
+ * Returns SR_OK and fills *ev; ev's strings are slices of buf (zero copy:
+ * valid as long as buf is) except a defaulted scenario (static storage).
+ * Allocation-free.
  * Errors: SR_ERR_BAD_FRAMING (short, wrong magic), SR_ERR_UNKNOWN_SCHEMA
  * (id != event schema id), SR_ERR_BAD_AVRO (truncated/invalid body or
  * trailing bytes), SR_ERR_MISSING_FIELD (empty user_id or item_id; empty

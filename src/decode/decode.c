@@ -228,7 +228,14 @@ static sr_err_t sr__varint(sr__rd_t *r, const char *field, int maxb, int64_t *ou
   return SR_OK;
 }
 
-static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n);
+/* A field value captured by the walker (strings point into the message). */
+typedef struct sr__val_s {
+  sr_str_t s;
+  int64_t i;
+  float f;
+} sr__val_t;
+
+static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t *out);
 
 /* Array of RecItem: blocks of count items; a negative count -N is followed by
  * the block's byte size (Avro spec), which must match the items exactly. */
@@ -254,7 +261,7 @@ static sr_err_t sr__walk_items(sr__rd_t *r, const char *field) {
     const unsigned char *block = r->p;
     for (int64_t i = 0; i < count; i++) {
       r->item = total + i;
-      if ((err = sr__walk(r, sr__ri_fields, SR__RI__CNT))) return err;
+      if ((err = sr__walk(r, sr__ri_fields, SR__RI__CNT, NULL))) return err;
     }
     r->item = -1;
     if (size >= 0 && r->p - block != size)
@@ -264,9 +271,10 @@ static sr_err_t sr__walk_items(sr__rd_t *r, const char *field) {
   }
 }
 
-static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n) {
+/* Validates n fields; when out != NULL also captures each field's value. */
+static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t *out) {
   sr_err_t err = SR_OK;
-  int64_t v;
+  int64_t v = 0;
   for (size_t i = 0; i < n && !err; i++) {
     const char *name = f[i].name;
     switch (f[i].kind) {
@@ -276,7 +284,10 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n) {
       else if ((uint64_t)v > sr__left(r))
         err = sr__bad(r, name, "string length %lld exceeds remaining %zu bytes", (long long)v,
                       sr__left(r));
-      else r->p += v;
+      else {
+        if (out) out[i].s = sr_str_make((const char *)r->p, (size_t)v);
+        r->p += v;
+      }
       break;
     case SR__K_INT:
       err = sr__varint(r, name, 5, &v);
@@ -286,7 +297,14 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n) {
       break;
     case SR__K_FLOAT:
       if (sr__left(r) < 4) err = sr__bad(r, name, "float needs 4 bytes, %zu remain", sr__left(r));
-      else r->p += 4;
+      else {
+        if (out) { /* Avro floats are IEEE 754 little-endian */
+          uint32_t u = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 |
+                       (uint32_t)r->p[3] << 24;
+          memcpy(&out[i].f, &u, 4);
+        }
+        r->p += 4;
+      }
       break;
     case SR__K_BOOL:
       if (!sr__left(r)) err = sr__bad(r, name, "truncated boolean");
@@ -302,6 +320,7 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n) {
       err = sr__walk_items(r, name);
       break;
     }
+    if (out && f[i].kind != SR__K_STRING && f[i].kind != SR__K_FLOAT) out[i].i = v;
   }
   return err;
 }
@@ -313,7 +332,7 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n) {
  * lets Avro C read it into v. */
 static sr_err_t sr__decode(sr_codec_t *c, const void *buf, size_t len, int32_t want_id,
                            const char *what, const sr__field_t *f, size_t n, avro_value_t *v,
-                           char *errstr, size_t errsz) {
+                           sr__val_t *vals, char *errstr, size_t errsz) {
   const unsigned char *b = buf;
   if (!b && len) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "NULL buffer");
   if (len < SR__HDR)
@@ -326,10 +345,11 @@ static sr_err_t sr__decode(sr_codec_t *c, const void *buf, size_t len, int32_t w
                      (int)id, what, (int)want_id);
 
   sr__rd_t r = {b + SR__HDR, b + len, -1, errstr, errsz};
-  sr_err_t err = sr__walk(&r, f, n);
+  sr_err_t err = sr__walk(&r, f, n, vals);
   if (err) return err;
   if (r.p != r.end)
     return sr_seterr(errstr, errsz, SR_ERR_BAD_AVRO, "trailing %zu bytes after record", sr__left(&r));
+  if (!v) return SR_OK; /* the caller uses the captured values */
 
   avro_reader_memory_set_source(c->reader, (const char *)b + SR__HDR, (int64_t)(len - SR__HDR));
   if (avro_value_read(c->reader, v))
@@ -363,26 +383,28 @@ static float sr__get_float(avro_value_t *rec, int idx) {
 
 static sr_str_t sr__scenario(sr_str_t s) { return s.len ? s : SR_STR("default"); }
 
+/* UserEvent is flat, so the validator's captured values are the decoded
+ * event: strings are slices of buf (zero copy), nothing is allocated. This
+ * is the hot path of serve; Avro C still parses and checks the schema at
+ * codec creation, and the fuzz targets cross-check this decoder against
+ * Avro C's encoder. */
 sr_err_t sr_codec_decode_event(sr_codec_t *c, const void *buf, size_t len, sr_event_t *ev,
                                char *errstr, size_t errsz) {
-  avro_value_t *v, f;
-  int type = 0;
+  sr__val_t vals[SR__EV__CNT];
   sr_err_t err;
   if (!c || !ev) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "NULL codec or event");
-  v = &c->ev_in;
-  if ((err = sr__decode(c, buf, len, c->ev_id, "UserEvent", sr__ev_fields, SR__EV__CNT, v, errstr,
-                        errsz)))
+  memset(vals, 0, sizeof(vals));
+  if ((err = sr__decode(c, buf, len, c->ev_id, "UserEvent", sr__ev_fields, SR__EV__CNT, NULL,
+                        vals, errstr, errsz)))
     return err;
-
   sr_event_t e = {0};
-  e.event_id = sr__get_str(v, SR__EV_EVENT_ID);
-  e.user_id = sr__get_str(v, SR__EV_USER_ID);
-  e.item_id = sr__get_str(v, SR__EV_ITEM_ID);
-  if (!avro_value_get_by_index(v, SR__EV_TYPE, &f, NULL)) avro_value_get_enum(&f, &type);
-  e.type = (sr_event_type_t)type;
-  e.value = sr__get_float(v, SR__EV_VALUE);
-  e.ts_ms = sr__get_long(v, SR__EV_TS);
-  e.scenario = sr__scenario(sr__get_str(v, SR__EV_SCENARIO));
+  e.event_id = vals[SR__EV_EVENT_ID].s;
+  e.user_id = vals[SR__EV_USER_ID].s;
+  e.item_id = vals[SR__EV_ITEM_ID].s;
+  e.type = (sr_event_type_t)vals[SR__EV_TYPE].i;
+  e.value = vals[SR__EV_VALUE].f;
+  e.ts_ms = vals[SR__EV_TS].i;
+  e.scenario = sr__scenario(vals[SR__EV_SCENARIO].s);
   if (!e.user_id.len) return sr_seterr(errstr, errsz, SR_ERR_MISSING_FIELD, "user_id is empty");
   if (!e.item_id.len) return sr_seterr(errstr, errsz, SR_ERR_MISSING_FIELD, "item_id is empty");
   *ev = e;
@@ -397,7 +419,7 @@ sr_err_t sr_codec_decode_rec(sr_codec_t *c, const void *buf, size_t len, sr_rec_
   sr_err_t err;
   if (!c || !rec) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "NULL codec or rec");
   v = &c->rec_in;
-  if ((err = sr__decode(c, buf, len, c->rec_id, "Recommendation", sr__rec_fields, SR__REC__CNT, v,
+  if ((err = sr__decode(c, buf, len, c->rec_id, "Recommendation", sr__rec_fields, SR__REC__CNT, v, NULL,
                         errstr, errsz)))
     return err;
 

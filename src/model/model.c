@@ -1,0 +1,245 @@
+/*
+ * model: the kind-independent half of every model.
+ *
+ * Owns the kind table, the parameter arena, the item catalogue and scoring.
+ * A kind (model_<kind>.c) only describes its parameter layout and its
+ * per-event step; everything else is here, so serving, snapshots and the
+ * trainers treat all kinds alike.
+ *
+ * Why one arena: all parameter blocks live in one 64-byte-aligned
+ * allocation in layout order (each block starts on a 64-byte boundary, so
+ * every block is SIMD/BLAS friendly). Snapshots, optimiser state and "keep
+ * the best epoch" copies are then one memcpy or one parallel array of the
+ * same shape (train/ relies on this).
+ *
+ * Why one sgemm in score: a micro-batch of n user states scores against the
+ * whole catalogue as S = H . item_out^T + item_bias. The bias is copied into
+ * every row of S first and the sgemm runs with beta = 1, so the whole
+ * micro-batch is a single level-3 BLAS call (n sgemv calls would re-read
+ * item_out n times).
+ *
+ * Kinds that are not compiled in: the GRU kind lives in its own file
+ * (model_gru.c) that may not exist yet. Its vtable is referenced weakly so
+ * that a build without it links; a NULL address means "kind not built".
+ * A weak reference alone would never pull model_gru.o out of the static
+ * core library, though, so when the source file is present in this
+ * directory the reference is made strong (__has_include below).
+ *
+ * Thread: sr_model_new/destroy/set_version on one thread; everything else
+ * on a built model is read-only and may run on any number of threads.
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model_int.h"
+
+#if defined(__has_include)
+#if __has_include("model_gru.c")
+#define SR_MODEL_HAVE_GRU_SOURCE 1
+#endif
+#endif
+#ifndef SR_MODEL_HAVE_GRU_SOURCE
+extern const sr_model_ops_t sr_model_ops_gru __attribute__((weak));
+#endif
+
+/* Kind table: index = kind. NULL entries are kinds not built in. */
+static const sr_model_ops_t *sr_model_kind_ops(int kind) {
+  switch (kind) {
+  case SR_MODEL_DECAY:
+    return &sr_model_ops_decay;
+  case SR_MODEL_GRU:
+    return &sr_model_ops_gru; /* NULL when model_gru.c is not linked */
+  default:
+    return NULL;
+  }
+}
+
+static const char *const sr_model_kind_names[] = {
+    [SR_MODEL_DECAY] = "decay",
+    [SR_MODEL_GRU] = "gru",
+};
+
+const char *sr_model_kind_name(sr_model_kind_t k) {
+  if ((int)k <= 0 || (size_t)k >= SR_ARRAY_SIZE(sr_model_kind_names) ||
+      !sr_model_kind_names[k])
+    return "?";
+  return sr_model_kind_names[k];
+}
+
+int sr_model_kind_parse(const char *s) {
+  if (!s) return -1;
+  for (size_t k = 1; k < SR_ARRAY_SIZE(sr_model_kind_names); k++)
+    if (sr_model_kind_names[k] && !strcasecmp(s, sr_model_kind_names[k])) return (int)k;
+  return -1;
+}
+
+/* Floats per 64-byte line: every block is padded to a multiple of this. */
+#define SR_MODEL_ALIGN_FLOATS 16
+
+sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
+                         const sr_str_t *item_ids, char *errstr, size_t errsz) {
+  const sr_model_ops_t *ops = sr_model_kind_ops((int)kind);
+  const char *names[SR_MODEL_MAX_BLOCKS];
+  size_t counts[SR_MODEL_MAX_BLOCKS];
+  sr_model_t *m = NULL;
+
+  if ((int)kind <= 0 || (size_t)kind >= SR_ARRAY_SIZE(sr_model_kind_names)) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "unknown model kind %d", (int)kind);
+    return NULL;
+  }
+  if (!ops) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+              "model kind '%s' is not built into this binary", sr_model_kind_name(kind));
+    return NULL;
+  }
+  if (dim < 1) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model dim must be >= 1 (got %d)", dim);
+    return NULL;
+  }
+  if (n_items < 1) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+              "model needs at least one item (got %ld)", (long)n_items);
+    return NULL;
+  }
+  if (!item_ids) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model item ids missing");
+    return NULL;
+  }
+  int nb = ops->layout(dim, n_items, names, counts, SR_MODEL_MAX_BLOCKS);
+  if (nb < 1 || nb > SR_MODEL_MAX_BLOCKS) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: bad parameter layout (%d blocks)",
+              ops->name, nb);
+    return NULL;
+  }
+  int ss = ops->state_size(dim);
+
+  /* Arena size with per-block padding; refuse sizes that overflow size_t. */
+  size_t total = 0;
+  const size_t maxf = SIZE_MAX / sizeof(float) - SR_MODEL_ALIGN_FLOATS;
+  for (int i = 0; i < nb; i++) {
+    size_t c = counts[i];
+    if (c > maxf - total) {
+      sr_seterr(errstr, errsz, SR_ERR_NOMEM,
+                "%s model d=%d with %ld items: parameter size overflows", ops->name, dim,
+                (long)n_items);
+      return NULL;
+    }
+    c = (c + SR_MODEL_ALIGN_FLOATS - 1) / SR_MODEL_ALIGN_FLOATS * SR_MODEL_ALIGN_FLOATS;
+    total += c;
+  }
+  if (total == 0) total = SR_MODEL_ALIGN_FLOATS;
+
+  m = sr_calloc(1, sizeof(*m));
+  m->ops = ops;
+  m->dim = dim;
+  m->state_size = ss;
+  m->n_items = n_items;
+  /* Parameters first: a catalogue too big for memory fails here, before
+   * the (aborting) small-allocation wrappers see it. */
+  m->arena = aligned_alloc(64, total * sizeof(float));
+  if (!m->arena) {
+    sr_seterr(errstr, errsz, SR_ERR_NOMEM,
+              "%s model d=%d with %ld items: cannot allocate %zu bytes of parameters",
+              ops->name, dim, (long)n_items, total * sizeof(float));
+    goto fail;
+  }
+  memset(m->arena, 0, total * sizeof(float));
+  m->arena_floats = total;
+  m->n_blocks = nb;
+  size_t off = 0;
+  for (int i = 0; i < nb; i++) {
+    m->blocks[i].name = names[i];
+    m->blocks[i].data = m->arena + off;
+    m->blocks[i].count = counts[i];
+    off += (counts[i] + SR_MODEL_ALIGN_FLOATS - 1) / SR_MODEL_ALIGN_FLOATS *
+           SR_MODEL_ALIGN_FLOATS;
+  }
+  sr_param_block_t *out = sr_model_block(m, "item_out");
+  sr_param_block_t *bias = sr_model_block(m, "item_bias");
+  if (!out || !bias || out->count != (size_t)n_items * (size_t)ss ||
+      bias->count != (size_t)n_items) {
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+              "%s: layout lacks item_out (n_items x state) / item_bias (n_items)", ops->name);
+    goto fail;
+  }
+  m->item_out = out->data;
+  m->item_bias = bias->data;
+
+  m->items = sr_strmap_new((size_t)n_items);
+  for (int32_t i = 0; i < n_items; i++) {
+    int inserted = 0;
+    sr_str_t k = item_ids[i].ptr ? item_ids[i] : sr_str_make("", 0);
+    int32_t id = sr_strmap_intern(m->items, k.ptr, k.len, &inserted);
+    if (!inserted) {
+      sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                "duplicate item id '%.*s' at index %ld (first at %ld)",
+                (int)SR_MIN(k.len, 80), k.ptr, (long)i, (long)id);
+      goto fail;
+    }
+  }
+  snprintf(m->version, sizeof(m->version), "%s-d%d-untrained", ops->name, dim);
+  return m;
+fail:
+  sr_model_destroy(m);
+  return NULL;
+}
+
+void sr_model_destroy(sr_model_t *m) {
+  if (!m) return;
+  sr_strmap_destroy(m->items);
+  free(m->arena);
+  sr_free(m);
+}
+
+int sr_model_params(sr_model_t *m, sr_param_block_t *blocks, int max) {
+  for (int i = 0; i < m->n_blocks && i < max; i++) blocks[i] = m->blocks[i];
+  return m->n_blocks;
+}
+
+sr_param_block_t *sr_model_block(sr_model_t *m, const char *name) {
+  for (int i = 0; i < m->n_blocks; i++)
+    if (!strcmp(m->blocks[i].name, name)) return &m->blocks[i];
+  return NULL;
+}
+
+sr_model_kind_t sr_model_kind(const sr_model_t *m) { return m->ops->kind; }
+int sr_model_dim(const sr_model_t *m) { return m->dim; }
+int32_t sr_model_n_items(const sr_model_t *m) { return m->n_items; }
+int sr_model_state_size(const sr_model_t *m) { return m->state_size; }
+
+const char *sr_model_version(const sr_model_t *m) { return m->version; }
+
+void sr_model_set_version(sr_model_t *m, const char *version) {
+  snprintf(m->version, sizeof(m->version), "%s", version ? version : "");
+}
+
+int32_t sr_model_item_lookup(const sr_model_t *m, const char *id, size_t len) {
+  if (!id) return -1;
+  return sr_strmap_find(m->items, id, len);
+}
+
+sr_str_t sr_model_item_id(const sr_model_t *m, int32_t idx) {
+  if (idx < 0 || idx >= m->n_items) return sr_str_make("", 0);
+  return sr_strmap_key(m->items, idx);
+}
+
+void sr_model_state_init(const sr_model_t *m, float *h) { m->ops->state_init(m, h); }
+
+void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type,
+                   float value, int64_t dt_ms) {
+  m->ops->step(m, h, item, type, value, dt_ms);
+}
+
+void sr_model_score(const sr_model_t *m, const float *H, int n, float *S) {
+  if (n <= 0) return;
+  const size_t N = (size_t)m->n_items;
+  for (int u = 0; u < n; u++) memcpy(S + (size_t)u * N, m->item_bias, N * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (blasint)N, m->state_size, 1.0f, H,
+              m->state_size, m->item_out, m->state_size, 1.0f, S, (blasint)N);
+}
+
+size_t sr_model_bytes(const sr_model_t *m) {
+  return m->arena_floats * sizeof(float) + (m->items ? sr_strmap_bytes(m->items) : 0);
+}
