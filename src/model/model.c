@@ -18,12 +18,7 @@
  * micro-batch is a single level-3 BLAS call (n sgemv calls would re-read
  * item_out n times).
  *
- * Kinds that are not compiled in: the GRU kind lives in its own file
- * (model_gru.c) that may not exist yet. Its vtable is referenced weakly so
- * that a build without it links; a NULL address means "kind not built".
- * A weak reference alone would never pull model_gru.o out of the static
- * core library, though, so when the source file is present in this
- * directory the reference is made strong (__has_include below).
+ * Each kind lives in its own model_<kind>.c and is listed in the kind table.
  *
  * Thread: sr_model_new/destroy/set_version on one thread; everything else
  * on a built model is read-only and may run on any number of threads.
@@ -35,22 +30,13 @@
 
 #include "model/model_int.h"
 
-#if defined(__has_include)
-#if __has_include("model_gru.c")
-#define SR_MODEL_HAVE_GRU_SOURCE 1
-#endif
-#endif
-#ifndef SR_MODEL_HAVE_GRU_SOURCE
-extern const sr_model_ops_t sr_model_ops_gru __attribute__((weak));
-#endif
-
 /* Kind table: index = kind. NULL entries are kinds not built in. */
 static const sr_model_ops_t *sr_model_kind_ops(int kind) {
   switch (kind) {
   case SR_MODEL_DECAY:
     return &sr_model_ops_decay;
   case SR_MODEL_GRU:
-    return &sr_model_ops_gru; /* NULL when model_gru.c is not linked */
+    return &sr_model_ops_gru;
   default:
     return NULL;
   }

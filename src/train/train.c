@@ -15,10 +15,7 @@
  *  - Adam over the parameter arena, fused softmax cross-entropy, a
  *    deterministic parallel-for, the progress line, best-epoch keeping.
  *
- * Kinds that are not built (model_gru.c / train_gru.c still missing) are
- * referenced weakly, exactly as in model.c; when train_gru.c is present in
- * this directory the reference is made strong so the static core library
- * links it in.
+ * Each kind's trainer lives in its own train_<kind>.c, listed in the table.
  *
  * Thread: sr_train_run runs on the caller's thread. It sets OpenBLAS's
  * (process-global) thread count for the duration and restores it after;
@@ -34,15 +31,6 @@
 #include <unistd.h>
 
 #include "train/train_util.h"
-
-#if defined(__has_include)
-#if __has_include("train_gru.c")
-#define SR_TRAIN_HAVE_GRU_SOURCE 1
-#endif
-#endif
-#ifndef SR_TRAIN_HAVE_GRU_SOURCE
-extern sr_train_kind_fn_t sr_train_gru __attribute__((weak));
-#endif
 
 static const struct {
   sr_model_kind_t kind;
