@@ -90,6 +90,18 @@ sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *
 sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *offsets, int n,
                              int timeout_ms);
 
+/* Reads every partition of topic from its first available offset up to the
+ * end offset found at the start (a consistent snapshot of the topic as it
+ * was), calling cb for each message (borrowed, valid during the call; a
+ * non-zero return stops the read with an error). No consumer group is
+ * joined and nothing is committed. Returns the number of messages, or -1
+ * with errstr (also when the end is not reached within timeout_ms). Used by
+ * `train --brokers`. Blocking; any thread. */
+typedef int(sr_msg_cb_t)(void *opaque, const sr_msg_t *m);
+int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                                int n_kafka, sr_msg_cb_t *cb, void *opaque, int timeout_ms,
+                                char *errstr, size_t errsz);
+
 /* Pause/resume fetching of all assigned partitions (back-pressure). */
 void sr_ingest_pause(sr_ingest_t *in, int pause);
 

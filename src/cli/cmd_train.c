@@ -9,16 +9,91 @@
 
 #include "cli/cli.h"
 #include "streamrec/dataset.h"
+#include "streamrec/decode.h"
+#include "streamrec/kafka.h"
 #include "streamrec/snapshot.h"
 #include "streamrec/train.h"
 
+/* Events read from a Kafka topic: strings in one arena, rows by offset. */
+typedef struct sr_topic_rows_s {
+  sr_codec_t *codec;
+  sr_buf_t arena;
+  sr_csv_row_t *rows;
+  size_t *user_off, *item_off;
+  int64_t n, cap, bad;
+} sr_topic_rows_t;
+
+static int sr_train_on_msg(void *opaque, const sr_msg_t *m) {
+  sr_topic_rows_t *t = opaque;
+  sr_event_t ev;
+  char es[256];
+  if (sr_codec_decode_event(t->codec, m->value, m->len, &ev, es, sizeof(es)) != SR_OK) {
+    if (t->bad++ < 10)
+      sr_log_warn("train", "%s[%d]@%lld skipped: %s", m->topic, (int)m->partition,
+                  (long long)m->offset, es);
+    return 0;
+  }
+  if (ev.type == SR_EV_FORGET) return 0; /* forgotten users are not trained on */
+  if (t->n == t->cap) {
+    t->cap = t->cap ? t->cap * 2 : 65536;
+    t->rows = sr_realloc(t->rows, (size_t)t->cap * sizeof(*t->rows));
+    t->user_off = sr_realloc(t->user_off, (size_t)t->cap * sizeof(size_t));
+    t->item_off = sr_realloc(t->item_off, (size_t)t->cap * sizeof(size_t));
+  }
+  t->user_off[t->n] = t->arena.len;
+  sr_buf_append(&t->arena, ev.user_id.ptr, ev.user_id.len);
+  t->item_off[t->n] = t->arena.len;
+  sr_buf_append(&t->arena, ev.item_id.ptr, ev.item_id.len);
+  sr_csv_row_t *r = &t->rows[t->n++];
+  r->user.len = ev.user_id.len;
+  r->item.len = ev.item_id.len;
+  r->value = ev.value;
+  r->ts_ms = ev.ts_ms;
+  r->type = (int)ev.type;
+  return 0;
+}
+
+/* Reads the topic as it is now into a data set. */
+static sr_err_t sr_train_load_topic(const char *brokers, const char *topic, int32_t schema_id,
+                                    sr_dataset_t **out, char *es, size_t essz) {
+  sr_topic_rows_t t;
+  memset(&t, 0, sizeof(t));
+  sr_buf_init(&t.arena);
+  t.codec = sr_codec_new(schema_id, SR_DEFAULT_REC_SCHEMA_ID, es, essz);
+  if (!t.codec) return SR_ERR_FATAL;
+  int64_t n = sr_ingest_read_snapshot(brokers, topic, NULL, 0, sr_train_on_msg, &t, 120000, es, essz);
+  sr_err_t err = SR_OK;
+  if (n < 0) {
+    err = SR_ERR_KAFKA;
+  } else {
+    for (int64_t i = 0; i < t.n; i++) {
+      t.rows[i].user.ptr = (const char *)t.arena.data + t.user_off[i];
+      t.rows[i].item.ptr = (const char *)t.arena.data + t.item_off[i];
+    }
+    fprintf(stderr, "train: read %lld messages from %s (%lld undecodable, skipped)\n",
+            (long long)n, topic, (long long)t.bad);
+    err = sr_dataset_from_rows(t.rows, t.n, out);
+    if (err == SR_OK) (*out)->bad_lines = t.bad;
+  }
+  sr_codec_destroy(t.codec);
+  sr_buf_free(&t.arena);
+  sr_free(t.rows);
+  sr_free(t.user_off);
+  sr_free(t.item_off);
+  return err;
+}
+
 static void sr_train_usage(FILE *f, const sr_train_conf_t *d) {
   fprintf(f,
-          "usage: streamrec train --events FILE --out SNAPSHOT [options]\n\n"
+          "usage: streamrec train (--events FILE | --brokers B --topic T) --out SNAPSHOT [options]\n\n"
           "Trains a model from an event CSV (user,item,value,timestamp[,type]; MovieLens\n"
-          "ratings.csv as is) and writes a versioned snapshot for `serve` and `eval`.\n\n"
+          "ratings.csv as is), or from a Kafka topic of UserEvents read from the beginning\n"
+          "up to the end offsets found at start, and writes a versioned snapshot.\n\n"
           "options:\n"
-          "  --events FILE       event history CSV (required)\n"
+          "  --events FILE       event history CSV\n"
+          "  --brokers B         read UserEvents from Kafka instead (with --topic)\n"
+          "  --topic T           topic to read (default events)\n"
+          "  --event-schema-id N Confluent schema id of UserEvent (default 1)\n"
           "  --out FILE          snapshot to write (required)\n"
           "  --kind K            model kind: decay | gru (default %s)\n"
           "  --dim D             embedding size (default %d)\n"
@@ -40,7 +115,8 @@ static void sr_train_usage(FILE *f, const sr_train_conf_t *d) {
 int sr_cmd_train(int argc, char **argv) {
   sr_train_conf_t tc;
   sr_train_conf_defaults(&tc);
-  const char *events = NULL, *out = NULL;
+  const char *events = NULL, *out = NULL, *brokers = NULL, *topic = "events";
+  int32_t schema_id = SR_DEFAULT_EVENT_SCHEMA_ID;
   int kind_set = 0;
   static const struct option longopts[] = {
       {"events", required_argument, 0, 'e'},   {"out", required_argument, 0, 'o'},
@@ -50,6 +126,8 @@ int sr_cmd_train(int argc, char **argv) {
       {"valid-frac", required_argument, 0, 'v'}, {"patience", required_argument, 0, 'p'},
       {"seed", required_argument, 0, 's'},     {"threads", required_argument, 0, 't'},
       {"max-seconds", required_argument, 0, 'm'}, {"no-progress", no_argument, 0, 'n'},
+      {"brokers", required_argument, 0, 'B'},  {"topic", required_argument, 0, 'T'},
+      {"event-schema-id", required_argument, 0, 'S'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int c;
   optind = 1;
@@ -78,13 +156,16 @@ int sr_cmd_train(int argc, char **argv) {
     case 't': tc.threads = atoi(optarg); break;
     case 'm': tc.max_seconds = strtod(optarg, NULL); break;
     case 'n': tc.progress = 0; break;
+    case 'B': brokers = optarg; break;
+    case 'T': topic = optarg; break;
+    case 'S': schema_id = (int32_t)atoi(optarg); break;
     case 'h': sr_train_usage(stdout, &tc); return 0;
     default: sr_train_usage(stderr, &tc); return 2;
     }
   }
   (void)kind_set;
-  if (!events || !out) {
-    fprintf(stderr, "train: --events and --out are required\n");
+  if ((!events && !brokers) || (events && brokers) || !out) {
+    fprintf(stderr, "train: --out and one of --events or --brokers are required\n");
     sr_train_usage(stderr, &tc);
     return 2;
   }
@@ -97,16 +178,18 @@ int sr_cmd_train(int argc, char **argv) {
   sr_dataset_t *ds = NULL;
   sr_model_t *m = NULL;
   int64_t t0 = sr_mono_us();
-  if (sr_dataset_load_csv(events, &ds, es, sizeof(es)) != SR_OK) {
+  if (brokers ? sr_train_load_topic(brokers, topic, schema_id, &ds, es, sizeof(es)) != SR_OK
+              : sr_dataset_load_csv(events, &ds, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "train: %s\n", es);
     goto out;
   }
   if (ds->n_events == 0) {
-    fprintf(stderr, "train: %s holds no valid events\n", events);
+    fprintf(stderr, "train: %s holds no valid events\n", brokers ? topic : events);
     goto out;
   }
   fprintf(stderr, "train: %lld events, %d users, %d items from %s (%lld bad lines skipped)\n",
-          (long long)ds->n_events, ds->n_users, ds->n_items, events, (long long)ds->bad_lines);
+          (long long)ds->n_events, ds->n_users, ds->n_items, brokers ? topic : events,
+          (long long)ds->bad_lines);
   sr_snapshot_info_t info;
   memset(&info, 0, sizeof(info));
   int64_t t1 = sr_mono_us();

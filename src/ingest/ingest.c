@@ -435,3 +435,102 @@ void sr_ingest_pause(sr_ingest_t *in, int pause) {
   }
   rd_kafka_topic_partition_list_destroy(l);
 }
+
+/* ------------------------------------------------------- topic snapshot */
+
+int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                                int n_kafka, sr_msg_cb_t *cb, void *opaque, int timeout_ms,
+                                char *errstr, size_t errsz) {
+  char kerr[512], group[64];
+  int64_t count = -1, *hi = NULL;
+  int n_parts, open_parts = 0;
+  rd_kafka_t *rk = NULL;
+  rd_kafka_topic_partition_list_t *assign = NULL;
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+  /* A group id is needed for assign() on librdkafka; this one never joins
+   * nor commits. */
+  snprintf(group, sizeof(group), "streamrec-snapshot-%ld", (long)sr_mono_us());
+  rd_kafka_conf_set_log_cb(conf, sr_ingest_log_cb);
+  if (sr_ingest_conf_set(conf, "bootstrap.servers", brokers, errstr, errsz) ||
+      sr_ingest_conf_set(conf, "group.id", group, errstr, errsz) ||
+      sr_ingest_conf_set(conf, "enable.auto.commit", "false", errstr, errsz) ||
+      sr_ingest_conf_set(conf, "enable.partition.eof", "false", errstr, errsz)) {
+    rd_kafka_conf_destroy(conf);
+    return -1;
+  }
+  for (int i = 0; i < n_kafka; i++)
+    if (sr_ingest_conf_set(conf, kafka[i].key, kafka[i].value, errstr, errsz)) {
+      rd_kafka_conf_destroy(conf);
+      return -1;
+    }
+  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "rd_kafka_new: %s", kerr);
+    return -1;
+  }
+  rd_kafka_poll_set_consumer(rk);
+  n_parts = sr_kafka_partition_count(brokers, topic, timeout_ms, errstr, errsz);
+  if (n_parts < 0) goto out;
+  hi = sr_calloc((size_t)n_parts + 1, sizeof(*hi));
+  assign = rd_kafka_topic_partition_list_new(n_parts);
+  for (int p = 0; p < n_parts; p++) {
+    int64_t lo = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], timeout_ms);
+    if (e) {
+      sr_seterr(errstr, errsz, SR_ERR_KAFKA, "%s[%d]: watermarks: %s", topic, p, rd_kafka_err2str(e));
+      goto out;
+    }
+    if (lo > 0)
+      sr_log_warn("ingest", "%s[%d] starts at offset %" PRId64 " (earlier messages are gone)",
+                  topic, p, lo);
+    if (hi[p] > lo) {
+      rd_kafka_topic_partition_list_add(assign, topic, p)->offset = lo;
+      open_parts++;
+    }
+  }
+  if (open_parts && rd_kafka_assign(rk, assign)) {
+    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "assign failed");
+    goto out;
+  }
+  count = 0;
+  int64_t deadline = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  while (open_parts > 0) {
+    if (sr_mono_us() > deadline) {
+      sr_seterr(errstr, errsz, SR_ERR_TIMEOUT,
+                "%s: %d partition(s) did not reach their end offsets within %d ms", topic,
+                open_parts, timeout_ms);
+      count = -1;
+      goto out;
+    }
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 100);
+    if (!rkm) continue;
+    if (rkm->err) {
+      sr_log_warn("ingest", "%s: %s", topic, rd_kafka_message_errstr(rkm));
+      rd_kafka_message_destroy(rkm);
+      continue;
+    }
+    if (rkm->offset < hi[rkm->partition]) {
+      sr_msg_t m;
+      sr_ingest_fill(&m, rkm);
+      count++;
+      if (cb(opaque, &m) != 0) {
+        rd_kafka_message_destroy(rkm);
+        sr_seterr(errstr, errsz, SR_ERR_FATAL, "stopped by the message callback");
+        count = -1;
+        goto out;
+      }
+      if (rkm->offset + 1 == hi[rkm->partition]) open_parts--;
+    }
+    rd_kafka_message_destroy(rkm);
+  }
+out:
+  if (assign) rd_kafka_topic_partition_list_destroy(assign);
+  if (rk) {
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+  }
+  sr_free(hi);
+  return count;
+}

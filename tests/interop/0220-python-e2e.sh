@@ -21,6 +21,10 @@ for _ in $(seq 100); do BS=$(sed -n 's/^bootstrap=//p' "$T/broker.out"); [ -n "$
 "$BIN" gen --users 40 --items 60 --events 600 --out "$T/ev.csv" --seed 3
 "$BIN" train --events "$T/ev.csv" --out "$T/m.snap" --dim 16 --epochs 2 --no-progress > /dev/null
 "$PY" "$SRC/tests/interop/py_e2e.py" produce "$BS" "$T/ev.csv" $N
+# train straight from the topic python wrote (garbage message skipped and counted)
+"$BIN" train --brokers "$BS" --topic events --out "$T/k.snap" --dim 8 --epochs 1 --no-progress > "$T/ktrain.out" 2> "$T/ktrain.err" \
+  || { cat "$T/ktrain.err"; echo "FAIL: train --brokers"; exit 1; }
+grep -q "read $((N + 1)) messages from events (1 undecodable, skipped)" "$T/ktrain.err" || { cat "$T/ktrain.err"; echo "FAIL: train --brokers counts"; exit 1; }
 "$BIN" serve --brokers "$BS" --snapshot "$T/m.snap" --batch-max 1 --idle-exit-ms 2000 > "$T/serve.out" 2> "$T/serve.log" \
   || { echo "FAIL: serve"; tail -20 "$T/serve.log"; exit 1; }
 cat "$T/serve.out"
