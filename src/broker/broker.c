@@ -38,6 +38,7 @@
 
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
+#include "ingest/kafka_int.h"
 
 #define SR_BROKER_MOD "broker"
 
@@ -47,16 +48,6 @@ struct sr_broker_s {
   char *bootstrap;
   int n_brokers;
 };
-
-/* librdkafka log lines (from its internal threads) into our logger. */
-static void sr_broker_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                             const char *buf) {
-  sr_log_level_t lvl = level <= 3 ? SR_LOG_ERROR
-                       : level == 4 ? SR_LOG_WARN
-                       : level <= 6 ? SR_LOG_INFO
-                                    : SR_LOG_DEBUG;
-  sr_log(lvl, "rdkafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
-}
 
 sr_broker_t *sr_broker_new(int n_brokers, int partitions, char *errstr, size_t errsz) {
   static const char *const topics[] = {"events", "recommendations", "events.dlq"};
@@ -74,7 +65,7 @@ sr_broker_t *sr_broker_new(int n_brokers, int partitions, char *errstr, size_t e
   b->n_brokers = n_brokers;
 
   conf = rd_kafka_conf_new();
-  rd_kafka_conf_set_log_cb(conf, sr_broker_log_cb);
+  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   /* The host handle has no bootstrap servers on purpose: silence the
    * resulting configuration warning (errors still come through). */
   if (rd_kafka_conf_set(conf, "log_level", "3", kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK ||
@@ -170,7 +161,7 @@ int sr_kafka_partition_count(const char *brokers, const char *topic, int timeout
   int ret = -1;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-  rd_kafka_conf_set_log_cb(conf, sr_broker_log_cb);
+  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, kerr, sizeof(kerr)) ||
       rd_kafka_conf_set(conf, "client.id", "streamrec-metadata", kerr, sizeof(kerr))) {
     sr_seterr(errstr, errsz, SR_ERR_CONF, "%s", kerr);

@@ -34,6 +34,7 @@
 
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
+#include "ingest/kafka_int.h"
 
 #define SR_INGEST_MOD "ingest"
 
@@ -50,9 +51,7 @@ struct sr_ingest_s {
   int64_t errors; /* non-fatal consumer errors seen (messages with err) */
 };
 
-/* librdkafka log lines (from its internal threads) into our logger. */
-static void sr_ingest_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                             const char *buf) {
+void sr_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   sr_log_level_t lvl = level <= 3 ? SR_LOG_ERROR
                        : level == 4 ? SR_LOG_WARN
                        : level <= 6 ? SR_LOG_INFO
@@ -209,7 +208,7 @@ sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz
     }
     if (sr_ingest_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz)) goto fail;
   }
-  rd_kafka_conf_set_log_cb(conf, sr_ingest_log_cb);
+  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   rd_kafka_conf_set_error_cb(conf, sr_ingest_error_cb);
   rd_kafka_conf_set_rebalance_cb(conf, sr_ingest_rebalance_cb);
   rd_kafka_conf_set_offset_commit_cb(conf, sr_ingest_commit_cb);
@@ -451,7 +450,7 @@ int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr
   /* A group id is needed for assign() on librdkafka; this one never joins
    * nor commits. */
   snprintf(group, sizeof(group), "streamrec-snapshot-%ld", (long)sr_mono_us());
-  rd_kafka_conf_set_log_cb(conf, sr_ingest_log_cb);
+  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   if (sr_ingest_conf_set(conf, "bootstrap.servers", brokers, errstr, errsz) ||
       sr_ingest_conf_set(conf, "group.id", group, errstr, errsz) ||
       sr_ingest_conf_set(conf, "enable.auto.commit", "false", errstr, errsz) ||

@@ -32,6 +32,7 @@
 
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
+#include "ingest/kafka_int.h"
 
 #define SR_PUBLISH_MOD "publish"
 
@@ -45,15 +46,6 @@ struct sr_publish_s {
   char *warm[SR_PUBLISH_MAX_WARM]; /* topics whose metadata we fetched */
   int n_warm;
 };
-
-static void sr_publish_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                              const char *buf) {
-  sr_log_level_t lvl = level <= 3 ? SR_LOG_ERROR
-                       : level == 4 ? SR_LOG_WARN
-                       : level <= 6 ? SR_LOG_INFO
-                                    : SR_LOG_DEBUG;
-  sr_log(lvl, "rdkafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
-}
 
 /* Client-level errors; the client keeps retrying on its own. A fatal error
  * (idempotence guarantee broken) makes every later send fail with it. */
@@ -125,7 +117,7 @@ sr_publish_t *sr_publish_new(const sr_publish_conf_t *c, char *errstr, size_t er
     if (sr_publish_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz))
       goto fail;
   }
-  rd_kafka_conf_set_log_cb(conf, sr_publish_log_cb);
+  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   rd_kafka_conf_set_error_cb(conf, sr_publish_error_cb);
   rd_kafka_conf_set_dr_msg_cb(conf, sr_publish_dr_cb);
   rd_kafka_conf_set_opaque(conf, p);
