@@ -228,6 +228,36 @@ static sr_err_t sr__varint(sr__rd_t *r, const char *field, int maxb, int64_t *ou
   return SR_OK;
 }
 
+/* Length of the valid UTF-8 prefix of p[0..n) (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF). Avro strings must be UTF-8; strict
+ * consumers (python's decoder) reject anything else, so bad text is refused
+ * here rather than copied into recommendations. */
+static size_t sr__utf8_prefix(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = p[i];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else return i;
+    if (i + len > n) return i;
+    if (p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; k++)
+      if ((p[i + k] & 0xc0) != 0x80) return i;
+    i += len;
+  }
+  return n;
+}
+
 /* A field value captured by the walker (strings point into the message). */
 typedef struct sr__val_s {
   sr_str_t s;
@@ -285,6 +315,11 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t 
         err = sr__bad(r, name, "string length %lld exceeds remaining %zu bytes", (long long)v,
                       sr__left(r));
       else {
+        size_t ok = sr__utf8_prefix(r->p, (size_t)v);
+        if (ok != (size_t)v) {
+          err = sr__bad(r, name, "invalid UTF-8 at byte %zu of %lld", ok, (long long)v);
+          break;
+        }
         if (out) out[i].s = sr_str_make((const char *)r->p, (size_t)v);
         r->p += v;
       }

@@ -628,7 +628,48 @@ TEST(schema_json) {
   sr_codec_destroy(NULL);
 }
 
-TEST_MAIN(RUN(event_roundtrip); RUN(rec_roundtrip); RUN(event_bytes_by_hand);
+/* Avro strings are UTF-8: invalid sequences are refused with the field and
+ * byte position; valid multi-byte text passes. */
+TEST(invalid_utf8) {
+  char es[256];
+  sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
+  T_ASSERT(c);
+  static const struct {
+    const char *bytes;
+    int ok;
+  } cases[] = {
+      {"plain", 1},          {"caf\xc3\xa9", 1},     {"\xe2\x82\xac", 1},
+      {"\xf0\x9f\x98\x80", 1}, {"bad\xff", 0},        {"\xc0\xaf", 0}, /* overlong '/' */
+      {"\xed\xa0\x80", 0},   /* surrogate */      {"\xe2\x82", 0},  /* truncated */
+      {"\xf4\x90\x80\x80", 0}, /* > U+10FFFF */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    /* framing, event_id "e", user_id = case, item_id "i", VIEW, 0.0f, ts 1, scenario "" */
+    unsigned char buf[64];
+    size_t n = 0, ul = strlen(cases[i].bytes);
+    const unsigned char head[] = {0, 0, 0, 0, 1, 2, 'e'};
+    memcpy(buf, head, sizeof(head));
+    n = sizeof(head);
+    buf[n++] = (unsigned char)(ul * 2);
+    memcpy(buf + n, cases[i].bytes, ul);
+    n += ul;
+    const unsigned char tail[] = {2, 'i', 0, 0, 0, 0, 0, 2, 0};
+    memcpy(buf + n, tail, sizeof(tail));
+    n += sizeof(tail);
+    sr_event_t ev;
+    sr_err_t e = sr_codec_decode_event(c, buf, n, &ev, es, sizeof(es));
+    if (cases[i].ok) {
+      T_ASSERT_MSG(e == SR_OK, "case %zu: %s", i, es);
+      T_EQ_INT(ev.user_id.len, ul);
+    } else {
+      T_ASSERT_MSG(e == SR_ERR_BAD_AVRO, "case %zu accepted", i);
+      T_ASSERT_MSG(strstr(es, "user_id: invalid UTF-8") != NULL, "case %zu: %s", i, es);
+    }
+  }
+  sr_codec_destroy(c);
+}
+
+TEST_MAIN(RUN(invalid_utf8); RUN(event_roundtrip); RUN(rec_roundtrip); RUN(event_bytes_by_hand);
           RUN(rec_bytes_by_hand); RUN(framing_errors); RUN(custom_schema_ids);
           RUN(truncated_everywhere); RUN(string_lengths); RUN(bad_enum_and_values);
           RUN(trailing_bytes); RUN(array_blocks); RUN(missing_fields);
