@@ -71,7 +71,7 @@ static inline sr_model_t *it_train(const it_events_t *e, int dim) {
   char es[256];
   sr_train_conf_t tc;
   sr_dataset_from_rows(e->rows, e->n, &ds);
-  sr_train_conf_defaults(&tc);
+  sr_train_conf_defaults(&tc, SR_MODEL_DECAY);
   tc.dim = dim;
   tc.epochs = 3;
   tc.threads = 1;
@@ -212,7 +212,13 @@ static inline int it_committed(const char *brokers, const char *group, int n_par
                                int64_t *offs) {
   char es[256];
   int32_t parts[64];
-  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = "events", .client_id = "it-committed"};
+  /* Observe only: a subscribed reader would join the group under test and
+   * hold up the next member's assignment. */
+  sr_ingest_conf_t ic = {.brokers = brokers,
+                         .group = group,
+                         .topic = "events",
+                         .client_id = "it-committed",
+                         .observe_only = 1};
   sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
   if (!in) return -1;
   for (int i = 0; i < n_parts; i++) parts[i] = i;

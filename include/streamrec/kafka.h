@@ -59,10 +59,14 @@ typedef struct sr_ingest_conf_s {
   int n_kafka;
   sr_rebalance_cb_t *rebalance_cb; /* may be NULL */
   void *opaque;
+  /* 1: never subscribe (never joins the group): for reading the group's
+   * committed offsets without taking part in its rebalances. */
+  int observe_only;
 } sr_ingest_conf_t;
 
-/* Returns a new subscribed consumer or NULL with errstr (bad property
- * names/values are reported with the key). Free with sr_ingest_destroy(). */
+/* Returns a new consumer, subscribed unless conf->observe_only, or NULL with
+ * errstr (bad property names/values are reported with the key). Free with
+ * sr_ingest_destroy(). */
 sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *conf, char *errstr, size_t errsz);
 /* Leaves the group (runs the revoke callback) and closes. Idempotent. */
 void sr_ingest_close(sr_ingest_t *in);

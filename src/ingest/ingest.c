@@ -223,6 +223,10 @@ sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz
   /* Route the main queue (error and log events) into the consumer queue so
    * that sr_ingest_poll() serves everything: no second poll loop. */
   rd_kafka_poll_set_consumer(in->rk);
+  if (c->observe_only) {
+    in->closed = 1; /* never joins: nothing to leave */
+    return in;
+  }
 
   sub = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
