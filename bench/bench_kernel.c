@@ -7,11 +7,14 @@
  * reports GFLOP/s (2 * N * d * B / time), users/s and the ratio to a large
  * square sgemm (2048^3) measured by this same process with the same BLAS
  * threads: the issue #4 target is >= 70% of it at 10k and 100k items.
- * The sgemm-only and top-K-only parts of each batch are timed separately to
- * show where the time goes, and one sgemv per user (B = 64, 10k items) is
- * timed for comparison with batching.
+ * The untiled path (one sr_model_score into the whole B x N score matrix,
+ * then sr_rank_topk per row: what eval does, and what the scorer did before
+ * it tiled the catalogue) is timed in the same run for comparison, and so
+ * are its sgemm-only and top-K-only parts, to show where the time goes; one
+ * sgemv per user (B = 64, 10k items) is timed for comparison with batching.
  *
  * usage: bench_kernel [--quick] [--threads N] [--min-time SEC] [--clock wall|cpu]
+ *                     [--items N[,N..]] [--batch B[,B..]]
  *
  * Timing: each measurement repeats the call until min-time has passed
  * (after one warm-up call) and reports the mean; the best of 3 such rounds
@@ -68,7 +71,8 @@ static void print_load(const char *when) {
 
 /* ---- timed closures ---- */
 typedef struct job_s {
-  int what; /* 0 scorer_run, 1 sgemm only, 2 rank only, 3 sgemv per user, 4 big sgemm */
+  int what; /* 0 scorer_run, 1 sgemm only, 2 rank only, 3 sgemv per user, 4 big sgemm,
+               5 untiled: sgemm into the whole S, then rank */
   sr_scorer_t *sc;
   const sr_model_t *m;
   const float *const *states;
@@ -94,6 +98,9 @@ static void run_job(job_t *j) {
   case 1:
     sr_model_score(j->m, j->H, j->B, j->S);
     break;
+  case 5:
+    sr_model_score(j->m, j->H, j->B, j->S);
+    /* fall through */
   case 2:
     for (int u = 0; u < j->B; u++)
       j->oc[u] = sr_rank_topk(j->S + (size_t)u * j->N, j->N, j->excl[u], j->n_excl[u], K,
@@ -199,8 +206,23 @@ static void print_machine(void) {
          openblas_get_num_threads());
 }
 
+/* Parses "a,b,c" into at most max positive ints; returns the count (0: bad). */
+static int parse_list(const char *s, int *out, int max) {
+  int n = 0;
+  while (*s && n < max) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > 100000000) return 0;
+    out[n++] = (int)v;
+    s = *end == ',' ? end + 1 : end;
+    if (*end && *end != ',') return 0;
+  }
+  return *s ? 0 : n;
+}
+
 int main(int argc, char **argv) {
   int quick = 0, threads = 0;
+  int sel_cats[8], n_sel_cats = 0, sel_bs[8], n_sel_bs = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--quick"))
       quick = 1;
@@ -210,8 +232,16 @@ int main(int argc, char **argv) {
       min_time = atof(argv[++i]);
     else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
       use_cpu_clock = !strcmp(argv[++i], "cpu");
+    else if (!strcmp(argv[i], "--items") && i + 1 < argc &&
+             (n_sel_cats = parse_list(argv[++i], sel_cats, 8)) > 0)
+      ;
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc &&
+             (n_sel_bs = parse_list(argv[++i], sel_bs, 8)) > 0)
+      ;
     else {
-      fprintf(stderr, "usage: %s [--quick] [--threads N] [--min-time SEC] [--clock wall|cpu]\n",
+      fprintf(stderr,
+              "usage: %s [--quick] [--threads N] [--min-time SEC] [--clock wall|cpu]\n"
+              "          [--items N[,N..]] [--batch B[,B..]]   (B <= 256)\n",
               argv[0]);
       return 2;
     }
@@ -247,8 +277,9 @@ int main(int argc, char **argv) {
   printf("d=%d K=%d, %d seen items filtered per user; GFLOP/s = 2*N*d*B / time of "
          "score+top-K\n\n",
          D, K, N_EXCL);
-  printf("%9s %4s %10s %9s %7s %12s | %11s %8s %8s\n", "items", "B", "ms/batch", "GFLOP/s",
-         "%sgemm", "users/s", "sgemm-only", "sgemm ms", "topK ms");
+  printf("%9s %4s %10s %9s %7s %12s | %10s %7s | %11s %8s %8s\n", "items", "B", "ms/batch",
+         "GFLOP/s", "%sgemm", "users/s", "untiled ms", "%sgemm", "sgemm-only", "sgemm ms",
+         "topK ms");
 
   const int32_t cats_full[] = {10000, 100000, 1000000}, cats_quick[] = {10000, 100000};
   const int bs_full[] = {1, 8, 32, 64, 128, 256}, bs_quick[] = {1, 64, 256};
@@ -257,6 +288,22 @@ int main(int argc, char **argv) {
   const int *bs = quick ? bs_quick : bs_full;
   int n_bs = quick ? 3 : 6;
   const int max_b = 256;
+  int32_t cats_sel[8];
+  if (n_sel_cats) {
+    for (int i = 0; i < n_sel_cats; i++)
+      cats_sel[i] = sel_cats[i];
+    cats = cats_sel;
+    n_cats = n_sel_cats;
+  }
+  if (n_sel_bs) {
+    for (int i = 0; i < n_sel_bs; i++)
+      if (sel_bs[i] > max_b) {
+        fprintf(stderr, "bench_kernel: --batch at most %d\n", max_b);
+        return 2;
+      }
+    bs = sel_bs;
+    n_bs = n_sel_bs;
+  }
 
   /* users: states and seen-item filters, shared by all runs */
   float *Hs = xalloc((size_t)max_b * D * sizeof(float));
@@ -295,18 +342,28 @@ int main(int argc, char **argv) {
           fprintf(stderr, "bench_kernel: user %d got %d results\n", u, oc[u]);
           return 1;
         }
-      /* the two halves separately, on the scorer-sized buffers */
+      /* the untiled path and its two halves, on a whole B x N score matrix
+       * (the states are the same: Hs is what states[] points into) */
+      double flop = 2.0 * N * D * B;
+      printf("%9d %4d %10.3f %9.1f %6.0f%% %12.0f | ", N, B, t_all * 1e3, flop / t_all * 1e-9,
+             100.0 * flop / t_all * 1e-9 / gf_big, B / t_all);
       j.H = Hs;
-      j.S = xalloc((size_t)B * N * sizeof(float));
+      j.S = aligned_alloc(64, ((size_t)B * N * sizeof(float) + 63) & ~(size_t)63);
+      if (!j.S) {
+        printf("(no memory for the untiled %zu MB score matrix)\n", (size_t)B * N * 4 >> 20);
+        sr_scorer_destroy(sc);
+        continue;
+      }
+      j.what = 5;
+      double t_untiled = time_job(&j);
       j.what = 1;
       double t_gemm = time_job(&j);
       j.what = 2;
       double t_rank = time_job(&j);
       free(j.S);
-      double flop = 2.0 * N * D * B;
-      printf("%9d %4d %10.3f %9.1f %6.0f%% %12.0f | %9.1f/s %8.3f %8.3f\n", N, B, t_all * 1e3,
-             flop / t_all * 1e-9, 100.0 * flop / t_all * 1e-9 / gf_big, B / t_all,
-             flop / t_gemm * 1e-9, t_gemm * 1e3, t_rank * 1e3);
+      printf("%10.3f %6.0f%% | %9.1f/s %8.3f %8.3f\n", t_untiled * 1e3,
+             100.0 * flop / t_untiled * 1e-9 / gf_big, flop / t_gemm * 1e-9, t_gemm * 1e3,
+             t_rank * 1e3);
       fflush(stdout);
       sr_scorer_destroy(sc);
     }
@@ -327,9 +384,11 @@ int main(int argc, char **argv) {
   }
   printf("\nissue #4 target: batched score+top-K at 10k and 100k items >= 70%% of the "
          "reference sgemm GFLOP/s\n"
-         "columns: ms/batch..users/s = sr_scorer_run (the shipped path); sgemm-only = "
-         "sr_model_score alone;\n"
-         "topK ms = sr_rank_topk over the B rows alone\n");
+         "columns: ms/batch..users/s = sr_scorer_run (the shipped path: catalogue tiles scored "
+         "and ranked in cache);\n"
+         "untiled = sr_model_score into the whole B x N matrix + sr_rank_topk per row (eval's "
+         "path, the scorer before tiling);\n"
+         "sgemm-only = sr_model_score alone; topK ms = sr_rank_topk over the B rows alone\n");
   print_load("at end");
   for (int u = 0; u < max_b; u++) free(excl[u]);
   free(Hs);

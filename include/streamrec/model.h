@@ -84,6 +84,19 @@ void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t 
  * One sgemm. Thread-safe; allocation-free. */
 void sr_model_score(const sr_model_t *m, const float *H, int n, float *S);
 
+/* Scores n user states against the item range [i0, i0 + ni) only:
+ * S[u * lds + j] = score of item i0 + j, 0 <= j < ni, for H as above
+ * (lds >= ni: S may be a column block of a wider matrix). Same arithmetic
+ * as sr_model_score (bias, then one sgemm with beta = 1 adding the dot
+ * product), so a catalogue scored range by range equals one sr_model_score
+ * call bit for bit, provided each call is large enough for BLAS's regular
+ * kernel (n * ni * state_size > 1e6 for OpenBLAS; see model.c). score/ uses
+ * this to keep a tile of scores in cache while it ranks it. Does nothing
+ * when n <= 0, ni <= 0, lds < ni or the range leaves the catalogue.
+ * Thread-safe; allocation-free. */
+void sr_model_score_range(const sr_model_t *m, const float *H, int n, int32_t i0, int32_t ni,
+                          float *S, size_t lds);
+
 /* Bytes of parameter memory held. */
 size_t sr_model_bytes(const sr_model_t *m);
 

@@ -16,7 +16,16 @@
  * whole catalogue as S = H . item_out^T + item_bias. The bias is copied into
  * every row of S first and the sgemm runs with beta = 1, so the whole
  * micro-batch is a single level-3 BLAS call (n sgemv calls would re-read
- * item_out n times).
+ * item_out n times). sr_model_score_range does the same for a column block
+ * of S (an item range): score/ tiles the catalogue with it so that the
+ * bias copy, the sgemm's read-modify-write of S and the top-K scan all hit
+ * cache instead of streaming an n x n_items matrix through memory three
+ * times (docs/PERFORMANCE.md). Every score is bias + the same dot product
+ * either way: splitting the item dimension does not change the order in
+ * which BLAS's regular kernel sums over the state, so tiled and untiled
+ * scores agree bit for bit (tests/unit/0040-model). Calls small enough for
+ * OpenBLAS's small-matrix kernel (M*N*K <= 1e6) round differently; score/
+ * keeps its tiles far above that.
  *
  * Each kind lives in its own model_<kind>.c and is listed in the kind table.
  *
@@ -219,11 +228,17 @@ void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t 
 }
 
 void sr_model_score(const sr_model_t *m, const float *H, int n, float *S) {
-  if (n <= 0) return;
-  const size_t N = (size_t)m->n_items;
-  for (int u = 0; u < n; u++) memcpy(S + (size_t)u * N, m->item_bias, N * sizeof(float));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (blasint)N, m->state_size, 1.0f, H,
-              m->state_size, m->item_out, m->state_size, 1.0f, S, (blasint)N);
+  sr_model_score_range(m, H, n, 0, m->n_items, S, (size_t)m->n_items);
+}
+
+void sr_model_score_range(const sr_model_t *m, const float *H, int n, int32_t i0, int32_t ni,
+                          float *S, size_t lds) {
+  if (n <= 0 || ni <= 0 || i0 < 0 || ni > m->n_items - i0 || lds < (size_t)ni) return;
+  const size_t ss = (size_t)m->state_size;
+  for (int u = 0; u < n; u++)
+    memcpy(S + (size_t)u * lds, m->item_bias + i0, (size_t)ni * sizeof(float));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (blasint)ni, (blasint)ss, 1.0f, H,
+              (blasint)ss, m->item_out + (size_t)i0 * ss, (blasint)ss, 1.0f, S, (blasint)lds);
 }
 
 size_t sr_model_bytes(const sr_model_t *m) {

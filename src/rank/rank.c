@@ -181,6 +181,58 @@ static inline uint32_t block_mask(const float *s, float thr) {
 }
 #endif
 
+/* The threshold scan over whole blocks, from i while i + BLOCK <= n: the
+ * hot loop of sr_rank_topk. Written once as a macro so that it can be
+ * compiled twice, with the baseline SSE2 block_mask and (on x86-64 with GCC
+ * or Clang) with an AVX2 one chosen at run time: the AVX2 test is half the
+ * instructions per block, and the scan is what top-K costs once the scores
+ * are in cache (src/score tiles the catalogue so that they are). Both make
+ * the same comparisons, so they select exactly the same items. Returns the
+ * next unscanned index; *thr is updated. */
+#define DEFINE_SCAN_BLOCKS(ATTR, NAME, MASK_FN)                                                    \
+  ATTR static int32_t NAME(const float *scores, int32_t i, int32_t n, const excl_t *x, int k,      \
+                           int32_t *out_idx, float *out_score, float *thr) {                       \
+    float t = *thr;                                                                                \
+    for (; i + BLOCK <= n; i += BLOCK) {                                                           \
+      uint32_t mask = MASK_FN(scores + i, t);                                                      \
+      while (mask) { /* ~1 set bit per passing block: visit only those */                          \
+        const int32_t c = i + __builtin_ctz(mask);                                                 \
+        mask &= mask - 1;                                                                          \
+        const float s = scores[c];                                                                 \
+        if (s > t && !excl_has(x, c)) { /* t may have risen meanwhile */                           \
+          out_idx[0] = c;                                                                          \
+          out_score[0] = s;                                                                        \
+          sift_down(out_idx, out_score, k, 0);                                                     \
+          t = out_score[0];                                                                        \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
+    *thr = t;                                                                                      \
+    return i;                                                                                      \
+  }
+
+DEFINE_SCAN_BLOCKS(, scan_blocks, block_mask)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_SCAN_AVX2 1
+#define SR_AVX2 __attribute__((target("avx2")))
+/* block_mask with 8-wide compares (_CMP_GT_OQ: false for NaN, like SSE's). */
+SR_AVX2 static inline uint32_t block_mask_avx2(const float *s, float thr) {
+  const __m256 t = _mm256_set1_ps(thr);
+  __m256 c0 = _mm256_cmp_ps(_mm256_loadu_ps(s), t, _CMP_GT_OQ);
+  __m256 c1 = _mm256_cmp_ps(_mm256_loadu_ps(s + 8), t, _CMP_GT_OQ);
+  __m256 c2 = _mm256_cmp_ps(_mm256_loadu_ps(s + 16), t, _CMP_GT_OQ);
+  __m256 c3 = _mm256_cmp_ps(_mm256_loadu_ps(s + 24), t, _CMP_GT_OQ);
+  __m256 any = _mm256_or_ps(_mm256_or_ps(c0, c1), _mm256_or_ps(c2, c3));
+  if (_mm256_testz_ps(any, any)) return 0;
+  return (uint32_t)_mm256_movemask_ps(c0) | (uint32_t)_mm256_movemask_ps(c1) << 8 |
+         (uint32_t)_mm256_movemask_ps(c2) << 16 | (uint32_t)_mm256_movemask_ps(c3) << 24;
+}
+
+DEFINE_SCAN_BLOCKS(SR_AVX2, scan_blocks_avx2, block_mask_avx2)
+#endif
+
 int sr_rank_topk(const float *scores, int32_t n, const int32_t *excl, int n_excl, int k,
                  int32_t *out_idx, float *out_score) {
   if (k <= 0 || n <= 0) return 0;
@@ -203,20 +255,12 @@ int sr_rank_topk(const float *scores, int32_t n, const int32_t *excl, int n_excl
   if (cnt == k) {
     float thr = out_score[0];
     /* scalar up to a block boundary is not needed: unaligned loads */
-    for (; i + BLOCK <= n; i += BLOCK) {
-      uint32_t mask = block_mask(scores + i, thr);
-      while (mask) { /* ~1 set bit per passing block: visit only those */
-        const int32_t c = i + __builtin_ctz(mask);
-        mask &= mask - 1;
-        const float s = scores[c];
-        if (s > thr && !excl_has(&x, c)) { /* thr may have risen meanwhile */
-          out_idx[0] = c;
-          out_score[0] = s;
-          sift_down(out_idx, out_score, k, 0);
-          thr = out_score[0];
-        }
-      }
-    }
+#ifdef HAVE_SCAN_AVX2
+    if (__builtin_cpu_supports("avx2"))
+      i = scan_blocks_avx2(scores, i, n, &x, k, out_idx, out_score, &thr);
+    else
+#endif
+      i = scan_blocks(scores, i, n, &x, k, out_idx, out_score, &thr);
     for (; i < n; i++) {
       float s = scores[i];
       if (s > thr && !excl_has(&x, i)) {

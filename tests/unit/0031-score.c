@@ -6,6 +6,11 @@
  * error is proportional to), and the top-K index lists must be identical
  * whenever the reference has no near-tie inside the first K+1 (gap below
  * 1e-5 of that scale; worst-case sgemm error is about d * 2^-24 of it).
+ *
+ * Then the serve/eval parity contract on catalogues large enough for the
+ * scorer to tile: its lists must equal sr_model_score + sr_rank_topk over
+ * the whole row exactly (indices, bitwise scores), including massive ties
+ * across tile boundaries, exclusions there, and NaN scores.
  */
 #include <math.h>
 #include <stdint.h>
@@ -15,6 +20,7 @@
 
 #include "streamrec/common.h"
 #include "streamrec/model.h"
+#include "streamrec/rank.h"
 #include "streamrec/score.h"
 #include "test.h"
 
@@ -217,4 +223,98 @@ TEST(set_model) {
   sr_model_destroy(b);
 }
 
-TEST_MAIN(RUN(batch_vs_double_reference); RUN(k_beyond_catalogue); RUN(set_model))
+/* Scorer vs the untiled path (one sr_model_score, sr_rank_topk per row).
+ * small_ints: parameters and states are small integers, so every score is
+ * exact and ties are everywhere (the tie rule decides most lists). */
+static int parity_check(int32_t N, int d, int max_batch, int n, int k, int small_ints, char *why,
+                        size_t whysz) {
+  char err[256] = "";
+  sr_model_t *m = make_model(d, N, err, sizeof(err));
+  if (!m) return snprintf(why, whysz, "sr_model_new: %s", err), 0;
+  size_t cnt;
+  float *out = (float *)find_block(m, "item_out", &cnt);
+  float *bias = (float *)find_block(m, "item_bias", &cnt);
+  if (small_ints) {
+    for (size_t j = 0; j < (size_t)N * d; j++)
+      out[j] = (float)((int)(rnd() % 7) - 3);
+    for (int32_t i = 0; i < N; i++)
+      bias[i] = (float)((int)(rnd() % 5) - 2);
+  }
+  bias[N / 2] = NAN; /* a NaN score is never chosen, tiled or not */
+  sr_scorer_t *sc = sr_scorer_new(m, max_batch, k);
+  float *H = malloc((size_t)n * d * sizeof(float));
+  float *S = malloc((size_t)n * N * sizeof(float));
+  const float **states = malloc((size_t)n * sizeof(*states));
+  int32_t **ex = calloc((size_t)n, sizeof(*ex));
+  int *nex = calloc((size_t)n, sizeof(int));
+  int32_t *oi = malloc((size_t)n * k * sizeof(int32_t)), *ri = malloc((size_t)k * sizeof(int32_t));
+  float *os = malloc((size_t)n * k * sizeof(float)), *rs = malloc((size_t)k * sizeof(float));
+  int *oc = malloc((size_t)n * sizeof(int));
+  int ok = 0;
+  if (!sc) {
+    snprintf(why, whysz, "sr_scorer_new failed");
+    goto out;
+  }
+  for (int u = 0; u < n; u++) {
+    for (int j = 0; j < d; j++)
+      H[(size_t)u * d + j] = small_ints ? (float)((int)(rnd() % 3) - 1) : frand();
+    states[u] = H + (size_t)u * d;
+    nex[u] = u % 4 == 0 ? 0 : (int)(rnd() % 300);
+    ex[u] = malloc((size_t)(nex[u] + 4) * sizeof(int32_t));
+    for (int e = 0; e < nex[u]; e++) {
+      switch (rnd() % 4) {
+      case 0: ex[u][e] = (int32_t)(rnd() % (uint32_t)N); break;
+      case 1: ex[u][e] = (int32_t)(rnd() % 64); break; /* the start: ties at low indices */
+      case 2: ex[u][e] = (int32_t)(rnd() % 2048) * 16 % N; break;   /* tile-edge-ish */
+      default: ex[u][e] = e % 2 ? -1 - (int32_t)e : N + (int32_t)e; /* out of range */
+      }
+    }
+  }
+  sr_scorer_run(sc, states, n, (const int32_t *const *)ex, nex, oi, os, oc);
+  sr_model_score(m, H, n, S);
+  for (int u = 0; u < n; u++) {
+    int rc = sr_rank_topk(S + (size_t)u * N, N, ex[u], nex[u], k, ri, rs);
+    if (oc[u] != rc) {
+      snprintf(why, whysz, "user %d: %d results, untiled %d", u, oc[u], rc);
+      goto out;
+    }
+    for (int j = 0; j < rc; j++)
+      if (oi[(size_t)u * k + j] != ri[j] ||
+          memcmp(&os[(size_t)u * k + j], &rs[j], sizeof(float)) != 0) {
+        snprintf(why, whysz, "user %d result %d: item %d score %.9g, untiled item %d score %.9g", u,
+                 j, oi[(size_t)u * k + j], os[(size_t)u * k + j], ri[j], rs[j]);
+        goto out;
+      }
+  }
+  ok = 1;
+out:
+  for (int u = 0; u < n; u++)
+    free(ex[u]);
+  free(ex);
+  free(nex);
+  free(H);
+  free(S);
+  free(states);
+  free(oi);
+  free(ri);
+  free(os);
+  free(rs);
+  free(oc);
+  sr_scorer_destroy(sc);
+  sr_model_destroy(m);
+  return ok;
+}
+
+TEST(tiled_equals_untiled) {
+  char why[256];
+  /* 60000 x 64 rows (15 MB) is several tiles; 5 rows fit one */
+  T_ASSERT_MSG(parity_check(60000, 16, 64, 64, 10, 1, why, sizeof(why)), "ties: %s", why);
+  T_ASSERT_MSG(parity_check(60000, 16, 64, 64, 10, 0, why, sizeof(why)), "floats: %s", why);
+  T_ASSERT_MSG(parity_check(60000, 16, 64, 5, 10, 1, why, sizeof(why)), "5 rows: %s", why);
+  /* k not a multiple of 16, many small tiles, n > max_batch */
+  T_ASSERT_MSG(parity_check(50001, 8, 200, 230, 37, 1, why, sizeof(why)), "k=37: %s", why);
+  T_ASSERT_MSG(parity_check(20000, 64, 256, 256, 10, 0, why, sizeof(why)), "d=64: %s", why);
+}
+
+TEST_MAIN(RUN(batch_vs_double_reference); RUN(k_beyond_catalogue); RUN(set_model);
+          RUN(tiled_equals_untiled))
