@@ -29,7 +29,10 @@ typedef struct sr_train_conf_s {
   double max_seconds; /* stop after this much training time; 0 = no limit */
 } sr_train_conf_t;
 
-void sr_train_conf_defaults(sr_train_conf_t *c);
+/* Defaults for a model kind: the tuned hyper-parameters of that kind
+ * (docs/MODEL.md for gru; decay's are its own). SR_MODEL_GRU is the
+ * product default (streamrec train without --kind). */
+void sr_train_conf_defaults(sr_train_conf_t *c, sr_model_kind_t kind);
 
 /* Trains on ds. On SR_OK *out is a new model (free with sr_model_destroy)
  * and *info holds the training summary for the snapshot. */

@@ -83,7 +83,10 @@ static sr_err_t sr_train_load_topic(const char *brokers, const char *topic, int3
   return err;
 }
 
-static void sr_train_usage(FILE *f, const sr_train_conf_t *d) {
+static void sr_train_usage(FILE *f) {
+  sr_train_conf_t d, dd;
+  sr_train_conf_defaults(&d, SR_MODEL_GRU);
+  sr_train_conf_defaults(&dd, SR_MODEL_DECAY);
   fprintf(f,
           "usage: streamrec train (--events FILE | --brokers B --topic T) --out SNAPSHOT [options]\n\n"
           "Trains a model from an event CSV (user,item,value,timestamp[,type]; MovieLens\n"
@@ -95,29 +98,54 @@ static void sr_train_usage(FILE *f, const sr_train_conf_t *d) {
           "  --topic T           topic to read (default events)\n"
           "  --event-schema-id N Confluent schema id of UserEvent (default 1)\n"
           "  --out FILE          snapshot to write (required)\n"
-          "  --kind K            model kind: decay | gru (default %s)\n"
-          "  --dim D             embedding size (default %d)\n"
-          "  --epochs E          maximum epochs (default %d)\n"
-          "  --batch N           positions per gradient step (default %d)\n"
-          "  --lr X              Adam learning rate (default %g)\n"
-          "  --l2 X              weight decay (default %g)\n"
-          "  --valid-frac X      users held out for early stopping (default %g)\n"
-          "  --patience N        epochs without improvement before stopping (default %d)\n"
+          "  --kind K            model kind: gru (sequential, the default) | decay\n"
+          "defaults below are gru's, decay's in brackets:\n"
+          "  --dim D             embedding size (default %d [%d])\n"
+          "  --epochs E          maximum epochs (default %d [%d])\n"
+          "  --batch N           positions per gradient step (default %d [%d])\n"
+          "  --lr X              Adam learning rate (default %g [%g])\n"
+          "  --l2 X              weight decay (default %g [%g])\n"
+          "  --valid-frac X      users held out for early stopping (default %g [%g])\n"
+          "  --patience N        epochs without improvement before stopping (default %d [%d])\n"
           "  --seed S            random seed (default %llu)\n"
-          "  --threads N         BLAS threads, 0 = all cores (default %d)\n"
+          "  --threads N         worker threads, 0 = all cores (default %d)\n"
           "  --max-seconds X     stop training after X seconds (default: no limit)\n"
           "  --no-progress       no progress line even on a terminal\n",
-          sr_model_kind_name(d->kind), d->dim, d->epochs, d->batch, (double)d->lr,
-          (double)d->l2, (double)d->valid_frac, d->patience, (unsigned long long)d->seed,
-          d->threads);
+          d.dim, dd.dim, d.epochs, dd.epochs, d.batch, dd.batch, (double)d.lr, (double)dd.lr,
+          (double)d.l2, (double)dd.l2, (double)d.valid_frac, (double)dd.valid_frac, d.patience,
+          dd.patience, (unsigned long long)d.seed, d.threads);
+}
+
+/* Options given on the command line (the rest take the kind's defaults). */
+enum {
+  SR_TO_DIM = 1 << 0,
+  SR_TO_EPOCHS = 1 << 1,
+  SR_TO_BATCH = 1 << 2,
+  SR_TO_LR = 1 << 3,
+  SR_TO_L2 = 1 << 4,
+  SR_TO_VALID = 1 << 5,
+  SR_TO_PATIENCE = 1 << 6,
+};
+
+/* tc = the defaults of tc->kind, overridden by the options in `given` */
+static void sr_train_apply_kind_defaults(sr_train_conf_t *tc, unsigned given) {
+  sr_train_conf_t d;
+  sr_train_conf_defaults(&d, tc->kind);
+  if (!(given & SR_TO_DIM)) tc->dim = d.dim;
+  if (!(given & SR_TO_EPOCHS)) tc->epochs = d.epochs;
+  if (!(given & SR_TO_BATCH)) tc->batch = d.batch;
+  if (!(given & SR_TO_LR)) tc->lr = d.lr;
+  if (!(given & SR_TO_L2)) tc->l2 = d.l2;
+  if (!(given & SR_TO_VALID)) tc->valid_frac = d.valid_frac;
+  if (!(given & SR_TO_PATIENCE)) tc->patience = d.patience;
 }
 
 int sr_cmd_train(int argc, char **argv) {
   sr_train_conf_t tc;
-  sr_train_conf_defaults(&tc);
+  sr_train_conf_defaults(&tc, SR_MODEL_GRU);
   const char *events = NULL, *out = NULL, *brokers = NULL, *topic = "events";
   int32_t schema_id = SR_DEFAULT_EVENT_SCHEMA_ID;
-  int kind_set = 0;
+  unsigned given = 0;
   static const struct option longopts[] = {
       {"events", required_argument, 0, 'e'},   {"out", required_argument, 0, 'o'},
       {"kind", required_argument, 0, 'K'},     {"dim", required_argument, 0, 'd'},
@@ -142,16 +170,15 @@ int sr_cmd_train(int argc, char **argv) {
         return 2;
       }
       tc.kind = (sr_model_kind_t)k;
-      kind_set = 1;
       break;
     }
-    case 'd': tc.dim = atoi(optarg); break;
-    case 'E': tc.epochs = atoi(optarg); break;
-    case 'b': tc.batch = atoi(optarg); break;
-    case 'l': tc.lr = strtof(optarg, NULL); break;
-    case 'L': tc.l2 = strtof(optarg, NULL); break;
-    case 'v': tc.valid_frac = strtof(optarg, NULL); break;
-    case 'p': tc.patience = atoi(optarg); break;
+    case 'd': tc.dim = atoi(optarg), given |= SR_TO_DIM; break;
+    case 'E': tc.epochs = atoi(optarg), given |= SR_TO_EPOCHS; break;
+    case 'b': tc.batch = atoi(optarg), given |= SR_TO_BATCH; break;
+    case 'l': tc.lr = strtof(optarg, NULL), given |= SR_TO_LR; break;
+    case 'L': tc.l2 = strtof(optarg, NULL), given |= SR_TO_L2; break;
+    case 'v': tc.valid_frac = strtof(optarg, NULL), given |= SR_TO_VALID; break;
+    case 'p': tc.patience = atoi(optarg), given |= SR_TO_PATIENCE; break;
     case 's': tc.seed = strtoull(optarg, NULL, 10); break;
     case 't': tc.threads = atoi(optarg); break;
     case 'm': tc.max_seconds = strtod(optarg, NULL); break;
@@ -159,14 +186,14 @@ int sr_cmd_train(int argc, char **argv) {
     case 'B': brokers = optarg; break;
     case 'T': topic = optarg; break;
     case 'S': schema_id = (int32_t)atoi(optarg); break;
-    case 'h': sr_train_usage(stdout, &tc); return 0;
-    default: sr_train_usage(stderr, &tc); return 2;
+    case 'h': sr_train_usage(stdout); return 0;
+    default: sr_train_usage(stderr); return 2;
     }
   }
-  (void)kind_set;
+  sr_train_apply_kind_defaults(&tc, given);
   if ((!events && !brokers) || (events && brokers) || !out) {
     fprintf(stderr, "train: --out and one of --events or --brokers are required\n");
-    sr_train_usage(stderr, &tc);
+    sr_train_usage(stderr);
     return 2;
   }
   if (tc.dim < 1 || tc.dim > 1024 || tc.epochs < 1 || tc.batch < 1 || !(tc.lr > 0)) {

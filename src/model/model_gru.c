@@ -71,24 +71,28 @@ enum {
 /* Shared with train/train_gru.c and the unit tests (declared there). */
 int sr_model_gru_gap(int64_t dt_ms);
 const float *sr_model_gru_in_table(const sr_model_t *m);
-void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type,
-                        int64_t dt_ms, float *x);
+void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
+                        float *x);
 void sr_model_gru_cell(const sr_model_t *m, const float *x, float *h, float *cache);
 
-static int sr_gru_layout(int dim, int32_t n_items, const char **names, size_t *counts,
-                         int max) {
+static int sr_gru_layout(int dim, int32_t n_items, const char **names, size_t *counts, int max) {
   static const char *const names_ordered[SR_GRU_NBLOCKS] = {
-      [SR_GRU_IN] = "item_in",   [SR_GRU_OUT] = "item_out", [SR_GRU_BIAS] = "item_bias",
-      [SR_GRU_W] = "gru_w",      [SR_GRU_U] = "gru_u",      [SR_GRU_B] = "gru_b",
-      [SR_GRU_BHN] = "gru_bhn",  [SR_GRU_TYPE] = "type_emb", [SR_GRU_GAP] = "gap_emb",
+      [SR_GRU_IN] = "item_in",     [SR_GRU_OUT] = "item_out",  [SR_GRU_BIAS] = "item_bias",
+      [SR_GRU_W] = "gru_w",        [SR_GRU_U] = "gru_u",       [SR_GRU_B] = "gru_b",
+      [SR_GRU_BHN] = "gru_bhn",    [SR_GRU_TYPE] = "type_emb", [SR_GRU_GAP] = "gap_emb",
       [SR_GRU_HPARAMS] = "hparams"};
   if (dim < 1 || dim > SR_GRU_MAX_DIM) return 0;
   const size_t d = (size_t)dim, nd = (size_t)n_items * d;
-  const size_t bc[SR_GRU_NBLOCKS] = {
-      [SR_GRU_IN] = nd,          [SR_GRU_OUT] = nd,           [SR_GRU_BIAS] = (size_t)n_items,
-      [SR_GRU_W] = d * 3 * d,    [SR_GRU_U] = d * 3 * d,      [SR_GRU_B] = 3 * d,
-      [SR_GRU_BHN] = d,          [SR_GRU_TYPE] = SR_EV__CNT * d,
-      [SR_GRU_GAP] = SR_GRU_GAP_BUCKETS * d, [SR_GRU_HPARAMS] = 4};
+  const size_t bc[SR_GRU_NBLOCKS] = {[SR_GRU_IN] = nd,
+                                     [SR_GRU_OUT] = nd,
+                                     [SR_GRU_BIAS] = (size_t)n_items,
+                                     [SR_GRU_W] = d * 3 * d,
+                                     [SR_GRU_U] = d * 3 * d,
+                                     [SR_GRU_B] = 3 * d,
+                                     [SR_GRU_BHN] = d,
+                                     [SR_GRU_TYPE] = SR_EV__CNT * d,
+                                     [SR_GRU_GAP] = SR_GRU_GAP_BUCKETS * d,
+                                     [SR_GRU_HPARAMS] = 4};
   for (int i = 0; i < SR_GRU_NBLOCKS && i < max; i++) {
     names[i] = names_ordered[i];
     counts[i] = bc[i];
@@ -119,20 +123,22 @@ int sr_model_gru_gap(int64_t dt_ms) {
 
 const float *sr_model_gru_in_table(const sr_model_t *m) {
   return m->blocks[SR_GRU_HPARAMS].data[0] != 0.0f ? m->blocks[SR_GRU_OUT].data
-                                                  : m->blocks[SR_GRU_IN].data;
+                                                   : m->blocks[SR_GRU_IN].data;
 }
 
 /* x (d floats) = input embedding of one event. item must be valid. */
-void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type,
-                        int64_t dt_ms, float *restrict x) {
+void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
+                        float *restrict x) {
   const int d = m->dim;
   const float *restrict e = sr_model_gru_in_table(m) + (size_t)item * (size_t)d;
   const float *restrict g = m->blocks[SR_GRU_GAP].data + (size_t)sr_model_gru_gap(dt_ms) * d;
   if ((unsigned)type < SR_EV__CNT) {
     const float *restrict t = m->blocks[SR_GRU_TYPE].data + (size_t)type * (size_t)d;
-    for (int i = 0; i < d; i++) x[i] = e[i] + t[i] + g[i];
+    for (int i = 0; i < d; i++)
+      x[i] = e[i] + t[i] + g[i];
   } else {
-    for (int i = 0; i < d; i++) x[i] = e[i] + g[i];
+    for (int i = 0; i < d; i++)
+      x[i] = e[i] + g[i];
   }
 }
 
@@ -146,8 +152,8 @@ typedef float sr_gru_v16 __attribute__((vector_size(64)));
 typedef int32_t sr_gru_v16i __attribute__((vector_size(64)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(SR_NO_CLONES)
-#define SR_GRU_CLONES                                                                   \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),          \
+#define SR_GRU_CLONES                                                                              \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"),                     \
                  optimize("fp-contract=off")))
 #elif defined(__GNUC__) && !defined(__clang__)
 #define SR_GRU_CLONES __attribute__((optimize("fp-contract=off")))
@@ -226,7 +232,8 @@ SR_GRU_INLINE void sr_gru_vecmat(const float *restrict v, const float *restrict 
   }
   for (; j < n; j++) {
     float a = init ? init[j] : 0.0f;
-    for (int k = 0; k < K; k++) a += v[k] * M[(size_t)k * n + j];
+    for (int k = 0; k < K; k++)
+      a += v[k] * M[(size_t)k * n + j];
     out[j] = a;
   }
 }
@@ -276,21 +283,23 @@ SR_GRU_CLONES void sr_model_gru_cell(const sr_model_t *m, const float *restrict 
   sr_gru_vecmat(h, m->blocks[SR_GRU_U].data, d, d3, NULL, c);
   int i = 0;
   for (; i + 16 <= d; i += 16)
-    sr_gru_gates16(a + i, c + i, a + d + i, c + d + i, a + 2 * d + i, c + 2 * d + i, bhn + i,
-                   h + i, cache ? cache + i : NULL, d);
+    sr_gru_gates16(a + i, c + i, a + d + i, c + d + i, a + 2 * d + i, c + 2 * d + i, bhn + i, h + i,
+                   cache ? cache + i : NULL, d);
   if (i < d) { /* tail: the same vector code on zero-padded copies */
     const int t = d - i;
     float p[7][16], hc[16], cc[4 * 16];
     memset(p, 0, sizeof(p));
     memset(hc, 0, sizeof(hc));
-    const float *src[7] = {a + i, c + i, a + d + i, c + d + i, a + 2 * d + i, c + 2 * d + i,
-                           bhn + i};
-    for (int q = 0; q < 7; q++) memcpy(p[q], src[q], (size_t)t * sizeof(float));
+    const float *src[7] = {a + i,         c + i,         a + d + i, c + d + i,
+                           a + 2 * d + i, c + 2 * d + i, bhn + i};
+    for (int q = 0; q < 7; q++)
+      memcpy(p[q], src[q], (size_t)t * sizeof(float));
     memcpy(hc, h + i, (size_t)t * sizeof(float));
     sr_gru_gates16(p[0], p[1], p[2], p[3], p[4], p[5], p[6], hc, cache ? cc : NULL, 16);
     memcpy(h + i, hc, (size_t)t * sizeof(float));
     if (cache)
-      for (int q = 0; q < 4; q++) memcpy(cache + q * d + i, cc + q * 16, (size_t)t * sizeof(float));
+      for (int q = 0; q < 4; q++)
+        memcpy(cache + q * d + i, cc + q * 16, (size_t)t * sizeof(float));
   }
 }
 

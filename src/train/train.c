@@ -40,17 +40,26 @@ static const struct {
     {SR_MODEL_GRU, sr_train_gru},
 };
 
-void sr_train_conf_defaults(sr_train_conf_t *c) {
+void sr_train_conf_defaults(sr_train_conf_t *c, sr_model_kind_t kind) {
   memset(c, 0, sizeof(*c));
-  c->kind = SR_MODEL_DECAY;
+  c->kind = kind;
   c->dim = 64;
-  c->epochs = 20;
   c->batch = 256;
-  c->lr = 0.01f;
   c->l2 = 0.0f;
-  c->valid_frac = 0.1f;
-  c->patience = 3;
   c->seed = 42;
+  if (kind == SR_MODEL_GRU) {
+    /* Tuned on the MovieLens 5-core split (docs/MODEL.md, "Hyper-parameters"):
+     * the epoch cap is a cap, early stopping ends training first. */
+    c->epochs = 200;
+    c->lr = 0.005f;
+    c->valid_frac = 0.5f;
+    c->patience = 20;
+  } else {
+    c->epochs = 20;
+    c->lr = 0.01f;
+    c->valid_frac = 0.1f;
+    c->patience = 3;
+  }
   c->threads = 0;
   c->progress = isatty(2);
   c->max_seconds = 0;

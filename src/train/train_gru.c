@@ -45,7 +45,9 @@
  * same bits.
  *
  * Thread: the caller's thread, which fans out to short-lived workers
- * (sr_train_parallel) and to OpenBLAS's threads (count set by sr_train_run).
+ * (sr_train_parallel, conf->threads of them). OpenBLAS is switched to one
+ * thread for the call (restored after): big products are sliced over our
+ * workers instead (see "BLAS on our threads").
  */
 #include <cblas.h>
 #include <math.h>
@@ -58,24 +60,24 @@
 /* From model/model_gru.c (kind-private; see docs/MODEL.md). */
 int sr_model_gru_gap(int64_t dt_ms);
 const float *sr_model_gru_in_table(const sr_model_t *m);
-void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type,
-                        int64_t dt_ms, float *x);
+void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
+                        float *x);
 void sr_model_gru_cell(const sr_model_t *m, const float *x, float *h, float *cache);
 
 /* Test hooks (tests/unit/0041). */
-sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes,
-                                     int chunk, float *H_ev);
+sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
+                                     float *H_ev);
 sr_err_t sr_train_gru_gradient(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
                                int32_t full_softmax_max, float *grad, double *loss);
 
 /* ---- hyper-parameters beyond sr_train_conf_t (docs/MODEL.md) ---- */
-#define SR_GRU_CHUNK 32         /* BPTT truncation length T */
-#define SR_GRU_DROP_IN 0.2f     /* dropout on the input embedding */
-#define SR_GRU_DROP_H 0.2f      /* dropout on h before scoring */
-#define SR_GRU_TIED 1           /* input embedding = item_out */
-#define SR_GRU_EMA 0.0f         /* parameter averaging per step (0 = off) */
+#define SR_GRU_CHUNK 64     /* BPTT truncation length T */
+#define SR_GRU_DROP_IN 0.3f /* dropout on the input embedding */
+#define SR_GRU_DROP_H 0.4f  /* dropout on h before scoring */
+#define SR_GRU_TIED 1       /* input embedding = item_out */
+#define SR_GRU_EMA 0.995f   /* parameter averaging per step (0 = off) */
 #define SR_GRU_FULL_SOFTMAX_MAX 50000
-#define SR_GRU_N_SAMPLED 2048   /* shared negatives of the sampled softmax */
+#define SR_GRU_N_SAMPLED 2048                /* shared negatives of the sampled softmax */
 #define SR_GRU_MAX_LOGITS ((int64_t)1 << 25) /* logit buffer cap (floats) */
 #define SR_GRU_MAX_D 256
 
@@ -137,8 +139,8 @@ typedef struct {
   int threads;
   int d, d3, B, T, R; /* R = B * T rows per chunk */
   int32_t N;
-  int sampled, cols; /* sampled softmax; logit columns (N, or 1 + n_sampled) */
-  const int64_t *end; /* per user: training events are [user_off[u], end[u]) */
+  int sampled, cols;              /* sampled softmax; logit columns (N, or 1 + n_sampled) */
+  const int64_t *end;             /* per user: training events are [user_off[u], end[u]) */
   float *in, *out, *bias, *W, *U; /* parameter blocks */
   float *UT;                      /* U^T (3d x d), refreshed per chunk */
   size_t o_in, o_out, o_bias, o_w, o_u, o_b, o_bhn, o_type, o_gap;
@@ -161,13 +163,15 @@ typedef struct {
 
 static void sr_gru_job_free(sr_gru_job_t *j) {
   if (j->lanes)
-    for (int b = 0; b < j->B; b++) sr_free(j->lanes[b].h);
+    for (int b = 0; b < j->B; b++)
+      sr_free(j->lanes[b].h);
   sr_free(j->lanes);
   sr_free(j->queue_buf);
-  float *fl[] = {j->UT, j->g,  j->X,  j->MX,  j->Hp, j->H,    j->MH,  j->cache, j->dA,
-                 j->dC, j->dH, j->dX,  j->Hd, j->dHd,  j->L,   j->ones,  j->samp_logq,
-                 j->q,  j->q_cdf, j->Ws, j->gWs};
-  for (size_t i = 0; i < SR_ARRAY_SIZE(fl); i++) free(fl[i]);
+  float *fl[] = {j->UT,    j->g,    j->X,         j->MX, j->Hp,    j->H,  j->MH,
+                 j->cache, j->dA,   j->dC,        j->dH, j->dX,    j->Hd, j->dHd,
+                 j->L,     j->ones, j->samp_logq, j->q,  j->q_cdf, j->Ws, j->gWs};
+  for (size_t i = 0; i < SR_ARRAY_SIZE(fl); i++)
+    free(fl[i]);
   sr_free(j->active);
   sr_free(j->reset);
   sr_free(j->r_user);
@@ -201,8 +205,8 @@ static size_t sr_gru_off(sr_model_t *m, const char *name, int *ok) {
 
 /* lanes: requested B (reduced so that the logit buffer stays bounded) */
 static sr_err_t sr_gru_job_init(sr_gru_job_t *j, const sr_dataset_t *ds, sr_model_t *m,
-                                const sr_gru_hp_t *hp, int lanes, const int64_t *end,
-                                int threads, uint64_t seed, char *errstr, size_t errsz) {
+                                const sr_gru_hp_t *hp, int lanes, const int64_t *end, int threads,
+                                uint64_t seed, char *errstr, size_t errsz) {
   memset(j, 0, sizeof(*j));
   j->ds = ds;
   j->m = m;
@@ -214,8 +218,8 @@ static sr_err_t sr_gru_job_init(sr_gru_job_t *j, const sr_dataset_t *ds, sr_mode
   j->N = m->n_items;
   if (m->ops->kind != SR_MODEL_GRU || m->dim > SR_GRU_MAX_D || m->n_items != ds->n_items)
     return sr_seterr(errstr, errsz, SR_ERR_MODEL,
-                     "train gru: not a gru model of this catalogue (dim %d, %ld items)",
-                     m->dim, (long)m->n_items);
+                     "train gru: not a gru model of this catalogue (dim %d, %ld items)", m->dim,
+                     (long)m->n_items);
   int ok = 1;
   j->o_in = sr_gru_off(m, "item_in", &ok);
   j->o_out = sr_gru_off(m, "item_out", &ok);
@@ -259,9 +263,9 @@ static sr_err_t sr_gru_job_init(sr_gru_job_t *j, const sr_dataset_t *ds, sr_mode
   if (!j->g || !j->UT || !j->X || !j->MX || !j->Hp || !j->H || !j->MH || !j->cache || !j->dA ||
       !j->dC || !j->dH || !j->dX || !j->Hd || !j->dHd || !j->L || !j->ones)
     return sr_seterr(errstr, errsz, SR_ERR_NOMEM,
-                     "train gru: cannot allocate buffers for %zu rows x %d columns", R,
-                     j->cols);
-  for (size_t i = 0; i < (R > (size_t)j->cols ? R : (size_t)j->cols); i++) j->ones[i] = 1.0f;
+                     "train gru: cannot allocate buffers for %zu rows x %d columns", R, j->cols);
+  for (size_t i = 0; i < (R > (size_t)j->cols ? R : (size_t)j->cols); i++)
+    j->ones[i] = 1.0f;
   if (j->sampled) {
     const size_t S = (size_t)hp->n_sampled;
     j->samp = sr_malloc(S * sizeof(int32_t));
@@ -300,8 +304,10 @@ static void sr_gru_build_sampler(sr_gru_job_t *j) {
   const sr_dataset_t *ds = j->ds;
   double *c = sr_calloc((size_t)j->N, sizeof(double)), tot = 0.0, acc = 0.0;
   for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < j->end[u]; e++) c[ds->ev_item[e]] += 1.0;
-  for (int32_t i = 0; i < j->N; i++) tot += (c[i] = pow(c[i] + 1.0, 0.75));
+    for (int64_t e = ds->user_off[u]; e < j->end[u]; e++)
+      c[ds->ev_item[e]] += 1.0;
+  for (int32_t i = 0; i < j->N; i++)
+    tot += (c[i] = pow(c[i] + 1.0, 0.75));
   for (int32_t i = 0; i < j->N; i++) {
     j->q[i] = (float)(c[i] / tot);
     acc += c[i] / tot;
@@ -324,7 +330,8 @@ static void sr_gru_deal(sr_gru_job_t *j, const int32_t *users, int n_users) {
     ord[k] = t;
   }
   int64_t total = 0;
-  for (int i = 0; i < n_users; i++) total += j->end[ord[i]] - off[ord[i]];
+  for (int i = 0; i < n_users; i++)
+    total += j->end[ord[i]] - off[ord[i]];
   const int64_t big = total / ((int64_t)j->B * 4) + 1;
   int nbig = 0;
   for (int i = 0; i < n_users; i++) { /* stable: big users to the front, longest first */
@@ -340,7 +347,8 @@ static void sr_gru_deal(sr_gru_job_t *j, const int32_t *users, int n_users) {
     ord[k] = u;
   }
   int64_t *load = sr_calloc((size_t)j->B, sizeof(int64_t));
-  int *lane_of = sr_malloc(((size_t)n_users + 1) * sizeof(int)), *cnt = sr_calloc((size_t)j->B, sizeof(int));
+  int *lane_of = sr_malloc(((size_t)n_users + 1) * sizeof(int)),
+      *cnt = sr_calloc((size_t)j->B, sizeof(int));
   for (int i = 0; i < n_users; i++) {
     int best = 0;
     for (int b = 1; b < j->B; b++)
@@ -440,10 +448,66 @@ static int sr_gru_chunk_forward(sr_gru_job_t *j, int train) {
   return n;
 }
 
+/* ---- BLAS on our threads ----
+ * OpenBLAS runs single-threaded inside the trainer (its idle workers would
+ * otherwise spin in sched_yield through every non-BLAS phase, taking a
+ * core from the lane-parallel work); a big product is instead cut into
+ * `threads` independent slices of output rows (or columns), each one
+ * single-threaded sgemm on a worker of sr_train_parallel. No reduction
+ * crosses slices, so the result is the same for a given thread count. */
+typedef struct {
+  CBLAS_TRANSPOSE ta, tb;
+  int M, N, K, lda, ldb, ldc, split_n;
+  const float *A, *B;
+  float beta, *C;
+} sr_gru_gemm_t;
+
+static void sr_gru_gemm_part(void *arg, int64_t lo, int64_t hi) {
+  const sr_gru_gemm_t *g = arg;
+  const int n = (int)(hi - lo);
+  if (!g->split_n)
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, n, g->N, g->K, 1.0f,
+                g->ta == CblasNoTrans ? g->A + lo * g->lda : g->A + lo, g->lda, g->B, g->ldb,
+                g->beta, g->C + lo * g->ldc, g->ldc);
+  else
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, g->M, n, g->K, 1.0f, g->A, g->lda,
+                g->tb == CblasNoTrans ? g->B + lo : g->B + lo * g->ldb, g->ldb, g->beta, g->C + lo,
+                g->ldc);
+}
+
+/* C = op(A) op(B) + beta C (row-major), sliced over M (or N when split_n) */
+static void sr_gru_gemm(const sr_gru_job_t *j, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                        int K, const float *A, int lda, const float *B, int ldb, float beta,
+                        float *C, int ldc, int split_n) {
+  sr_gru_gemm_t g = {ta, tb, M, N, K, lda, ldb, ldc, split_n, A, B, beta, C};
+  const int n = split_n ? N : M;
+  sr_train_parallel(n >= 64 ? j->threads : 1, n, sr_gru_gemm_part, &g);
+}
+
+/* y[0..cols) += column sums of A (rows x cols, row-major, lda) */
+typedef struct {
+  const float *A, *ones;
+  int rows, lda;
+  float *y;
+} sr_gru_colsum_t;
+
+static void sr_gru_colsum_part(void *arg, int64_t lo, int64_t hi) {
+  const sr_gru_colsum_t *c = arg;
+  cblas_sgemv(CblasRowMajor, CblasTrans, c->rows, (int)(hi - lo), 1.0f, c->A + lo, c->lda, c->ones,
+              1, 1.0f, c->y + lo, 1);
+}
+
+static void sr_gru_colsum(const sr_gru_job_t *j, const float *A, int rows, int cols, int lda,
+                          float *y) {
+  sr_gru_colsum_t c = {A, j->ones, rows, lda, y};
+  sr_train_parallel((int64_t)rows * cols >= (1 << 16) ? j->threads : 1, cols, sr_gru_colsum_part,
+                    &c);
+}
+
 /* ---- vector kernels (16 floats; cloned for AVX-512 / AVX2 like train.c's) ---- */
 typedef float sr_gru_v16 __attribute__((vector_size(64)));
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(SR_NO_CLONES)
-#define SR_GRU_TRAIN_CLONES \
+#define SR_GRU_TRAIN_CLONES                                                                        \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SR_GRU_TRAIN_CLONES
@@ -465,7 +529,8 @@ SR_GRU_TRAIN_CLONES static void sr_gru_bias_mask_rows(void *arg, int64_t lo, int
       v += w;
       memcpy(row + i, &v, sizeof(v));
     }
-    for (; i < N; i++) row[i] += bias[i];
+    for (; i < N; i++)
+      row[i] += bias[i];
     if (!j->hp.mask_seen) continue;
     const int r = j->ridx[k];
     const int32_t tgt = j->r_target[r];
@@ -478,16 +543,12 @@ SR_GRU_TRAIN_CLONES static void sr_gru_bias_mask_rows(void *arg, int64_t lo, int
 /* Full softmax: loss of the n rows; dHd, g(item_out), g(item_bias). */
 static double sr_gru_softmax_full(sr_gru_job_t *j, int n, float scale) {
   const int d = j->d, N = (int)j->N;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, N, d, 1.0f, j->Hd, d, j->out, d,
-              0.0f, j->L, N);
+  sr_gru_gemm(j, CblasNoTrans, CblasTrans, n, N, d, j->Hd, d, j->out, d, 0.0f, j->L, N, 0);
   sr_train_parallel(SR_MIN(j->threads, n), n, sr_gru_bias_mask_rows, j);
   double loss = sr_train_softmax_xent(j->L, n, N, j->tgt, scale, j->threads);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, N, 1.0f, j->L, N, j->out, d,
-              0.0f, j->dHd, d);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, d, n, 1.0f, j->L, N, j->Hd, d, 1.0f,
-              j->g + j->o_out, d);
-  cblas_sgemv(CblasRowMajor, CblasTrans, n, N, 1.0f, j->L, N, j->ones, 1, 1.0f,
-              j->g + j->o_bias, 1);
+  sr_gru_gemm(j, CblasNoTrans, CblasNoTrans, n, d, N, j->L, N, j->out, d, 0.0f, j->dHd, d, 0);
+  sr_gru_gemm(j, CblasTrans, CblasNoTrans, N, d, n, j->L, N, j->Hd, d, 1.0f, j->g + j->o_out, d, 0);
+  sr_gru_colsum(j, j->L, n, N, N, j->g + j->o_bias);
   return loss;
 }
 
@@ -502,31 +563,33 @@ static double sr_gru_softmax_sampled(sr_gru_job_t *j, int n, float scale) {
     int32_t lo = 0, hi = j->N - 1;
     while (lo < hi) {
       const int32_t mid = lo + (hi - lo) / 2;
-      if (j->q_cdf[mid] > u) hi = mid;
-      else lo = mid + 1;
+      if (j->q_cdf[mid] > u)
+        hi = mid;
+      else
+        lo = mid + 1;
     }
     j->samp[s] = lo;
     j->samp_logq[s] = logf((float)S * j->q[lo]);
     memcpy(j->Ws + (size_t)s * d, j->out + (size_t)lo * d, (size_t)d * sizeof(float));
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, S, d, 1.0f, j->Hd, d, j->Ws, d, 0.0f,
-              j->L + 1, C);
+  sr_gru_gemm(j, CblasNoTrans, CblasTrans, n, S, d, j->Hd, d, j->Ws, d, 0.0f, j->L + 1, C, 0);
   for (int k = 0; k < n; k++) {
     float *row = j->L + (size_t)k * C;
     const int32_t tgt = j->tgt[k];
     const float *h = j->Hd + (size_t)k * d, *w = j->out + (size_t)tgt * d;
     float tl = j->bias[tgt] - logf((float)S * j->q[tgt]);
-    for (int i = 0; i < d; i++) tl += h[i] * w[i];
+    for (int i = 0; i < d; i++)
+      tl += h[i] * w[i];
     row[0] = tl;
     for (int s = 0; s < S; s++)
-      row[1 + s] = j->samp[s] == tgt ? -INFINITY : row[1 + s] + j->bias[j->samp[s]] - j->samp_logq[s];
+      row[1 + s] =
+          j->samp[s] == tgt ? -INFINITY : row[1 + s] + j->bias[j->samp[s]] - j->samp_logq[s];
   }
   int32_t *zero = sr_calloc((size_t)n, sizeof(int32_t));
   double loss = sr_train_softmax_xent(j->L, n, C, zero, scale, j->threads);
   sr_free(zero);
   /* dHd = dL[:, 1:] Ws + dL[:, 0] w_target; the target's output row and bias */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, S, 1.0f, j->L + 1, C, j->Ws, d,
-              0.0f, j->dHd, d);
+  sr_gru_gemm(j, CblasNoTrans, CblasNoTrans, n, d, S, j->L + 1, C, j->Ws, d, 0.0f, j->dHd, d, 0);
   for (int k = 0; k < n; k++) {
     const int32_t tgt = j->tgt[k];
     const float tc = j->L[(size_t)k * C];
@@ -539,14 +602,14 @@ static double sr_gru_softmax_sampled(sr_gru_job_t *j, int n, float scale) {
     gb[tgt] += tc;
   }
   /* the negatives' output rows and biases */
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, d, n, 1.0f, j->L + 1, C, j->Hd, d,
-              0.0f, j->gWs, d);
-  cblas_sgemv(CblasRowMajor, CblasTrans, n, S, 1.0f, j->L + 1, C, j->ones, 1, 0.0f,
-              j->samp_logq, 1); /* log q is spent: reuse it for the column sums */
+  sr_gru_gemm(j, CblasTrans, CblasNoTrans, S, d, n, j->L + 1, C, j->Hd, d, 0.0f, j->gWs, d, 0);
+  memset(j->samp_logq, 0, (size_t)S * sizeof(float)); /* log q is spent: column sums */
+  sr_gru_colsum(j, j->L + 1, n, S, C, j->samp_logq);
   for (int s = 0; s < S; s++) {
     float *go = gout + (size_t)j->samp[s] * d;
     const float *src = j->gWs + (size_t)s * d;
-    for (int i = 0; i < d; i++) go[i] += src[i];
+    for (int i = 0; i < d; i++)
+      go[i] += src[i];
     gb[j->samp[s]] += j->samp_logq[s];
   }
   return loss;
@@ -555,9 +618,10 @@ static double sr_gru_softmax_sampled(sr_gru_job_t *j, int n, float scale) {
 /* out[i] = add[i] + sum_j v[j] M[j][i] for i < n (M row-major K x n): the
  * axpy sweep of model_gru.c's cell, here for dh_prev = dp + dC U^T with
  * M = U^T. */
-static inline __attribute__((always_inline)) void sr_gru_axpy_rows(
-    const float *restrict v, const float *restrict M, int K, int n, const float *restrict add,
-    float *restrict out) {
+static inline __attribute__((always_inline)) void sr_gru_axpy_rows(const float *restrict v,
+                                                                   const float *restrict M, int K,
+                                                                   int n, const float *restrict add,
+                                                                   float *restrict out) {
   int i = 0;
   sr_gru_v16 w, s;
   for (; i + 16 <= n; i += 16) {
@@ -572,7 +636,8 @@ static inline __attribute__((always_inline)) void sr_gru_axpy_rows(
   }
   for (; i < n; i++) {
     float acc = add[i];
-    for (int k = 0; k < K; k++) acc += v[k] * M[(size_t)k * n + i];
+    for (int k = 0; k < K; k++)
+      acc += v[k] * M[(size_t)k * n + i];
     out[i] = acc;
   }
 }
@@ -627,32 +692,34 @@ static double sr_gru_chunk_backward(sr_gru_job_t *j, int n) {
     const size_t r = (size_t)j->ridx[k];
     const float *h = j->H + r * d, *mh = j->MH + r * d;
     float *hd = j->Hd + (size_t)k * d;
-    for (int i = 0; i < d; i++) hd[i] = h[i] * mh[i];
+    for (int i = 0; i < d; i++)
+      hd[i] = h[i] * mh[i];
   }
-  const double loss = j->sampled ? sr_gru_softmax_sampled(j, n, scale)
-                                 : sr_gru_softmax_full(j, n, scale);
+  const double loss =
+      j->sampled ? sr_gru_softmax_sampled(j, n, scale) : sr_gru_softmax_full(j, n, scale);
   memset(j->dH, 0, (size_t)R * d * sizeof(float));
   for (int k = 0; k < n; k++) {
     const size_t r = (size_t)j->ridx[k];
     const float *mh = j->MH + r * d, *src = j->dHd + (size_t)k * d;
     float *dst = j->dH + r * d;
-    for (int i = 0; i < d; i++) dst[i] = src[i] * mh[i];
+    for (int i = 0; i < d; i++)
+      dst[i] = src[i] * mh[i];
   }
   for (int k = 0; k < d; k++)
-    for (int q = 0; q < d3; q++) j->UT[(size_t)q * d + k] = j->U[(size_t)k * d3 + q];
+    for (int q = 0; q < d3; q++)
+      j->UT[(size_t)q * d + k] = j->U[(size_t)k * d3 + q];
   sr_train_parallel(SR_MIN(j->threads, j->B), j->B, sr_gru_bptt_lanes, j);
 
   /* weight gradients over all rows (inactive rows are zero) */
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d3, R, 1.0f, j->X, d, j->dA, d3,
-              1.0f, j->g + j->o_w, d3);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d3, R, 1.0f, j->Hp, d, j->dC, d3,
-              1.0f, j->g + j->o_u, d3);
-  cblas_sgemv(CblasRowMajor, CblasTrans, R, d3, 1.0f, j->dA, d3, j->ones, 1, 1.0f,
-              j->g + j->o_b, 1);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d3, R, 1.0f, j->X, d, j->dA, d3, 1.0f,
+              j->g + j->o_w, d3);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d3, R, 1.0f, j->Hp, d, j->dC, d3, 1.0f,
+              j->g + j->o_u, d3);
+  cblas_sgemv(CblasRowMajor, CblasTrans, R, d3, 1.0f, j->dA, d3, j->ones, 1, 1.0f, j->g + j->o_b,
+              1);
   cblas_sgemv(CblasRowMajor, CblasTrans, R, d, 1.0f, j->dC + 2 * d, d3, j->ones, 1, 1.0f,
               j->g + j->o_bhn, 1);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, d, d3, 1.0f, j->dA, d3, j->W, d3,
-              0.0f, j->dX, d);
+  sr_gru_gemm(j, CblasNoTrans, CblasTrans, R, d, d3, j->dA, d3, j->W, d3, 0.0f, j->dX, d, 0);
   /* input embedding rows (through the dropout mask) */
   float *gemb = j->g + (j->hp.tied ? j->o_out : j->o_in);
   float *gtype = j->g + j->o_type, *ggap = j->g + j->o_gap;
@@ -695,8 +762,10 @@ static void sr_gru_init_params(sr_gru_job_t *j, sr_rng_t *rng) {
   const float sd = j->hp.init_sd > 0.0f ? j->hp.init_sd : 1.0f / sqrtf((float)d);
   const size_t nd = (size_t)j->N * d;
   if (!j->hp.tied)
-    for (size_t i = 0; i < nd; i++) j->in[i] = sd * sr_rng_normal(rng);
-  for (size_t i = 0; i < nd; i++) j->out[i] = sd * sr_rng_normal(rng);
+    for (size_t i = 0; i < nd; i++)
+      j->in[i] = sd * sr_rng_normal(rng);
+  for (size_t i = 0; i < nd; i++)
+    j->out[i] = sd * sr_rng_normal(rng);
   const float a = 1.0f / sqrtf((float)d); /* PyTorch's GRU init */
   for (size_t i = 0; i < (size_t)d * j->d3; i++)
     j->W[i] = a * (float)(2.0 * sr_rng_uniform(rng) - 1.0);
@@ -705,9 +774,12 @@ static void sr_gru_init_params(sr_gru_job_t *j, sr_rng_t *rng) {
   /* item_bias = centred log popularity: training starts at most-popular */
   double *cnt = sr_calloc((size_t)j->N, sizeof(double)), mean = 0.0;
   for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < j->end[u]; e++) cnt[ds->ev_item[e]] += 1.0;
-  for (int32_t i = 0; i < j->N; i++) mean += log(cnt[i] + 1.0) / j->N;
-  for (int32_t i = 0; i < j->N; i++) j->bias[i] = (float)(log(cnt[i] + 1.0) - mean);
+    for (int64_t e = ds->user_off[u]; e < j->end[u]; e++)
+      cnt[ds->ev_item[e]] += 1.0;
+  for (int32_t i = 0; i < j->N; i++)
+    mean += log(cnt[i] + 1.0) / j->N;
+  for (int32_t i = 0; i < j->N; i++)
+    j->bias[i] = (float)(log(cnt[i] + 1.0) - mean);
   sr_free(cnt);
   sr_model_block(m, "hparams")->data[0] = j->hp.tied ? 1.0f : 0.0f;
 }
@@ -728,11 +800,13 @@ sr_err_t sr_train_gru(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
   memset(&best, 0, sizeof(best));
   memset(&adam, 0, sizeof(adam));
   memset(j, 0, sizeof(*j));
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1); /* see "BLAS on our threads" */
   sr_train_split_init(&split, ds, conf->valid_frac, conf->seed);
 
   const int lanes = SR_MAX(1, conf->batch / SR_MAX(1, hp.chunk));
-  if ((err = sr_gru_job_init(j, ds, m, &hp, lanes, split.train_end, threads, conf->seed,
-                             errstr, errsz)) != SR_OK)
+  if ((err = sr_gru_job_init(j, ds, m, &hp, lanes, split.train_end, threads, conf->seed, errstr,
+                             errsz)) != SR_OK)
     goto out;
   sr_gru_init_params(j, &j->rng);
   if (j->sampled) sr_gru_build_sampler(j);
@@ -740,8 +814,8 @@ sr_err_t sr_train_gru(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
   int n_users = 0;
   for (int32_t u = 0; u < ds->n_users; u++)
     if (split.train_end[u] - ds->user_off[u] >= 2) users[n_users++] = u;
-  if ((err = sr_adam_init(&adam, m->arena_floats, conf->lr, conf->l2, threads, errstr,
-                          errsz)) != SR_OK)
+  if ((err = sr_adam_init(&adam, m->arena_floats, conf->lr, conf->l2, threads, errstr, errsz)) !=
+      SR_OK)
     goto out;
   if ((err = sr_train_best_init(&best, m, errstr, errsz)) != SR_OK) goto out;
   size_t boff[16], bcnt[16];
@@ -777,7 +851,8 @@ sr_err_t sr_train_gru(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
         for (int b = 0; b < nb; b++) {
           float *restrict e = ema + boff[b];
           const float *restrict p = m->arena + boff[b];
-          for (size_t i = 0; i < bcnt[b]; i++) e[i] = bt * e[i] + (1.0f - bt) * p[i];
+          for (size_t i = 0; i < bcnt[b]; i++)
+            e[i] = bt * e[i] + (1.0f - bt) * p[i];
         }
       }
       done += n;
@@ -811,8 +886,7 @@ sr_err_t sr_train_gru(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
       goto out;
     }
     sr_log_debug("train", "gru epoch %d loss %.4f valid NDCG@10 %.4f HR@10 %.4f (%d users) %.1fs",
-                 epoch, epoch_loss, vm.ndcg, vm.hr, vm.n,
-                 (double)(sr_mono_us() - t_start) / 1e6);
+                 epoch, epoch_loss, vm.ndcg, vm.hr, vm.n, (double)(sr_mono_us() - t_start) / 1e6);
     if (vm.n > 0 &&
         sr_train_best_offer(&best, m, epoch, vm.ndcg, (float)epoch_loss, conf->patience))
       stop = 1;
@@ -831,6 +905,7 @@ sr_err_t sr_train_gru(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
   info->train_events = (uint64_t)split.train_events;
   info->train_users = (uint64_t)split.train_users;
 out:
+  openblas_set_num_threads(blas_threads);
   free(ema);
   free(tmp);
   sr_free(users);
@@ -845,21 +920,23 @@ out:
 
 static int64_t *sr_gru_full_end(const sr_dataset_t *ds) {
   int64_t *end = sr_malloc(((size_t)ds->n_users + 1) * sizeof(int64_t));
-  for (int32_t u = 0; u < ds->n_users; u++) end[u] = ds->user_off[u + 1];
+  for (int32_t u = 0; u < ds->n_users; u++)
+    end[u] = ds->user_off[u + 1];
   return end;
 }
 
 static void sr_gru_deal_all(sr_gru_job_t *j) {
   int32_t *users = sr_malloc(((size_t)j->ds->n_users + 1) * sizeof(int32_t));
-  for (int32_t u = 0; u < j->ds->n_users; u++) users[u] = u;
+  for (int32_t u = 0; u < j->ds->n_users; u++)
+    users[u] = u;
   sr_gru_deal(j, users, j->ds->n_users);
   sr_free(users);
 }
 
 /* The state after each input event e (all but each user's last) into
  * H_ev[e * d], computed by the trainer's lanes x chunks forward. */
-sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes,
-                                     int chunk, float *H_ev) {
+sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
+                                     float *H_ev) {
   sr_gru_hp_t hp;
   sr_gru_hp_defaults(&hp);
   hp.chunk = chunk;

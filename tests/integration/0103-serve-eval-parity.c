@@ -30,8 +30,7 @@ static void parity_for_kind(sr_model_kind_t kind, int *failed) {
   sr_dataset_t *ds = NULL;
   sr_dataset_from_rows(evs.rows, evs.n, &ds);
   sr_train_conf_t tc;
-  sr_train_conf_defaults(&tc);
-  tc.kind = kind;
+  sr_train_conf_defaults(&tc, kind);
   tc.dim = 16;
   tc.epochs = 2;
   tc.threads = 1;

@@ -90,7 +90,7 @@ static void loo_hits(const sr_model_t *m, const sr_dataset_t *ds, int *model_hit
 
 static sr_train_conf_t small_conf(void) {
   sr_train_conf_t c;
-  sr_train_conf_defaults(&c);
+  sr_train_conf_defaults(&c, SR_MODEL_DECAY);
   c.dim = 16;
   c.epochs = 15;
   c.batch = 64;
@@ -104,7 +104,7 @@ static sr_train_conf_t small_conf(void) {
 
 TEST(conf_defaults) {
   sr_train_conf_t c;
-  sr_train_conf_defaults(&c);
+  sr_train_conf_defaults(&c, SR_MODEL_DECAY);
   T_EQ_INT(c.kind, SR_MODEL_DECAY);
   T_EQ_INT(c.dim, 64);
   T_EQ_INT(c.epochs, 20);
