@@ -141,6 +141,15 @@ typedef struct sr_eval_split_stats_s {
 void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
                        sr_buf_t *test, sr_eval_split_stats_t *st);
 
+/* Split by global time: ds's events in time order (ties in file order, as
+ * the prequential protocol replays them); the first floor(frac * n) go to
+ * train (the prequential warm-up: train a snapshot on it), all of them in
+ * that order again followed by the rest go to test (the file to replay with
+ * --protocol prequential --warmup frac). Same CSV format as
+ * sr_eval_split_loo; st->test_users counts users with a test-period event. */
+void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr_buf_t *test,
+                        sr_eval_split_stats_t *st);
+
 /* ---- one user's offline top-K (serve/eval parity) ---- */
 typedef enum sr_eval_seen_e {
   SR_EVAL_SEEN_ALL = 0, /* filter every earlier known item (full-ranking eval) */

@@ -18,13 +18,19 @@
 
 static void sr_split_usage(FILE *f) {
   fprintf(f,
-          "usage: streamrec split --loo FILE --out DIR [--min-count N]\n\n"
-          "Leave-one-out split by time: the last event of every user with at least\n"
-          "3 events goes to DIR/test.csv, every other event to DIR/train.csv\n"
+          "usage: streamrec split (--loo FILE | --time FILE --frac X) --out DIR [--min-count N]\n\n"
+          "--loo: leave-one-out split by time: the last event of every user with at\n"
+          "least 3 events goes to DIR/test.csv, every other event to DIR/train.csv\n"
           "(user,item,value,timestamp_ms,type; users in input order, events in time\n"
-          "order). docs/EVALUATION.md describes the protocol.\n\n"
+          "order).\n"
+          "--time: global time split for the prequential protocol: the first X of all\n"
+          "events in time order go to DIR/train.csv (train the snapshot on it), all\n"
+          "events in time order to DIR/test.csv (replay it with --protocol prequential\n"
+          "--warmup X). docs/EVALUATION.md describes both.\n\n"
           "options:\n"
           "  --loo FILE        event CSV to split (MovieLens ratings.csv as is)\n"
+          "  --time FILE       event CSV to split by global time (with --frac)\n"
+          "  --frac X          share of events before the time cut (0 < X < 1, default 0.2)\n"
           "  --out DIR         output directory (created when missing)\n"
           "  --min-count N     first drop, in one pass, every interaction whose user or\n"
           "                    item has fewer than N interactions (default: no filter)\n"
@@ -43,17 +49,27 @@ static int sr_split_write(const char *dir, const char *name, const sr_buf_t *b) 
 
 int sr_cmd_split(int argc, char **argv) {
   const char *in = NULL, *dir = NULL;
-  int min_count = 0, min_events = 3;
+  int min_count = 0, min_events = 3, by_time = 0;
+  double frac = 0.2;
   static const struct option longopts[] = {
       {"loo", required_argument, 0, 'l'},       {"out", required_argument, 0, 'o'},
       {"min-count", required_argument, 0, 'c'}, {"min-events", required_argument, 0, 'm'},
+      {"time", required_argument, 0, 't'},      {"frac", required_argument, 0, 'f'},
       {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     char *end;
     switch (c) {
-    case 'l': in = optarg; break;
+    case 'l': in = optarg, by_time = 0; break;
+    case 't': in = optarg, by_time = 1; break;
+    case 'f':
+      frac = strtod(optarg, &end);
+      if (end == optarg || *end || !(frac > 0 && frac < 1)) {
+        fprintf(stderr, "split: --frac must be in (0, 1)\n");
+        return 2;
+      }
+      break;
     case 'o': dir = optarg; break;
     case 'c':
       min_count = (int)strtol(optarg, &end, 10);
@@ -78,7 +94,7 @@ int sr_cmd_split(int argc, char **argv) {
     return 2;
   }
   if (!in || !dir) {
-    fprintf(stderr, "split: --loo and --out are required\n");
+    fprintf(stderr, "split: --out and one of --loo or --time are required\n");
     sr_split_usage(stderr);
     return 2;
   }
@@ -106,6 +122,17 @@ int sr_cmd_split(int argc, char **argv) {
     goto out;
   }
   sr_eval_split_stats_t st;
+  if (by_time) {
+    sr_eval_split_time(ds, frac, &tr, &te, &st);
+    if (sr_split_write(dir, "train.csv", &tr) || sr_split_write(dir, "test.csv", &te)) goto out;
+    printf("split: %s/train.csv %lld events (first %g by time); %s/test.csv %lld events (all, "
+           "in time order: replay with --protocol prequential --warmup %g); %d users after "
+           "the cut\n",
+           dir, (long long)st.train_events, frac, dir, (long long)ds->n_events, frac,
+           (int)st.test_users);
+    rc = 0;
+    goto out;
+  }
   sr_eval_split_loo(ds, min_events, &tr, &te, &st);
   if (sr_split_write(dir, "train.csv", &tr) || sr_split_write(dir, "test.csv", &te)) goto out;
   printf("split: %s/train.csv %lld events; %s/test.csv %lld events (%d users with >= %d "

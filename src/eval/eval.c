@@ -965,16 +965,22 @@ static void sr_split_line(sr_buf_t *b, const sr_dataset_t *ds, sr_str_t uk, int6
                 (long long)ds->ev_ts[e], sr_event_type_name((sr_event_type_t)ds->ev_type[e]));
 }
 
-void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
-                       sr_buf_t *test, sr_eval_split_stats_t *st) {
+/* Both files' header line; s = ds's counts, nothing split yet. */
+static void sr_split_begin(const sr_dataset_t *ds, sr_buf_t *train, sr_buf_t *test,
+                           sr_eval_split_stats_t *s) {
   static const char hdr[] = "userId,itemId,value,timestamp_ms,type\n";
-  sr_eval_split_stats_t s;
-  memset(&s, 0, sizeof(s));
-  s.users = ds->n_users;
-  s.items = ds->n_items;
-  s.events = ds->n_events;
+  memset(s, 0, sizeof(*s));
+  s->users = ds->n_users;
+  s->items = ds->n_items;
+  s->events = ds->n_events;
   sr_buf_append(train, hdr, sizeof(hdr) - 1);
   sr_buf_append(test, hdr, sizeof(hdr) - 1);
+}
+
+void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
+                       sr_buf_t *test, sr_eval_split_stats_t *st) {
+  sr_eval_split_stats_t s;
+  sr_split_begin(ds, train, test, &s);
   for (int32_t u = 0; u < ds->n_users; u++) {
     sr_str_t uk = sr_strmap_key(ds->users, u);
     int64_t beg = ds->user_off[u], end = ds->user_off[u + 1];
@@ -990,6 +996,42 @@ void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
     }
     s.test_users += held;
   }
+  if (st) *st = s;
+}
+
+void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr_buf_t *test,
+                        sr_eval_split_stats_t *st) {
+  sr_eval_split_stats_t s;
+  sr_split_begin(ds, train, test, &s);
+  const size_t ne = (size_t)(ds->n_events ? ds->n_events : 1);
+  int64_t *order = sr_malloc(ne * sizeof(int64_t));
+  int32_t *owner = sr_malloc(ne * sizeof(int32_t));
+  uint8_t *counted = sr_calloc((size_t)ds->n_users + 1, 1);
+  for (int32_t u = 0; u < ds->n_users; u++)
+    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++)
+      owner[e] = u;
+  for (int64_t e = 0; e < ds->n_events; e++)
+    order[e] = e;
+  qsort_r(order, (size_t)ds->n_events, sizeof(int64_t), sr_preq_cmp, (void *)ds);
+  const int64_t cut = frac <= 0 ? 0 : frac >= 1 ? ds->n_events
+                                                : (int64_t)floor(frac * (double)ds->n_events);
+  for (int64_t i = 0; i < ds->n_events; i++) {
+    const int64_t e = order[i];
+    const int32_t u = owner[e];
+    sr_str_t uk = sr_strmap_key(ds->users, u);
+    sr_split_line(test, ds, uk, e);
+    if (i < cut) {
+      sr_split_line(train, ds, uk, e);
+      s.train_events++;
+    } else {
+      s.test_events++;
+      if (!counted[u]) s.test_users++;
+      counted[u] = 1;
+    }
+  }
+  sr_free(order);
+  sr_free(owner);
+  sr_free(counted);
   if (st) *st = s;
 }
 
