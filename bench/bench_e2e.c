@@ -19,7 +19,9 @@
  *
  * Usage: bench_e2e [--events E] [--users U] [--items N] [--dim D] [--k K]
  *                  [--rate R] [--batch-max B] [--partitions P] [--csv FILE]
- *                  [--snapshot FILE]
+ *                  [--snapshot FILE] [--kind gru|decay]
+ * Without --snapshot the model is random, of --kind (default gru, the
+ * sequential model: O(d^2) per event; decay is O(d)).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -108,7 +110,7 @@ static uint64_t rnd(void) {
 static float rndf(void) { return (float)((rnd() >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f; }
 
 /* A model with random parameters: throughput does not depend on their values. */
-static sr_model_t *random_model(int n_items, int dim) {
+static sr_model_t *random_model(sr_model_kind_t kind, int n_items, int dim) {
   char es[256], id[32];
   sr_str_t *ids = calloc((size_t)n_items, sizeof(*ids));
   char *arena = calloc((size_t)n_items, 16);
@@ -117,7 +119,7 @@ static sr_model_t *random_model(int n_items, int dim) {
     memcpy(arena + (size_t)i * 16, id, strlen(id));
     ids[i] = sr_str_make(arena + (size_t)i * 16, strlen(id));
   }
-  sr_model_t *m = sr_model_new(SR_MODEL_DECAY, dim, n_items, ids, es, sizeof(es));
+  sr_model_t *m = sr_model_new(kind, dim, n_items, ids, es, sizeof(es));
   free(ids);
   free(arena);
   if (!m) {
@@ -127,9 +129,8 @@ static sr_model_t *random_model(int n_items, int dim) {
   sr_param_block_t b[32];
   int nb = sr_model_params(m, b, 32);
   for (int i = 0; i < nb; i++) {
-    if (!strcmp(b[i].name, "item_in") || !strcmp(b[i].name, "item_out") ||
-        !strcmp(b[i].name, "item_bias"))
-      for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = rndf() * 0.1f;
+    if (!strcmp(b[i].name, "hparams")) continue; /* kind switches (decay factor, tying) */
+    for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = rndf() * 0.1f;
   }
   sr_model_set_version(m, "bench-random");
   return m;
@@ -166,10 +167,12 @@ int main(int argc, char **argv) {
   int n_events = 200000, n_users = 10000, n_items = 10000, dim = 64, k = 10, batch = 64, parts = 4;
   double rate = 0;
   const char *csv = NULL, *snap = NULL;
+  sr_model_kind_t kind = SR_MODEL_GRU;
   static const struct option lo[] = {
       {"events", 1, 0, 'e'}, {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"dim", 1, 0, 'd'},
       {"k", 1, 0, 'k'},      {"rate", 1, 0, 'r'},  {"batch-max", 1, 0, 'b'},
-      {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'}, {0, 0, 0, 0}};
+      {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'},
+      {"kind", 1, 0, 'K'},       {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (o) {
@@ -183,6 +186,15 @@ int main(int argc, char **argv) {
     case 'p': parts = atoi(optarg); break;
     case 'c': csv = optarg; break;
     case 's': snap = optarg; break;
+    case 'K': {
+      int kk = sr_model_kind_parse(optarg);
+      if (kk < 0) {
+        fprintf(stderr, "bench: unknown model kind %s\n", optarg);
+        return 2;
+      }
+      kind = (sr_model_kind_t)kk;
+      break;
+    }
     default: fprintf(stderr, "see the header of bench/bench_e2e.c\n"); return 2;
     }
   }
@@ -197,7 +209,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   } else {
-    model = random_model(n_items, dim);
+    model = random_model(kind, n_items, dim);
   }
   n_items = sr_model_n_items(model);
 
@@ -325,9 +337,11 @@ int main(int argc, char **argv) {
          "(at start %.2f %.2f %.2f)\n",
          ncpu, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
          la[1], la[2], la0[0], la0[1], la0[2]);
-  printf("setup: events=%d items=%d dim=%d k=%d batch.max=%d partitions=%d input=%s rate=%s\n",
-         n_events, n_items, sr_model_state_size(sr_pipeline_model(pctx.p)), k, batch, parts,
-         csv ? csv : "generated", rate > 0 ? "fixed" : "full speed");
+  printf("setup: model=%s events=%d items=%d dim=%d k=%d batch.max=%d partitions=%d input=%s "
+         "rate=%s\n",
+         sr_model_kind_name(sr_model_kind(sr_pipeline_model(pctx.p))), n_events, n_items,
+         sr_model_dim(sr_pipeline_model(pctx.p)), k, batch, parts, csv ? csv : "generated",
+         rate > 0 ? "fixed" : "full speed");
   if (rate > 0) printf("input rate: %.0f events/s requested\n", rate);
   printf("pipeline: consumed=%llu recommendations=%llu coalesced=%llu dlq=%llu unknown_items=%llu\n",
          (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
