@@ -20,6 +20,9 @@
  * Usage: bench_e2e [--events E] [--users U] [--items N] [--dim D] [--k K]
  *                  [--rate R] [--batch-max B] [--partitions P] [--csv FILE]
  *                  [--snapshot FILE] [--kind gru|decay]
+ *                  [--batch-wait-us U]
+ *                  [-X consumer.K=V] [-X producer.K=V] [-X load.K=V]
+ * BENCH_E2E_DUMP=FILE writes "ms since first event, latency ms" per recommendation.
  * Without --snapshot the model is random, of --kind (default gru, the
  * sequential model: O(d^2) per event; decay is O(d)).
  */
@@ -40,6 +43,8 @@
 
 typedef struct {
   const char *bs;
+  const sr_kv_t *kv; /* load producer properties (linger.ms=1 first) */
+  int n_kv;
   int n;
   sr_buf_t *vals;
   char (*keys)[24];
@@ -60,9 +65,8 @@ static void dr_noop(void *o, void *mo, sr_err_t e, const char *r) {
 static void *producer_main(void *arg) {
   prod_ctx_t *c = arg;
   char es[256];
-  sr_kv_t kv[] = {{"linger.ms", "1"}};
-  sr_publish_conf_t pc = {.brokers = c->bs, .client_id = "bench-load", .kafka = kv, .n_kafka = 1,
-                          .delivery_cb = dr_noop};
+  sr_publish_conf_t pc = {.brokers = c->bs, .client_id = "bench-load", .kafka = c->kv,
+                          .n_kafka = c->n_kv, .delivery_cb = dr_noop};
   sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
   if (!p) {
     fprintf(stderr, "bench: %s\n", es);
@@ -166,15 +170,21 @@ static double scoring_limit(const sr_model_t *m, int batch, int k) {
 int main(int argc, char **argv) {
   int n_events = 200000, n_users = 10000, n_items = 10000, dim = 64, k = 10, batch = 64, parts = 4;
   double rate = 0;
+  int batch_wait_us = -1; /* -1: the pipeline's default */
   const char *csv = NULL, *snap = NULL;
   sr_model_kind_t kind = SR_MODEL_GRU;
+  /* -X consumer.K=V / -X producer.K=V / -X load.K=V: client properties of
+   * the pipeline's consumer, its producer, or the load producer */
+  enum { MAXX = 16 };
+  sr_kv_t xc[MAXX], xp[MAXX], xl[MAXX + 1];
+  int nxc = 0, nxp = 0, nxl = 0;
   static const struct option lo[] = {
       {"events", 1, 0, 'e'}, {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"dim", 1, 0, 'd'},
       {"k", 1, 0, 'k'},      {"rate", 1, 0, 'r'},  {"batch-max", 1, 0, 'b'},
       {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'},
-      {"kind", 1, 0, 'K'},       {0, 0, 0, 0}};
+      {"kind", 1, 0, 'K'},       {"prop", 1, 0, 'X'}, {"batch-wait-us", 1, 0, 'w'},   {0, 0, 0, 0}};
   int o;
-  while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "X:", lo, NULL)) != -1) {
     switch (o) {
     case 'e': n_events = atoi(optarg); break;
     case 'u': n_users = atoi(optarg); break;
@@ -183,9 +193,28 @@ int main(int argc, char **argv) {
     case 'k': k = atoi(optarg); break;
     case 'r': rate = atof(optarg); break;
     case 'b': batch = atoi(optarg); break;
+    case 'w': batch_wait_us = atoi(optarg); break;
     case 'p': parts = atoi(optarg); break;
     case 'c': csv = optarg; break;
     case 's': snap = optarg; break;
+    case 'X': {
+      char *eq = strchr(optarg, '='), *dot = strchr(optarg, '.');
+      if (!eq || !dot || dot > eq) {
+        fprintf(stderr, "bench: -X wants consumer.K=V, producer.K=V or load.K=V\n");
+        return 2;
+      }
+      *eq = 0;
+      *dot = 0;
+      sr_kv_t kv = {dot + 1, eq + 1};
+      if (!strcmp(optarg, "consumer") && nxc < MAXX) xc[nxc++] = kv;
+      else if (!strcmp(optarg, "producer") && nxp < MAXX) xp[nxp++] = kv;
+      else if (!strcmp(optarg, "load") && nxl < MAXX) xl[nxl++] = kv;
+      else {
+        fprintf(stderr, "bench: -X %s: unknown client or too many properties\n", optarg);
+        return 2;
+      }
+      break;
+    }
     case 'K': {
       int kk = sr_model_kind_parse(optarg);
       if (kk < 0) {
@@ -269,6 +298,16 @@ int main(int argc, char **argv) {
   pc.k = k;
   pc.batch_max = batch;
   pc.idle_exit_ms = 1500;
+  if (batch_wait_us >= 0) pc.batch_wait_us = batch_wait_us;
+  /* As serve does with its embedded broker (src/cli/cmd_serve.c): the mock
+   * cluster holds empty fetches for the whole fetch.wait.max.ms. */
+  int fetch_wait_set = 0;
+  for (int i = 0; i < nxc; i++) fetch_wait_set |= !strcmp(xc[i].key, "fetch.wait.max.ms");
+  if (!fetch_wait_set && nxc < MAXX) xc[nxc++] = (sr_kv_t){"fetch.wait.max.ms", "1"};
+  pc.kafka_consumer = xc;
+  pc.n_kafka_consumer = nxc;
+  pc.kafka_producer = xp;
+  pc.n_kafka_producer = nxp;
   pipe_ctx_t pctx = {0};
   pctx.p = sr_pipeline_new(&pc, model, es, sizeof(es));
   if (!pctx.p) {
@@ -280,7 +319,10 @@ int main(int argc, char **argv) {
   pthread_t pt, lt;
   pthread_create(&pt, NULL, pipeline_main, &pctx);
   sleep(3);
-  prod_ctx_t lc = {.bs = bs, .n = n_events, .vals = vals, .keys = keys, .rate = rate};
+  sr_kv_t lkv[MAXX + 1];
+  lkv[0] = (sr_kv_t){"linger.ms", "1"};
+  for (int i = 0; i < nxl; i++) lkv[1 + i] = xl[i];
+  prod_ctx_t lc = {.bs = bs, .kv = lkv, .n_kv = 1 + nxl, .n = n_events, .vals = vals, .keys = keys, .rate = rate};
   pthread_create(&lt, NULL, producer_main, &lc);
   pthread_join(lt, NULL);
   pthread_join(pt, NULL);
@@ -292,6 +334,7 @@ int main(int argc, char **argv) {
   int64_t **ev_ts = calloc((size_t)parts, sizeof(int64_t *));
   for (int p = 0; p < parts; p++) ev_ts[p] = calloc((size_t)n_events + 1, sizeof(int64_t));
   int64_t *lat = calloc((size_t)st.recs_sent + 1, sizeof(int64_t));
+  int64_t *lat_ets = calloc((size_t)st.recs_sent + 1, sizeof(int64_t)); /* source event ts */
   int64_t n_lat = 0, rec_first = INT64_MAX, rec_last = 0;
   const char *topics[2] = {"events", "recommendations"};
   for (int t = 0; t < 2; t++) {
@@ -315,6 +358,7 @@ int main(int argc, char **argv) {
           if (sr_codec_decode_rec(codec, msgs[i].value, msgs[i].len, &r, es, sizeof(es)) == SR_OK &&
               r.source_partition < parts && r.source_offset <= n_events) {
             int64_t ets = ev_ts[r.source_partition][r.source_offset];
+            lat_ets[n_lat] = ets;
             lat[n_lat++] = msgs[i].timestamp_ms - ets;
             if (msgs[i].timestamp_ms < rec_first) rec_first = msgs[i].timestamp_ms;
             if (msgs[i].timestamp_ms > rec_last) rec_last = msgs[i].timestamp_ms;
@@ -326,7 +370,23 @@ int main(int argc, char **argv) {
     }
     sr_ingest_destroy(in);
   }
+  /* Steady state: events produced at least 1 s after the first event read
+   * back (the first second holds client start-up: the output topic's
+   * metadata, the first fetches). */
+  int64_t ev_first = INT64_MAX, n_steady = 0;
+  for (int64_t i = 0; i < n_lat; i++)
+    if (lat_ets[i] < ev_first) ev_first = lat_ets[i];
+  if (getenv("BENCH_E2E_DUMP")) {
+    FILE *f = fopen(getenv("BENCH_E2E_DUMP"), "w");
+    for (int64_t i = 0; f && i < n_lat; i++)
+      fprintf(f, "%lld %lld\n", (long long)(lat_ets[i] - ev_first), (long long)lat[i]);
+    if (f) fclose(f);
+  }
+  int64_t *steady = calloc((size_t)n_lat + 1, sizeof(int64_t));
+  for (int64_t i = 0; i < n_lat; i++)
+    if (lat_ets[i] >= ev_first + 1000) steady[n_steady++] = lat[i];
   qsort(lat, (size_t)n_lat, sizeof(int64_t), cmp_i64);
+  qsort(steady, (size_t)n_steady, sizeof(int64_t), cmp_i64);
   double span = (double)(rec_last - rec_first) / 1000.0;
   /* one recommendation per event (no coalescing in this bench) */
   double eps = span > 0 ? (double)n_lat / span : 0;
@@ -337,16 +397,21 @@ int main(int argc, char **argv) {
          "(at start %.2f %.2f %.2f)\n",
          ncpu, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
          la[1], la[2], la0[0], la0[1], la0[2]);
-  printf("setup: model=%s events=%d items=%d dim=%d k=%d batch.max=%d partitions=%d input=%s "
-         "rate=%s\n",
+  printf("setup: model=%s events=%d items=%d dim=%d k=%d batch.max=%d batch.wait.us=%d "
+         "partitions=%d input=%s rate=%s\n",
          sr_model_kind_name(sr_model_kind(sr_pipeline_model(pctx.p))), n_events, n_items,
-         sr_model_dim(sr_pipeline_model(pctx.p)), k, batch, parts, csv ? csv : "generated",
-         rate > 0 ? "fixed" : "full speed");
+         sr_model_dim(sr_pipeline_model(pctx.p)), k, batch, pc.batch_wait_us, parts,
+         csv ? csv : "generated", rate > 0 ? "fixed" : "full speed");
+  for (int i = 0; i < nxc; i++) printf("consumer: %s=%s\n", xc[i].key, xc[i].value);
+  for (int i = 0; i < nxp; i++) printf("producer: %s=%s\n", xp[i].key, xp[i].value);
+  for (int i = 0; i < nxl; i++) printf("load producer: %s=%s\n", xl[i].key, xl[i].value);
   if (rate > 0) printf("input rate: %.0f events/s requested\n", rate);
-  printf("pipeline: consumed=%llu recommendations=%llu coalesced=%llu dlq=%llu unknown_items=%llu\n",
+  printf("pipeline: consumed=%llu recommendations=%llu coalesced=%llu dlq=%llu unknown_items=%llu "
+         "batches=%llu (mean %.1f events)\n",
          (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
          (unsigned long long)st.coalesced, (unsigned long long)st.dlq,
-         (unsigned long long)st.unknown_items);
+         (unsigned long long)st.unknown_items, (unsigned long long)st.batches,
+         st.batches ? (double)st.consumed / (double)st.batches : 0.0);
   printf("sustained: %.0f events/s from first to last recommendation read back (%.2f s, %lld "
          "of %llu recommendations%s)\n",
          eps, span, (long long)n_lat, (unsigned long long)st.recs_sent,
@@ -361,6 +426,13 @@ int main(int argc, char **argv) {
            "p99 %lld  max %lld\n",
            (long long)n_lat, (long long)lat[n_lat / 2], (long long)lat[n_lat * 9 / 10],
            (long long)lat[n_lat * 99 / 100], (long long)lat[n_lat - 1]);
+  if (n_steady > 0)
+    printf("latency after the first second (n=%lld): p50 %lld  p90 %lld  p99 %lld  max %lld\n",
+           (long long)n_steady, (long long)steady[n_steady / 2],
+           (long long)steady[n_steady * 9 / 10], (long long)steady[n_steady * 99 / 100],
+           (long long)steady[n_steady - 1]);
+  free(steady);
+  free(lat_ets);
   sr_pipeline_destroy(pctx.p);
   sr_broker_destroy(broker);
   return pctx.rc == SR_OK ? 0 : 1;

@@ -147,6 +147,10 @@ sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
                          const void *key, size_t klen, const void *value, size_t vlen,
                          const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
                          size_t errsz);
+/* Fetches topic's metadata now (what the first send would do): call at start
+ * for the topics a worker will write, so the first event does not pay for
+ * it. Idempotent per topic. */
+void sr_publish_prepare(sr_publish_t *p, const char *topic);
 /* Serves delivery reports; returns how many. */
 int sr_publish_poll(sr_publish_t *p, int timeout_ms);
 /* Waits until everything in flight has been delivered or failed. */

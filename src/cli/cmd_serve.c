@@ -216,6 +216,19 @@ int sr_cmd_serve(int argc, char **argv) {
     brokers = sr_conf_str(conf, "brokers");
     printf("bootstrap=%s\n", brokers);
     fflush(stdout);
+    /* The embedded broker (librdkafka's mock cluster) holds an empty fetch
+     * for the whole fetch.wait.max.ms instead of answering when data
+     * arrives (bench/e2e at 2,000 events/s: p50 12 ms with the 10 ms
+     * default, 5 ms with 1 ms). A real broker answers on arrival, so the
+     * 1 ms wait is for the embedded broker only, unless set explicitly. */
+    int has = 0, n;
+    for (int w = 0; w < 2; w++) {
+      const sr_kv_t *kv =
+          sr_conf_kafka(conf, w ? SR_CONF_KAFKA_CONSUMER : SR_CONF_KAFKA_BOTH, &n);
+      for (int i = 0; i < n; i++)
+        has |= !strcmp(kv[i].key, "fetch.wait.max.ms");
+    }
+    if (!has) sr_conf_set(conf, "kafka.consumer.fetch.wait.max.ms", "1", NULL, 0);
   }
 
   loop = sr_loop_new(es, sizeof(es));

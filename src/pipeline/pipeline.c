@@ -620,6 +620,10 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
   p->last_commit_us = sr_mono_us();
   sr_log_info(SR_PIPE_MOD, "consuming %s as group %s; recommendations -> %s, dead letters -> %s",
               p->events_topic, p->group, p->recs_topic, p->dlq_topic);
+  /* Output topics' metadata now, while the consumer joins, not at the
+   * first event. */
+  sr_publish_prepare(p->publish, p->recs_topic);
+  sr_publish_prepare(p->publish, p->dlq_topic);
   while (!atomic_load(&p->stop) && p->fatal == SR_OK) {
     int want = p->conf.batch_max;
     if (p->conf.max_events > 0 && (int64_t)(p->conf.max_events - total) < want)

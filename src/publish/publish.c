@@ -176,6 +176,8 @@ static void sr_publish_warm(sr_publish_t *p, const char *topic) {
   rd_kafka_topic_destroy(rkt);
 }
 
+void sr_publish_prepare(sr_publish_t *p, const char *topic) { sr_publish_warm(p, topic); }
+
 sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
                          const void *key, size_t klen, const void *value, size_t vlen,
                          const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
