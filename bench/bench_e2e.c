@@ -318,12 +318,14 @@ int main(int argc, char **argv) {
    * include the group join. */
   pthread_t pt, lt;
   pthread_create(&pt, NULL, pipeline_main, &pctx);
+  pthread_setname_np(pt, "sr-pipeline"); /* for perf/top */
   sleep(3);
   sr_kv_t lkv[MAXX + 1];
   lkv[0] = (sr_kv_t){"linger.ms", "1"};
   for (int i = 0; i < nxl; i++) lkv[1 + i] = xl[i];
   prod_ctx_t lc = {.bs = bs, .kv = lkv, .n_kv = 1 + nxl, .n = n_events, .vals = vals, .keys = keys, .rate = rate};
   pthread_create(&lt, NULL, producer_main, &lc);
+  pthread_setname_np(lt, "sr-load");
   pthread_join(lt, NULL);
   pthread_join(pt, NULL);
   sr_pipeline_stats_t st;
