@@ -335,7 +335,7 @@ int sr_cmd_config(int argc, char **argv) {
            "| consumer | `enable.auto.commit` | `false` | offsets are committed by the pipeline after delivery |\n"
            "| consumer | `enable.auto.offset.store` | `false` | same |\n"
            "| consumer | `auto.offset.reset` | `earliest` | a new group reads the whole topic |\n"
-           "| consumer | `fetch.wait.max.ms` | `10` | a fetch returns quickly when the topic is quiet |\n"
+           "| consumer | `fetch.wait.max.ms` | `10` (`1` with the embedded broker) | a fetch returns quickly when the topic is quiet; the embedded (mock) broker holds empty fetches for the whole wait |\n"
            "| producer | `enable.idempotence` | `true` | no duplicates or reordering on retries |\n"
            "| producer | `acks` | `all` | a recommendation counts as delivered only when replicated |\n"
            "| producer | `linger.ms` | `1` | batches form within a millisecond |\n\n");
