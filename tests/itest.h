@@ -5,9 +5,12 @@
 #ifndef SR_ITEST_H
 #define SR_ITEST_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "streamrec/dataset.h"
 #include "streamrec/decode.h"
@@ -243,7 +246,37 @@ static inline int it_snapshot(const it_events_t *e, int dim, const char *path) {
 /* Set to 1 to run pipelines with batch.coalesce. */
 static int it_coalesce = 0;
 
-/* Runs a pipeline serving the snapshot at snap; returns run()'s result. */
+/* Watchdog of it_run_pipeline: stops the pipeline after IT_RUN_LIMIT_S so a
+ * run that never gets events (e.g. no partition assignment) fails the test
+ * in a minute instead of hanging until ctest's timeout. */
+#ifndef IT_RUN_LIMIT_S
+#define IT_RUN_LIMIT_S 90
+#endif
+typedef struct {
+  sr_pipeline_t *p;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done, fired;
+} it_watchdog_t;
+
+static void *it_watchdog_main(void *arg) {
+  it_watchdog_t *w = arg;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += IT_RUN_LIMIT_S;
+  pthread_mutex_lock(&w->mu);
+  while (!w->done)
+    if (pthread_cond_timedwait(&w->cv, &w->mu, &until) != 0) break;
+  if (!w->done) {
+    w->fired = 1;
+    sr_pipeline_stop(w->p);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Runs a pipeline serving the snapshot at snap; returns run()'s result, or
+ * SR_ERR_TIMEOUT when the watchdog had to stop it. */
 static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, const char *group,
                                        int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
                                        char *es, size_t essz) {
@@ -268,7 +301,22 @@ static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, co
     sr_model_destroy(m);
     return SR_ERR_FATAL;
   }
+  it_watchdog_t w = {.p = p, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+  pthread_t wt;
+  int have_wd = pthread_create(&wt, NULL, it_watchdog_main, &w) == 0;
   e = sr_pipeline_run(p, es, essz);
+  if (have_wd) {
+    pthread_mutex_lock(&w.mu);
+    w.done = 1;
+    pthread_cond_signal(&w.cv);
+    pthread_mutex_unlock(&w.mu);
+    pthread_join(wt, NULL);
+  }
+  if (w.fired) {
+    snprintf(es, essz, "pipeline still running after %d s (no events? no assignment?): stopped",
+             IT_RUN_LIMIT_S);
+    e = SR_ERR_TIMEOUT;
+  }
   if (st) sr_pipeline_stats(p, st);
   sr_pipeline_destroy(p);
   return e;
