@@ -71,7 +71,8 @@ typedef struct sr_pipeline_stats_s {
   uint64_t delivery_failed;
   uint64_t batches;
   uint64_t commits;
-  uint64_t users;          /* users in state */
+  uint64_t users;          /* users in state now (0 once partitions are revoked) */
+  uint64_t users_peak;     /* most users held at once */
   uint64_t score_ns;       /* time in scoring + top-K */
   uint64_t assigned_partitions;
 } sr_pipeline_stats_t;

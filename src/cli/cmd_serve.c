@@ -298,12 +298,12 @@ int sr_cmd_serve(int argc, char **argv) {
   sr_pipeline_stats_t st;
   sr_pipeline_stats(ctx.pipe, &st);
   printf("serve: consumed=%llu recommendations=%llu delivered=%llu dead_letter=%llu "
-         "unknown_items=%llu coalesced=%llu users=%llu commits=%llu elapsed=%.2fs "
+         "unknown_items=%llu coalesced=%llu users_peak=%llu commits=%llu elapsed=%.2fs "
          "rate=%.0f events/s\n",
          (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
          (unsigned long long)st.recs_delivered, (unsigned long long)st.dlq,
          (unsigned long long)st.unknown_items, (unsigned long long)st.coalesced,
-         (unsigned long long)st.users, (unsigned long long)st.commits, secs,
+         (unsigned long long)st.users_peak, (unsigned long long)st.commits, secs,
          secs > 0 ? (double)st.consumed / secs : 0.0);
   fflush(stdout);
   if (ctx.result != SR_OK) {

@@ -68,7 +68,7 @@ typedef struct sr_part_pos_s {
 #define SR_STAT_FIELDS(X)                                                      \
   X(consumed) X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced)    \
   X(recs_sent) X(recs_delivered) X(delivery_failed) X(batches) X(commits)      \
-  X(users) X(score_ns) X(assigned_partitions)
+  X(users) X(users_peak) X(score_ns) X(assigned_partitions)
 
 struct sr_pipeline_s {
   sr_pipeline_conf_t conf;
@@ -502,7 +502,11 @@ static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
   sr_pipeline_flush_slots(p, b);
   b->pending--; /* seal */
   STAT_ADD(p, batches, 1);
-  atomic_store_explicit(&p->st.users, sr_state_users(p->state), memory_order_relaxed);
+  const uint64_t users = sr_state_users(p->state);
+  atomic_store_explicit(&p->st.users, users, memory_order_relaxed);
+  /* only this thread writes it: load + store is enough */
+  if (users > atomic_load_explicit(&p->st.users_peak, memory_order_relaxed))
+    atomic_store_explicit(&p->st.users_peak, users, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------- lifecycle */

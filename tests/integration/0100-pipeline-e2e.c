@@ -70,6 +70,7 @@ static void run_and_verify(const char *group, int batch_max, int *failed) {
   T_EQ_INT(st.recs_sent, evs.n);
   T_EQ_INT(st.recs_delivered, evs.n);
   T_EQ_INT(st.users, 0); /* gauge: state is dropped with the partitions at shutdown */
+  T_EQ_INT(st.users_peak, N_USERS); /* every user held at once before that */
 
   it_msg_t *msgs = calloc((size_t)evs.n * 3, sizeof(*msgs));
   int got = it_read_topic(bs, "recommendations", evs.n * 3, 8000, msgs);
