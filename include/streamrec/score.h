@@ -1,9 +1,11 @@
 /*
  * score: micro-batch scoring. Gathers up to max_batch user states into one
- * contiguous matrix, scores them against the catalogue with one call to
- * sr_model_score (one sgemm), then selects each row's top-K with the row's
- * seen-item filter (rank/). Buffers are allocated once at creation: the hot
- * path allocates nothing.
+ * contiguous matrix and scores them against the catalogue in item blocks of
+ * ~4 MB of scores (sr_model_score_range: one sgemm per block), keeping each
+ * row's running top-K with the row's seen-item filter (rank/) while the
+ * block is in cache. Results equal sr_model_score + sr_rank_topk over whole
+ * rows. Buffers are allocated once at creation: the hot path allocates
+ * nothing.
  *
  * Thread: a scorer belongs to one thread.
  */
