@@ -20,7 +20,7 @@
  * Usage: bench_e2e [--events E] [--users U] [--items N] [--dim D] [--k K]
  *                  [--rate R] [--batch-max B] [--partitions P] [--csv FILE]
  *                  [--snapshot FILE] [--kind gru|decay]
- *                  [--batch-wait-us U]
+ *                  [--batch-wait-us U] [--blas-threads N (default 1, as serve; 0 = OpenBLAS's)]
  *                  [-X consumer.K=V] [-X producer.K=V] [-X load.K=V]
  * BENCH_E2E_DUMP=FILE writes "ms since first event, latency ms" per recommendation.
  * Without --snapshot the model is random, of --kind (default gru, the
@@ -171,6 +171,7 @@ int main(int argc, char **argv) {
   int n_events = 200000, n_users = 10000, n_items = 10000, dim = 64, k = 10, batch = 64, parts = 4;
   double rate = 0;
   int batch_wait_us = -1; /* -1: the pipeline's default */
+  int blas_threads = 1;   /* serve's default (blas.threads); 0 = OpenBLAS's own */
   const char *csv = NULL, *snap = NULL;
   sr_model_kind_t kind = SR_MODEL_GRU;
   /* -X consumer.K=V / -X producer.K=V / -X load.K=V: client properties of
@@ -182,7 +183,8 @@ int main(int argc, char **argv) {
       {"events", 1, 0, 'e'}, {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"dim", 1, 0, 'd'},
       {"k", 1, 0, 'k'},      {"rate", 1, 0, 'r'},  {"batch-max", 1, 0, 'b'},
       {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'},
-      {"kind", 1, 0, 'K'},       {"prop", 1, 0, 'X'}, {"batch-wait-us", 1, 0, 'w'},   {0, 0, 0, 0}};
+      {"kind", 1, 0, 'K'},       {"prop", 1, 0, 'X'}, {"batch-wait-us", 1, 0, 'w'},
+      {"blas-threads", 1, 0, 't'},   {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "X:", lo, NULL)) != -1) {
     switch (o) {
@@ -194,6 +196,7 @@ int main(int argc, char **argv) {
     case 'r': rate = atof(optarg); break;
     case 'b': batch = atoi(optarg); break;
     case 'w': batch_wait_us = atoi(optarg); break;
+    case 't': blas_threads = atoi(optarg); break;
     case 'p': parts = atoi(optarg); break;
     case 'c': csv = optarg; break;
     case 's': snap = optarg; break;
@@ -241,6 +244,7 @@ int main(int argc, char **argv) {
     model = random_model(kind, n_items, dim);
   }
   n_items = sr_model_n_items(model);
+  blas_threads = sr_model_blas_threads(blas_threads);
 
   /* Events: from a CSV, or users x Zipf-ish items over the model's catalogue. */
   sr_codec_t *codec = sr_codec_new(1, 2, es, sizeof(es));
@@ -395,9 +399,9 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   double la[3] = {0, 0, 0};
   if (getloadavg(la, 3) != 3) la[0] = la[1] = la[2] = 0;
-  printf("machine: %ld cores; OPENBLAS_NUM_THREADS=%s; load average at end %.2f %.2f %.2f "
+  printf("machine: %ld cores; BLAS threads %d (OPENBLAS_NUM_THREADS=%s); load average at end %.2f %.2f %.2f "
          "(at start %.2f %.2f %.2f)\n",
-         ncpu, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
+         ncpu, blas_threads, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
          la[1], la[2], la0[0], la0[1], la0[2]);
   printf("setup: model=%s events=%d items=%d dim=%d k=%d batch.max=%d batch.wait.us=%d "
          "partitions=%d input=%s rate=%s\n",
@@ -421,8 +425,8 @@ int main(int argc, char **argv) {
   if (st.recs_sent > 0)
     printf("pipeline time in scoring + top-K: %.2f s in all, %.1f us per recommendation\n",
            (double)st.score_ns * 1e-9, (double)st.score_ns * 1e-3 / (double)st.recs_sent);
-  printf("scoring-only limit (same run, batch %d, one thread of ours): %.0f users/s; ratio %.2f\n",
-         batch, limit, limit > 0 ? eps / limit : 0);
+  printf("scoring-only limit (same run, batch %d, %d BLAS thread(s)): %.0f users/s; ratio %.2f\n",
+         batch, blas_threads, limit, limit > 0 ? eps / limit : 0);
   if (n_lat > 0)
     printf("latency event->recommendation (ms, Kafka timestamps, n=%lld): p50 %lld  p90 %lld  "
            "p99 %lld  max %lld\n",

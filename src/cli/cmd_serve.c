@@ -42,6 +42,11 @@ const sr_conf_opt_t sr_serve_opts[] = {
      "batch-max"},
     {"batch.wait.us", SR_CONF_INT, "1000", 0, 1000000,
      "longest wait to fill a micro-batch once the first event arrived", "batch-wait-us"},
+    {"blas.threads", SR_CONF_INT, "1", 0, 256,
+     "OpenBLAS threads for scoring (0 = OpenBLAS's default: OPENBLAS_NUM_THREADS or all "
+     "cores); 1 leaves the other cores to Kafka's client and broker threads "
+     "(docs/PERFORMANCE.md: 2 threads on 2 cores lost to 1 end to end)",
+     "blas-threads"},
     {"batch.coalesce", SR_CONF_BOOL, "false", 0, 0,
      "true: a user's events within one micro-batch get one recommendation, for the newest "
      "(fewer outputs for bursty users); false: one recommendation per event",
@@ -200,9 +205,10 @@ int sr_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "serve: cannot load snapshot: %s\n", es);
     goto out;
   }
-  sr_log_info("serve", "model %s: kind %s, d=%d, %d items", sr_model_version(model),
-              sr_model_kind_name(sr_model_kind(model)), sr_model_dim(model),
-              (int)sr_model_n_items(model));
+  sr_log_info("serve", "model %s: kind %s, d=%d, %d items; %d BLAS thread(s)",
+              sr_model_version(model), sr_model_kind_name(sr_model_kind(model)),
+              sr_model_dim(model), (int)sr_model_n_items(model),
+              sr_model_blas_threads((int)sr_conf_int(conf, "blas.threads")));
 
   const char *brokers = sr_conf_str(conf, "brokers");
   if (!brokers) {

@@ -231,6 +231,11 @@ void sr_model_score(const sr_model_t *m, const float *H, int n, float *S) {
   sr_model_score_range(m, H, n, 0, m->n_items, S, (size_t)m->n_items);
 }
 
+int sr_model_blas_threads(int n) {
+  if (n > 0) openblas_set_num_threads(n);
+  return openblas_get_num_threads();
+}
+
 void sr_model_score_range(const sr_model_t *m, const float *H, int n, int32_t i0, int32_t ni,
                           float *S, size_t lds) {
   if (n <= 0 || ni <= 0 || i0 < 0 || ni > m->n_items - i0 || lds < (size_t)ni) return;
