@@ -115,6 +115,10 @@ static void run_job(job_t *j) {
                               j->os + (size_t)u * K);
     }
     break;
+  case 6: /* the other output orientation: S^T (N x B) = item_out . H^T, no bias */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, j->B, D, 1.0f, j->item_out, D,
+                j->H, D, 0.0f, j->S, j->B);
+    break;
   case 4:
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->sq, j->sq, j->sq, 1.0f, j->A,
                 j->sq, j->Bm, j->sq, 0.0f, j->C, j->sq);
@@ -277,9 +281,9 @@ int main(int argc, char **argv) {
   printf("d=%d K=%d, %d seen items filtered per user; GFLOP/s = 2*N*d*B / time of "
          "score+top-K\n\n",
          D, K, N_EXCL);
-  printf("%9s %4s %10s %9s %7s %12s | %10s %7s | %11s %8s %8s\n", "items", "B", "ms/batch",
-         "GFLOP/s", "%sgemm", "users/s", "untiled ms", "%sgemm", "sgemm-only", "sgemm ms",
-         "topK ms");
+  printf("%9s %4s %10s %9s %7s %12s | %10s %7s | %11s %8s %8s | %8s\n", "items", "B",
+         "ms/batch", "GFLOP/s", "%sgemm", "users/s", "untiled ms", "%sgemm", "sgemm-only",
+         "sgemm ms", "topK ms", "S^T ms");
 
   const int32_t cats_full[] = {10000, 100000, 1000000}, cats_quick[] = {10000, 100000};
   const int bs_full[] = {1, 8, 32, 64, 128, 256}, bs_quick[] = {1, 64, 256};
@@ -360,10 +364,13 @@ int main(int argc, char **argv) {
       double t_gemm = time_job(&j);
       j.what = 2;
       double t_rank = time_job(&j);
+      j.what = 6;
+      j.item_out = block(m, "item_out");
+      double t_gemm_t = time_job(&j);
       free(j.S);
-      printf("%10.3f %6.0f%% | %9.1f/s %8.3f %8.3f\n", t_untiled * 1e3,
+      printf("%10.3f %6.0f%% | %9.1f/s %8.3f %8.3f | %8.3f\n", t_untiled * 1e3,
              100.0 * flop / t_untiled * 1e-9 / gf_big, flop / t_gemm * 1e-9, t_gemm * 1e3,
-             t_rank * 1e3);
+             t_rank * 1e3, t_gemm_t * 1e3);
       fflush(stdout);
       sr_scorer_destroy(sc);
     }
@@ -388,7 +395,9 @@ int main(int argc, char **argv) {
          "and ranked in cache);\n"
          "untiled = sr_model_score into the whole B x N matrix + sr_rank_topk per row (eval's "
          "path, the scorer before tiling);\n"
-         "sgemm-only = sr_model_score alone; topK ms = sr_rank_topk over the B rows alone\n");
+         "sgemm-only = sr_model_score alone; topK ms = sr_rank_topk over the B rows alone;\n"
+         "S^T ms = the same product computed item-major (item_out . H^T, no bias): another "
+         "OpenBLAS packing path, for comparison (serve does not use it)\n");
   print_load("at end");
   for (int u = 0; u < max_b; u++) free(excl[u]);
   free(Hs);

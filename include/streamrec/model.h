@@ -94,14 +94,14 @@ void sr_model_score(const sr_model_t *m, const float *H, int n, float *S);
  * this to keep a tile of scores in cache while it ranks it. Does nothing
  * when n <= 0, ni <= 0, lds < ni or the range leaves the catalogue.
  * Thread-safe; allocation-free. */
+void sr_model_score_range(const sr_model_t *m, const float *H, int n, int32_t i0, int32_t ni,
+                          float *S, size_t lds);
+
 /* Sets the number of threads OpenBLAS uses for scoring in this process
  * (n >= 1; 0 leaves OpenBLAS's own default: OPENBLAS_NUM_THREADS or all
  * cores) and returns the count in effect. Thread: call before scoring
  * starts (process-wide setting). */
 int sr_model_blas_threads(int n);
-
-void sr_model_score_range(const sr_model_t *m, const float *H, int n, int32_t i0, int32_t ni,
-                          float *S, size_t lds);
 
 /* Bytes of parameter memory held. */
 size_t sr_model_bytes(const sr_model_t *m);
