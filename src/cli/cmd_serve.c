@@ -205,10 +205,10 @@ int sr_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "serve: cannot load snapshot: %s\n", es);
     goto out;
   }
+  const int blas_threads = sr_model_blas_threads((int)sr_conf_int(conf, "blas.threads"));
   sr_log_info("serve", "model %s: kind %s, d=%d, %d items; %d BLAS thread(s)",
               sr_model_version(model), sr_model_kind_name(sr_model_kind(model)),
-              sr_model_dim(model), (int)sr_model_n_items(model),
-              sr_model_blas_threads((int)sr_conf_int(conf, "blas.threads")));
+              sr_model_dim(model), (int)sr_model_n_items(model), blas_threads);
 
   const char *brokers = sr_conf_str(conf, "brokers");
   if (!brokers) {

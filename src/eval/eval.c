@@ -784,6 +784,21 @@ static int sr_preq_cmp(const void *a, const void *b, void *arg) {
   return ds->ev_seq[x] < ds->ev_seq[y] ? -1 : ds->ev_seq[x] > ds->ev_seq[y];
 }
 
+/* The events of ds in global time order (ties in file order: the order the
+ * prequential protocol replays and split --time cuts), and each event's
+ * user. Both arrays are new (sr_free). */
+static void sr_time_order(const sr_dataset_t *ds, int64_t **order_out, int32_t **owner_out) {
+  const size_t ne = (size_t)(ds->n_events ? ds->n_events : 1);
+  int64_t *order = sr_malloc(ne * sizeof(int64_t));
+  int32_t *owner = sr_malloc(ne * sizeof(int32_t));
+  for (int32_t u = 0; u < ds->n_users; u++)
+    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) owner[e] = u;
+  for (int64_t e = 0; e < ds->n_events; e++) order[e] = e;
+  qsort_r(order, (size_t)ds->n_events, sizeof(int64_t), sr_preq_cmp, (void *)ds);
+  *order_out = order;
+  *owner_out = owner;
+}
+
 typedef struct sr_preq_s {
   const sr_model_t *m;
   const sr_dataset_t *ds;
@@ -835,12 +850,9 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
   const int32_t n_cat = cat.n;
   int32_t *map = sr_cat_map(&cat, ds);
   size_t ne = (size_t)(ds->n_events ? ds->n_events : 1);
-  int64_t *order = sr_malloc(ne * sizeof(int64_t));
-  int32_t *owner = sr_malloc(ne * sizeof(int32_t));
-  for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) owner[e] = u;
-  for (int64_t e = 0; e < ds->n_events; e++) order[e] = e;
-  qsort_r(order, (size_t)ds->n_events, sizeof(int64_t), sr_preq_cmp, (void *)ds);
+  int64_t *order;
+  int32_t *owner;
+  sr_time_order(ds, &order, &owner);
 
   sr_preq_t p;
   memset(&p, 0, sizeof(p));
@@ -1003,16 +1015,10 @@ void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr
                         sr_eval_split_stats_t *st) {
   sr_eval_split_stats_t s;
   sr_split_begin(ds, train, test, &s);
-  const size_t ne = (size_t)(ds->n_events ? ds->n_events : 1);
-  int64_t *order = sr_malloc(ne * sizeof(int64_t));
-  int32_t *owner = sr_malloc(ne * sizeof(int32_t));
+  int64_t *order;
+  int32_t *owner;
   uint8_t *counted = sr_calloc((size_t)ds->n_users + 1, 1);
-  for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++)
-      owner[e] = u;
-  for (int64_t e = 0; e < ds->n_events; e++)
-    order[e] = e;
-  qsort_r(order, (size_t)ds->n_events, sizeof(int64_t), sr_preq_cmp, (void *)ds);
+  sr_time_order(ds, &order, &owner);
   const int64_t cut = frac <= 0 ? 0 : frac >= 1 ? ds->n_events
                                                 : (int64_t)floor(frac * (double)ds->n_events);
   for (int64_t i = 0; i < ds->n_events; i++) {
