@@ -32,9 +32,9 @@ demo: build
 
 fuzz: deps
 	@cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSR_FUZZ=ON >/dev/null
-	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_decode_event fuzz_decode_rec
-	$(BUILD)/fuzz/fuzz_decode_event -max_total_time=60 tests/fuzz/corpus_event
-	$(BUILD)/fuzz/fuzz_decode_rec -max_total_time=60 tests/fuzz/corpus_rec
+	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_all
+	@for f in tests/fuzz/fuzz_*.c; do t=$$(basename $$f .c); \
+	  echo "== $$t"; $(BUILD)/fuzz/$$t -max_total_time=60 -max_len=4096 tests/fuzz/corpus_$${t#fuzz_} || exit 1; done
 
 bench: build
 	@bash bench/run_all.sh

@@ -5,12 +5,12 @@
 # must not grow). Exits non-zero if a target fails to build or finds a crash,
 # sanitizer report, leak or oracle mismatch (the targets abort() on those).
 #
-# Env: SR_SOURCE_DIR, SR_FUZZ_BUILD (set by CTest), SR_FUZZ_SECONDS (default 30).
+# Env: SR_SOURCE_DIR, SR_FUZZ_BUILD (set by CTest), SR_FUZZ_SECONDS (default 20, per target).
 set -u -o pipefail
 
 src=${SR_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${SR_FUZZ_BUILD:-$src/build-fuzz}
-secs=${SR_FUZZ_SECONDS:-30}
+secs=${SR_FUZZ_SECONDS:-20}
 
 if ! command -v clang >/dev/null; then
   echo "fuzz_smoke: clang not found (libFuzzer needs clang)" >&2
@@ -21,7 +21,7 @@ mkdir -p "$build"
 echo "fuzz_smoke: configuring $build"
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DSR_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
   >"$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; exit 1; }
-cmake --build "$build" --target fuzz_decode_event fuzz_decode_rec -j 2 >"$build/build.log" 2>&1 \
+cmake --build "$build" --target fuzz_all -j 2 >"$build/build.log" 2>&1 \
   || { tail -n 60 "$build/build.log" >&2; echo "fuzz_smoke: build failed" >&2; exit 1; }
 
 # UBSan recovers by default: make it fatal so libFuzzer records the input.
@@ -35,18 +35,21 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-use_unaligned=1}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sr-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 status=0
-for t in event rec; do
-  mkdir -p "$work/corpus_$t" "$build/artifacts"
-  cp "$src/tests/fuzz/corpus_$t/"* "$work/corpus_$t/"
-  log="$build/fuzz_decode_$t.log"
-  "$build/fuzz_decode_$t" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
-    -artifact_prefix="$build/artifacts/$t-" "$work/corpus_$t" >"$log" 2>&1
+# Every tests/fuzz/fuzz_<name>.c with its seeds in tests/fuzz/corpus_<name>/.
+for f in "$src"/tests/fuzz/fuzz_*.c; do
+  t=$(basename "$f" .c)
+  name=${t#fuzz_}
+  mkdir -p "$work/corpus_$name" "$build/artifacts"
+  cp "$src/tests/fuzz/corpus_$name/"* "$work/corpus_$name/"
+  log="$build/$t.log"
+  "$build/$t" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="$build/artifacts/$name-" "$work/corpus_$name" >"$log" 2>&1
   rc=$?
   runs=$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)
-  echo "fuzz_decode_$t: ${runs:-no 'Done' line} (exit $rc, log $log)"
+  echo "$t: ${runs:-no 'Done' line} (exit $rc, log $log)"
   if [ "$rc" -ne 0 ]; then
-    grep -E 'ERROR|SUMMARY|fuzz_decode_|Test unit written|runtime error' "$log" | head -n 20 >&2
-    echo "reproduce: $build/fuzz_decode_$t $build/artifacts/$t-<crash file>" >&2
+    grep -E 'ERROR|SUMMARY|fuzz_|Test unit written|runtime error' "$log" | head -n 20 >&2
+    echo "reproduce: $build/$t $build/artifacts/$name-<crash file>" >&2
     status=1
   fi
 done
