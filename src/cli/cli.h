@@ -17,6 +17,13 @@ int sr_cmd_eval(int argc, char **argv);
 int sr_cmd_split(int argc, char **argv);
 int sr_cmd_config(int argc, char **argv);
 
+/* Exit code of a tool that could not get metadata from --brokers (brokers
+ * unreachable, or the topic missing) within its --connect-timeout-ms, so a
+ * script can tell "Kafka not there" from a failure of the work itself. */
+#define SR_CLI_EXIT_UNREACHABLE 3
+/* Default of --connect-timeout-ms: the bound on that first metadata request. */
+#define SR_CLI_CONNECT_TIMEOUT_MS 10000
+
 /* Waits for SIGINT/SIGTERM on a libuv loop (src/admin/). Returns the signal. */
 int sr_cli_wait_signal(void);
 

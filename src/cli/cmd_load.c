@@ -8,6 +8,15 @@
  * duplicates from retries). --rate paces with a token bucket whose waits are
  * spent serving delivery reports inside the client's poll, never spinning.
  *
+ * Every wait on the brokers is bounded by --connect-timeout-ms: before
+ * reading the CSV, one metadata request (brokers reachable, topic there)
+ * must answer within it, or load exits SR_CLI_EXIT_UNREACHABLE at once
+ * instead of queueing everything and failing it message.timeout.ms (5 min)
+ * later. Afterwards, the same span with messages outstanding and not a
+ * single delivery report (while reading, on a full queue or in the final
+ * flush) means the brokers are gone: load stops reading, and what is still
+ * queued is purged and counted as failed.
+ *
  * Thread: single-threaded; the producer's callbacks run inside our polls.
  */
 #include <errno.h>
@@ -37,6 +46,22 @@ typedef struct {
 static volatile sig_atomic_t load_stop = 0; /* signals received */
 static void load_on_signal(int sig) { load_stop++; }
 
+/* Progress detector for the waits on the brokers: returns 1 once messages
+ * have been outstanding for stall_ms (0 = never) without a single delivery
+ * report (ok or failed). *seen and *since_us hold the report count and the
+ * time it last changed or the queue was last seen empty. Called between
+ * polls, which are never more than about a second apart. */
+static int load_stalled(sr_publish_t *pub, const load_dr_t *d, int64_t *seen, int64_t *since_us,
+                        int stall_ms) {
+  int64_t now = sr_mono_us(), n = d->ok + d->failed;
+  if (n != *seen || sr_publish_outq_len(pub) == 0) {
+    *seen = n;
+    *since_us = now;
+    return 0;
+  }
+  return stall_ms > 0 && now - *since_us >= (int64_t)stall_ms * 1000;
+}
+
 static void load_dr_cb(void *opaque, void *msg_opaque, sr_err_t err, const char *reason) {
   load_dr_t *d = opaque;
   if (err == SR_OK) {
@@ -50,7 +75,8 @@ static void load_dr_cb(void *opaque, void *msg_opaque, sr_err_t err, const char 
 static void load_usage(FILE *f) {
   fprintf(f,
           "usage: streamrec load --brokers B --csv FILE [--topic events] [--rate N]\n"
-          "                      [--limit N] [--event-schema-id N] [-X key=value ...]\n"
+          "                      [--limit N] [--event-schema-id N] [--connect-timeout-ms N]\n"
+          "                      [-X key=value ...]\n"
           "\n"
           "Produces each CSV row (user,item,rating,timestamp[,type]; header optional;\n"
           "MovieLens ratings.csv works as is) as a Confluent-framed Avro UserEvent with\n"
@@ -58,7 +84,9 @@ static void load_usage(FILE *f) {
           "Bad lines are reported with their line number and skipped. Waits for all\n"
           "delivery reports, then prints\n"
           "  sent=N failed=N bad_lines=N elapsed=S rate=R msgs/s\n"
-          "Exit status 1 when any message failed.\n"
+          "Exit status 1 when any message failed; %d when the brokers gave no metadata\n"
+          "for the topic within --connect-timeout-ms (unreachable, or no such topic):\n"
+          "nothing is sent then.\n"
           "\n"
           "  --brokers B           bootstrap servers (host:port[,...])\n"
           "  --csv FILE            input CSV ('-' = stdin)\n"
@@ -66,9 +94,16 @@ static void load_usage(FILE *f) {
           "  --rate N              events per second (default: as fast as possible)\n"
           "  --limit N             stop after N events\n"
           "  --event-schema-id N   schema id in the framing (default %d)\n"
+          "  --connect-timeout-ms N\n"
+          "                        bound on the first metadata request, and the longest\n"
+          "                        wait without any delivery report before the rest is\n"
+          "                        given up as failed (default %d). 0 = no check and no\n"
+          "                        bound but the producer's message.timeout.ms; use 0\n"
+          "                        when the cluster needs -X settings, which the check\n"
+          "                        does not use\n"
           "  -X key=value          librdkafka producer property (repeatable)\n"
           "  -h, --help            this help\n",
-          SR_DEFAULT_EVENT_SCHEMA_ID);
+          SR_CLI_EXIT_UNREACHABLE, SR_DEFAULT_EVENT_SCHEMA_ID, SR_CLI_CONNECT_TIMEOUT_MS);
 }
 
 static int load_parse_num(const char *opt, const char *s, double min, double max, double *out) {
@@ -101,10 +136,12 @@ int sr_cmd_load(int argc, char **argv) {
       {"rate", required_argument, NULL, 'r'},
       {"limit", required_argument, NULL, 'l'},
       {"event-schema-id", required_argument, NULL, 's'},
+      {"connect-timeout-ms", required_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *brokers = NULL, *topic = "events", *csv = NULL;
   double rate = 0, limit_d = 0, schema_d = SR_DEFAULT_EVENT_SCHEMA_ID;
+  double connect_d = SR_CLI_CONNECT_TIMEOUT_MS;
   int64_t limit = -1;
   sr_kv_t xprops[LOAD_MAX_X];
   char *xbufs[LOAD_MAX_X];
@@ -140,6 +177,13 @@ int sr_cmd_load(int argc, char **argv) {
         goto usage_err;
       }
       break;
+    case 'T':
+      if (load_parse_num("--connect-timeout-ms", optarg, 0, 3600000, &connect_d) ||
+          connect_d != floor(connect_d)) {
+        fprintf(stderr, "streamrec load: --connect-timeout-ms: expected a whole number\n");
+        goto usage_err;
+      }
+      break;
     case 'X': {
       char *eq = strchr(optarg, '=');
       if (!eq || eq == optarg || n_x == LOAD_MAX_X) {
@@ -172,10 +216,25 @@ int sr_cmd_load(int argc, char **argv) {
   }
 
   /* ---- run ---- */
+  const int connect_ms = (int)connect_d;
   FILE *f = strcmp(csv, "-") == 0 ? stdin : fopen(csv, "r");
   if (!f) {
     fprintf(stderr, "streamrec load: %s: %s\n", csv, strerror(errno));
     goto out_args;
+  }
+  /* A producer queues into the void when no broker answers and fails each
+   * message only after message.timeout.ms: ask first, with a bound. */
+  if (connect_ms > 0) {
+    int n_parts = sr_kafka_partition_count(brokers, topic, connect_ms, err, sizeof(err));
+    if (n_parts <= 0) {
+      fprintf(stderr,
+              "streamrec load: cannot reach Kafka at %s within %d ms, or topic %s is not "
+              "there (%s); check --brokers and --topic\n",
+              brokers, connect_ms, topic, n_parts == 0 ? "topic has no partitions" : err);
+      if (f != stdin) fclose(f);
+      rc = SR_CLI_EXIT_UNREACHABLE;
+      goto out_args;
+    }
   }
   sr_codec_t *codec = sr_codec_new((int32_t)schema_d, SR_DEFAULT_REC_SCHEMA_ID, err, sizeof(err));
   if (!codec) {
@@ -209,13 +268,16 @@ int sr_cmd_load(int argc, char **argv) {
   size_t cap = 0;
   ssize_t len;
   int64_t lineno = 0, bad = 0, queued = 0, send_failed = 0;
+  int stalled = 0; /* gave up: no delivery report for connect_ms */
+  int64_t seen = 0, since = sr_mono_us();
   sr_buf_t buf;
   sr_buf_init(&buf);
   /* token bucket: up to 20 ms worth of burst, refilled continuously */
   double tokens = 1.0, burst = rate > 0 ? SR_MAX(1.0, rate / 50.0) : 0;
   int64_t t_last = sr_mono_us(), t_start = t_last;
 
-  while (!load_stop && (limit < 0 || queued < limit) && (len = getline(&line, &cap, f)) >= 0) {
+  while (!load_stop && !stalled && (limit < 0 || queued < limit) &&
+         (len = getline(&line, &cap, f)) >= 0) {
     lineno++;
     if (len > 0 && line[len - 1] == '\n') len--;
     sr_csv_row_t row;
@@ -263,13 +325,29 @@ int sr_cmd_load(int argc, char **argv) {
                           NULL, err, sizeof(err));
       if (e != SR_ERR_QUEUE_FULL) break;
       sr_publish_poll(pub, 10); /* local queue full: let deliveries drain it */
+      if (load_stop) break;
+      if (load_stalled(pub, &dr, &seen, &since, connect_ms)) {
+        stalled = 1;
+        fprintf(stderr,
+                "streamrec load: %s:%lld: queue full and no delivery report from %s for %d ms; "
+                "giving up\n",
+                csv, (long long)lineno, brokers, connect_ms);
+        break;
+      }
     }
+    if (e == SR_ERR_QUEUE_FULL) break; /* interrupted or stalled: this row is not sent */
     if (e != SR_OK) {
       if (send_failed++ < LOAD_MAX_FAIL_REPORTS)
         fprintf(stderr, "streamrec load: %s:%lld: %s\n", csv, (long long)lineno, err);
       continue;
     }
     if ((++queued & 1023) == 0) sr_publish_poll(pub, 0);
+    if (load_stalled(pub, &dr, &seen, &since, connect_ms)) { /* brokers gone mid-load */
+      stalled = 1;
+      fprintf(stderr,
+              "streamrec load: %s:%lld: no delivery report from %s for %d ms; giving up\n", csv,
+              (long long)lineno, brokers, connect_ms);
+    }
   }
   if (ferror(f)) fprintf(stderr, "streamrec load: read %s: %s\n", csv, strerror(errno));
   if (bad > LOAD_MAX_BAD_REPORTS)
@@ -278,18 +356,33 @@ int sr_cmd_load(int argc, char **argv) {
   if (load_stop) fprintf(stderr, "streamrec load: interrupted, waiting for deliveries\n");
 
   /* Every queued message ends in a report: delivered, or failed once
-   * message.timeout.ms expires. A signal during this wait gives up on the
-   * rest (purged and counted as failed). */
+   * message.timeout.ms expires. A signal during this wait, or connect_ms
+   * without any report (brokers gone), gives up on the rest: purged, and
+   * counted as failed when the purge reports are served. */
   int sigs_before = load_stop;
-  while (sr_publish_outq_len(pub) > 0 && load_stop == sigs_before) sr_publish_flush(pub, 1000);
+  while (sr_publish_outq_len(pub) > 0 && load_stop == sigs_before && !stalled) {
+    sr_publish_flush(pub, 200);
+    if (load_stalled(pub, &dr, &seen, &since, connect_ms)) {
+      fprintf(stderr, "streamrec load: no delivery report from %s for %d ms; giving up\n",
+              brokers, connect_ms);
+      stalled = 1;
+    }
+  }
+  int undelivered = sr_publish_outq_len(pub);
+  if (undelivered > 0) {
+    fprintf(stderr, "streamrec load: %d message(s) undelivered, counted as failed\n",
+            undelivered);
+    sr_publish_purge(pub);
+    sr_publish_flush(pub, 1000); /* serves the purge reports */
+  }
   double elapsed = (double)(sr_mono_us() - t_start) / 1e6;
-  sr_publish_destroy(pub); /* purges what is left: reported as failed */
+  sr_publish_destroy(pub); /* purges what might be left: reported as failed */
   int64_t failed = dr.failed + send_failed;
   printf("sent=%lld failed=%lld bad_lines=%lld elapsed=%.2fs rate=%.0f msgs/s\n",
          (long long)dr.ok, (long long)failed, (long long)bad, elapsed,
          elapsed > 0 ? (double)dr.ok / elapsed : 0.0);
   fflush(stdout);
-  rc = failed > 0 || load_stop ? 1 : 0;
+  rc = failed > 0 || load_stop || stalled ? 1 : 0;
 
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);

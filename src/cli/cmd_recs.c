@@ -11,6 +11,12 @@
  * {"_error": ..., "_kafka": ...} lines and counted, not fatal: this tool is
  * how one finds them.
  *
+ * The partition count comes from one metadata request bounded by
+ * --connect-timeout-ms; when it fails (brokers unreachable, or no such
+ * topic) recs exits SR_CLI_EXIT_UNREACHABLE before creating its consumer.
+ * With --exit-at-end the same span without a message or an EOF event (the
+ * brokers went away on the way to the end) ends the read with exit 1.
+ *
  * Thread: single-threaded.
  */
 #include <errno.h>
@@ -39,13 +45,16 @@ static void recs_on_signal(int sig) { recs_stop = 1; }
 static void recs_usage(FILE *f) {
   fprintf(f,
           "usage: streamrec recs --brokers B [--topic recommendations] [--from-beginning]\n"
-          "                      [--exit-at-end] [--limit N] [--json] [-X key=value ...]\n"
+          "                      [--exit-at-end] [--limit N] [--json] [--connect-timeout-ms N]\n"
+          "                      [-X key=value ...]\n"
           "\n"
           "Reads Recommendations (Confluent-framed Avro) from every partition of the topic\n"
           "(no consumer group, nothing committed) and prints one per line. With --json,\n"
           "each line is an object with all fields plus \"_kafka\": {partition, offset,\n"
           "timestamp}; undecodable messages become {\"_error\": ..., \"_kafka\": ...}.\n"
-          "A summary goes to stderr at exit.\n"
+          "A summary goes to stderr at exit. Exit status %d when the brokers gave no\n"
+          "metadata for the topic within --connect-timeout-ms (unreachable, or no such\n"
+          "topic), 1 on other failures.\n"
           "\n"
           "  --brokers B         bootstrap servers (host:port[,...])\n"
           "  --topic T           topic (default recommendations)\n"
@@ -54,9 +63,14 @@ static void recs_usage(FILE *f) {
           "  --limit N           exit after N messages\n"
           "  --json              JSON lines (default: readable lines)\n"
           "  --rec-schema-id N   expected schema id (default %d)\n"
+          "  --connect-timeout-ms N\n"
+          "                      bound on the first metadata request (default %d; the\n"
+          "                      request does not use -X settings); with --exit-at-end\n"
+          "                      also the longest wait for a message or the end of a\n"
+          "                      partition before giving up (exit 1)\n"
           "  -X key=value        librdkafka consumer property (repeatable)\n"
           "  -h, --help          this help\n",
-          SR_DEFAULT_REC_SCHEMA_ID);
+          SR_CLI_EXIT_UNREACHABLE, SR_DEFAULT_REC_SCHEMA_ID, SR_CLI_CONNECT_TIMEOUT_MS);
 }
 
 static int recs_parse_i64(const char *opt, const char *s, int64_t min, int64_t max,
@@ -145,11 +159,13 @@ int sr_cmd_recs(int argc, char **argv) {
                                        {"limit", required_argument, NULL, 'l'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"rec-schema-id", required_argument, NULL, 's'},
+                                       {"connect-timeout-ms", required_argument, NULL, 'T'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *brokers = NULL, *topic = "recommendations";
   int from_beginning = 0, exit_at_end = 0, as_json = 0, c, rc = 1;
   int64_t limit = -1, schema_id = SR_DEFAULT_REC_SCHEMA_ID;
+  int64_t connect_ms = SR_CLI_CONNECT_TIMEOUT_MS;
   char *xbufs[RECS_MAX_X];
   int n_x = 0;
   char err[512];
@@ -182,6 +198,10 @@ int sr_cmd_recs(int argc, char **argv) {
     case 's':
       if (recs_parse_i64("--rec-schema-id", optarg, 0, INT32_MAX, &schema_id)) goto usage_err;
       break;
+    case 'T': /* needed for the partition count: no 0 = "skip" here */
+      if (recs_parse_i64("--connect-timeout-ms", optarg, 1, 3600000, &connect_ms))
+        goto usage_err;
+      break;
     case 'X':
       if (!strchr(optarg, '=') || optarg[0] == '=' || n_x == RECS_MAX_X) {
         fprintf(stderr, "streamrec recs: -X expects key=value (at most %d), got '%s'\n",
@@ -207,9 +227,13 @@ int sr_cmd_recs(int argc, char **argv) {
     goto usage_err;
   }
 
-  n_parts = sr_kafka_partition_count(brokers, topic, 10000, err, sizeof(err));
+  n_parts = sr_kafka_partition_count(brokers, topic, (int)connect_ms, err, sizeof(err));
   if (n_parts <= 0) {
-    fprintf(stderr, "streamrec recs: %s\n", n_parts == 0 ? "topic has no partitions" : err);
+    fprintf(stderr,
+            "streamrec recs: cannot reach Kafka at %s within %d ms, or topic %s is not there "
+            "(%s); check --brokers and --topic\n",
+            brokers, (int)connect_ms, topic, n_parts == 0 ? "topic has no partitions" : err);
+    rc = SR_CLI_EXIT_UNREACHABLE;
     goto out;
   }
   codec = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, (int32_t)schema_id, err, sizeof(err));
@@ -281,6 +305,7 @@ int sr_cmd_recs(int argc, char **argv) {
   at_eof = sr_calloc((size_t)n_parts, 1);
   int n_eof = 0;
   int64_t n_recs = 0, n_err = 0, n_client_err = 0, t0 = sr_mono_us();
+  int64_t t_progress = t0; /* last message or EOF event */
   const char *why = "interrupted";
   rc = 0;
   while (!recs_stop) {
@@ -288,7 +313,18 @@ int sr_cmd_recs(int argc, char **argv) {
       why = "limit reached";
       break;
     }
+    if (exit_at_end && sr_mono_us() - t_progress >= connect_ms * 1000) {
+      fprintf(stderr,
+              "streamrec recs: no message and no end of partition from %s for %d ms "
+              "(%d of %d partition(s) read to their end); giving up\n",
+              brokers, (int)connect_ms, n_eof, n_parts);
+      rc = 1;
+      why = "brokers stopped answering";
+      break;
+    }
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 200);
+    if (rkm && (!rkm->err || rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
+      t_progress = sr_mono_us();
     if (!rkm) {
       fflush(stdout); /* idle: let a reader of a pipe see what we have */
       continue;

@@ -123,9 +123,10 @@ check_eq "recs prints one line" "$(wc -l <"$TMP/recs.out")" 1
 check_grep "recs error line" '^\{"_error":"BAD_FRAMING[^"]*","_kafka":\{"partition":1,"offset":0,"timestamp":[0-9]+\}\}$' "$TMP/recs.out"
 check_grep "recs summary" 'recs: 0 recommendations, 1 undecodable, 3 partition' "$TMP/recs.err"
 
-# ---- load against a dead broker: delivery failures -> exit 1
+# ---- load against a dead broker, past the connect check (0240 tests that
+# check): delivery failures -> exit 1
 set +e
-"$SR_BIN" load --brokers 127.0.0.1:1 --csv "$TMP/bad.csv" -X message.timeout.ms=500 \
+"$SR_BIN" load --brokers 127.0.0.1:1 --csv "$TMP/bad.csv" --connect-timeout-ms 0 -X message.timeout.ms=500 \
   >"$TMP/dead.out" 2>"$TMP/dead.err"
 check_eq "load exit 1 on delivery failure" $? 1
 set -e
