@@ -96,11 +96,14 @@ static void it_dr(void *opaque, void *msg_opaque, sr_err_t err, const char *reas
   if (err != SR_OK) it_failed_deliveries++;
 }
 
-/* Produces raw messages; returns the number delivered. */
+/* Produces raw messages (a NULL key is sent as no key); returns the number
+ * delivered. Messages up to 4 MB. */
 static inline int it_produce_raw(const char *brokers, const char *topic, const char *const *keys,
                                  const sr_buf_t *vals, int n) {
   char es[256];
-  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "it-producer", .delivery_cb = it_dr};
+  static const sr_kv_t big[] = {{"message.max.bytes", "4000000"}};
+  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "it-producer", .delivery_cb = it_dr,
+                          .kafka = big, .n_kafka = 1};
   sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
   if (!p) {
     fprintf(stderr, "it_produce_raw: %s\n", es);
@@ -108,8 +111,8 @@ static inline int it_produce_raw(const char *brokers, const char *topic, const c
   }
   it_failed_deliveries = 0;
   for (int i = 0; i < n; i++) {
-    while (sr_publish_send(p, topic, -1, keys[i], strlen(keys[i]), vals[i].data, vals[i].len,
-                           NULL, 0, NULL, es, sizeof(es)) == SR_ERR_QUEUE_FULL)
+    while (sr_publish_send(p, topic, -1, keys[i], keys[i] ? strlen(keys[i]) : 0, vals[i].data,
+                           vals[i].len, NULL, 0, NULL, es, sizeof(es)) == SR_ERR_QUEUE_FULL)
       sr_publish_poll(p, 10);
   }
   sr_publish_flush(p, 30000);
@@ -152,9 +155,11 @@ typedef struct it_msg_s {
   int64_t offset;
   int64_t timestamp_ms;
   char key[64];
+  size_t key_len;
   unsigned char *value;
   size_t len;
   char hdr_error[64], hdr_reason[256], hdr_topic[64], hdr_partition[16], hdr_offset[24];
+  char hdr_truncated[8], hdr_key_size[24], hdr_value_size[24];
 } it_msg_t;
 
 static inline void it_copy_hdr(const sr_msg_t *m, const char *name, char *out, size_t cap) {
@@ -171,7 +176,9 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
   char es[256], group[64];
   static int seq = 0;
   snprintf(group, sizeof(group), "it-reader-%d-%d", (int)getpid(), seq++);
-  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = topic, .client_id = "it-reader"};
+  static const sr_kv_t big[] = {{"fetch.message.max.bytes", "4000000"}};
+  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = topic,
+                         .client_id = "it-reader", .kafka = big, .n_kafka = 1};
   sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
   if (!in) {
     fprintf(stderr, "it_read_topic: %s\n", es);
@@ -190,6 +197,7 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
         o->offset = msgs[i].offset;
         o->timestamp_ms = msgs[i].timestamp_ms;
         snprintf(o->key, sizeof(o->key), "%.*s", (int)msgs[i].key_len, (const char *)msgs[i].key);
+        o->key_len = msgs[i].key_len;
         o->value = malloc(msgs[i].len ? msgs[i].len : 1);
         memcpy(o->value, msgs[i].value, msgs[i].len);
         o->len = msgs[i].len;
@@ -198,6 +206,11 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
         it_copy_hdr(&msgs[i], "streamrec.source.topic", o->hdr_topic, sizeof(o->hdr_topic));
         it_copy_hdr(&msgs[i], "streamrec.source.partition", o->hdr_partition, sizeof(o->hdr_partition));
         it_copy_hdr(&msgs[i], "streamrec.source.offset", o->hdr_offset, sizeof(o->hdr_offset));
+        it_copy_hdr(&msgs[i], "streamrec.truncated", o->hdr_truncated, sizeof(o->hdr_truncated));
+        it_copy_hdr(&msgs[i], "streamrec.original.key.size", o->hdr_key_size,
+                    sizeof(o->hdr_key_size));
+        it_copy_hdr(&msgs[i], "streamrec.original.value.size", o->hdr_value_size,
+                    sizeof(o->hdr_value_size));
       }
     }
     sr_ingest_release(in, msgs, n > 0 ? n : 0);
@@ -245,6 +258,9 @@ static inline int it_snapshot(const it_events_t *e, int dim, const char *path) {
 
 /* Set to 1 to run pipelines with batch.coalesce. */
 static int it_coalesce = 0;
+/* When set, called on the pipeline configuration before the pipeline is
+ * made (a test's own limits and client properties). */
+static void (*it_conf_hook)(sr_pipeline_conf_t *pc) = NULL;
 
 /* Watchdog of it_run_pipeline: stops the pipeline after IT_RUN_LIMIT_S so a
  * run that never gets events (e.g. no partition assignment) fails the test
@@ -296,6 +312,7 @@ static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, co
   static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
   pc.kafka_consumer = kv;
   pc.n_kafka_consumer = 2;
+  if (it_conf_hook) it_conf_hook(&pc);
   sr_pipeline_t *p = sr_pipeline_new(&pc, m, es, essz);
   if (!p) {
     sr_model_destroy(m);

@@ -35,7 +35,13 @@
   X(DELIVERY, -18, 1, "message delivery failed")                               \
   X(STATE, -19, 0, "invalid state for operation")                              \
   X(MODEL, -20, 0, "model mismatch")                                           \
-  X(FATAL, -21, 0, "fatal error")
+  X(FATAL, -21, 0, "fatal error")                                             \
+  X(INVALID_FIELD, -22, 0, "field value outside the accepted range")          \
+  X(KEY_MISMATCH, -23, 0, "Kafka key is not the event's user id")             \
+  X(TOO_LARGE, -24, 0, "message larger than the producer accepts")            \
+  X(STATE_FULL, -25, 1, "partition state holds its maximum of users")         \
+  X(CONSUME, -26, 0, "consumer error reported for a partition")               \
+  X(ENCODE, -27, 0, "recommendation could not be encoded")
 
 typedef enum sr_err_e {
 #define SR__ERR_ENUM(name, code, retriable, msg) SR_ERR_##name = code,

@@ -32,8 +32,17 @@ typedef struct sr_kv_s {
 typedef struct sr_ingest_s sr_ingest_t;
 
 /* A consumed message. All pointers are borrowed from the underlying client
- * message and valid until sr_ingest_release() on it. */
+ * message and valid until sr_ingest_release() on it.
+ * err != SR_OK (SR_ERR_CONSUME) marks a consumer error that the client
+ * reported for a partition instead of a message (fetch failed, message
+ * corrupt, not authorised, ...): errstr says what ("NAME: text"), partition
+ * and offset say where as far as the client knows (offset is the fetch
+ * position, not a message the caller may commit past; -1 when unknown),
+ * key/value are empty. The pipeline dead-letters these: none is skipped
+ * silently. */
 typedef struct sr_msg_s {
+  sr_err_t err;
+  const char *errstr; /* NULL when err == SR_OK */
   const char *topic;
   int32_t partition;
   int64_t offset;
@@ -70,13 +79,25 @@ typedef struct sr_ingest_conf_s {
 sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *conf, char *errstr, size_t errsz);
 /* Leaves the group (runs the revoke callback) and closes. Idempotent. */
 void sr_ingest_close(sr_ingest_t *in);
+/* Marks the handle so that destroy does not leave the group (no revoke
+ * callback, no LeaveGroup round trip): for a shutdown that must not wait on
+ * an unreachable coordinator. The group notices after session.timeout.ms. */
+void sr_ingest_abandon(sr_ingest_t *in);
 void sr_ingest_destroy(sr_ingest_t *in); /* closes if needed; accepts NULL */
 
 /* Collects up to max messages: waits up to timeout_ms for the first, then
  * keeps taking already-fetched messages for at most max_wait_us more.
- * Returns the count (0 on timeout). Client errors that are not per-message
- * (e.g. broker transport) are logged and counted, not returned; partition
- * EOF events are skipped. Fatal consumer errors return -1 with errstr. */
+ * Returns the count (0 on timeout). Per-partition consumer errors are
+ * returned as entries with err set (see sr_msg_t); client-level errors
+ * (e.g. broker transport, all brokers down) are logged, not returned;
+ * partition EOF events are skipped. Fatal consumer errors return -1 with
+ * errstr.
+ * Rebalances: when partitions are revoked during the call (the rebalance
+ * callback runs inside it), messages of those partitions collected before
+ * the revocation are released, not returned (the partition's next owner,
+ * or this member after a re-assignment, reads them again from the last
+ * commit), and the call returns at once with what is left. So every
+ * returned message belongs to a partition assigned when the call returns. */
 int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
                    char *errstr, size_t errsz);
 void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n);
@@ -108,6 +129,13 @@ int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr
 
 /* Pause/resume fetching of all assigned partitions (back-pressure). */
 void sr_ingest_pause(sr_ingest_t *in, int pause);
+
+/* Wall-clock ms since the client reported all brokers down and nothing
+ * (message, assignment) arrived since; 0 when no outage is known. */
+int64_t sr_ingest_down_ms(const sr_ingest_t *in);
+/* Messages released unprocessed because their partition was revoked during
+ * a poll (see sr_ingest_poll). */
+uint64_t sr_ingest_revoke_dropped(const sr_ingest_t *in);
 
 /* --------------------------------------------------------------- publish */
 typedef struct sr_publish_s sr_publish_t;
@@ -141,8 +169,10 @@ void sr_publish_destroy(sr_publish_t *p);
  * cluster is unreachable) so a new topic is not delayed by the client's
  * periodic metadata scan. partition -1 =
  * the default partitioner (by key). Returns SR_OK, SR_ERR_QUEUE_FULL (poll
- * and retry), or SR_ERR_KAFKA with errstr for permanent errors (unknown
- * topic, message too large). On error no delivery report will follow. */
+ * and retry), SR_ERR_TOO_LARGE (key + value + headers exceed the producer's
+ * message.max.bytes: this message can never be sent, others can), or
+ * SR_ERR_KAFKA with errstr for other permanent errors (unknown topic, fatal
+ * producer state). On error no delivery report will follow. */
 sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
                          const void *key, size_t klen, const void *value, size_t vlen,
                          const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
@@ -155,6 +185,9 @@ void sr_publish_prepare(sr_publish_t *p, const char *topic);
 int sr_publish_poll(sr_publish_t *p, int timeout_ms);
 /* Waits until everything in flight has been delivered or failed. */
 sr_err_t sr_publish_flush(sr_publish_t *p, int timeout_ms);
+/* Fails everything still queued or in flight now (each gets its failed
+ * delivery report during the next poll/flush): for an abandoned shutdown. */
+void sr_publish_purge(sr_publish_t *p);
 /* Messages enqueued but not yet reported. */
 int sr_publish_outq_len(sr_publish_t *p);
 
@@ -173,6 +206,11 @@ const char *sr_broker_bootstrap(const sr_broker_t *b);
 sr_err_t sr_broker_topic_create(sr_broker_t *b, const char *topic, int partitions);
 /* Fault injection for tests: take broker id (1..n) down / up. */
 sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down);
+/* Moves the leader of topic's partition (-1 = every partition) to broker_id. */
+sr_err_t sr_broker_set_leader(sr_broker_t *b, const char *topic, int32_t partition,
+                              int32_t broker_id);
+/* Makes broker_id the group coordinator of group. */
+sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t broker_id);
 /* Makes the next `cnt` requests of Kafka API `apikey` fail with Kafka error
  * code `kafka_err` (numeric, e.g. 7 = REQUEST_TIMED_OUT). */
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);

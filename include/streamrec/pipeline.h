@@ -46,6 +46,18 @@ typedef struct sr_pipeline_conf_s {
   int max_inflight_batches;  /* back-pressure bound, default 4096 */
   int idle_exit_ms;          /* >0: return from run after this long without input once
                                 at least one event was processed (demos, benches) */
+  /* Input rules (docs/ARCHITECTURE.md "Input rules"); a violation is
+   * dead-lettered with INVALID_FIELD or KEY_MISMATCH. */
+  int id_max_bytes;          /* event_id, user_id, item_id, scenario: at most this many
+                                bytes, default 1024 */
+  int64_t future_max_ms;     /* timestamp at most this far ahead of the worker's clock,
+                                default 86400000 (1 day); never before 1970 */
+  int key_check;             /* 1 (default): the Kafka key must be the user_id */
+  int64_t users_max;         /* users one partition's state may hold, default and
+                                ceiling SR_STATE_USERS_MAX; events of new users past it
+                                are dead-lettered (STATE_FULL) */
+  int shutdown_timeout_ms;   /* how long stop waits for outputs in flight, default
+                                10000; what is not delivered then is not committed */
   int64_t max_events;        /* >0: stop after this many input messages */
   const sr_kv_t *kafka;      /* passed to both consumer and producer */
   int n_kafka;
@@ -75,6 +87,14 @@ typedef struct sr_pipeline_stats_s {
   uint64_t users_peak;     /* most users held at once */
   uint64_t score_ns;       /* time in scoring + top-K */
   uint64_t assigned_partitions;
+  uint64_t consume_errors; /* per-partition consumer errors (dead-lettered) */
+  uint64_t rejected;       /* events refused by the input rules (dead-lettered) */
+  uint64_t oversized;      /* outputs over message.max.bytes (dead-lettered or truncated) */
+  uint64_t state_full;     /* events of new users refused by users_max (dead-lettered) */
+  uint64_t revoke_dropped; /* messages released unprocessed because their partition was
+                              revoked while they were being collected */
+  int64_t unassigned_ms;   /* ms without any assigned partition (0 while some are) */
+  int64_t kafka_down_ms;   /* ms since the consumer reported all brokers down (0 = none) */
 } sr_pipeline_stats_t;
 
 /* Returns a new pipeline serving `model` (takes ownership on success; on
@@ -88,8 +108,14 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
  * has been left. Returns SR_OK or the fatal error (errstr says why). */
 sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz);
 
-/* Asks run() to finish in-flight work and return. Any thread. */
+/* Asks run() to finish in-flight work and return: waits up to
+ * shutdown_timeout_ms for outputs in flight, commits what was delivered,
+ * leaves the group. Every wait inside run() checks this flag. Any thread. */
 void sr_pipeline_stop(sr_pipeline_t *p);
+/* Like stop, but does not wait for deliveries, does not commit and does not
+ * leave the group (the second SIGINT/SIGTERM): what was not committed is
+ * processed again by the partition's next owner. Any thread. */
+void sr_pipeline_abort(sr_pipeline_t *p);
 
 void sr_pipeline_stats(const sr_pipeline_t *p, sr_pipeline_stats_t *out); /* any thread */
 

@@ -43,11 +43,19 @@ void sr_state_partition_add(sr_state_t *s, int32_t partition);
 void sr_state_partition_drop(sr_state_t *s, int32_t partition);
 int sr_state_partition_has(const sr_state_t *s, int32_t partition);
 
+/* Largest number of users one partition may hold (default and ceiling:
+ * SR_STATE_USERS_MAX, what the 26-bit slot numbers of the index address).
+ * Returns the bound in effect (clamped to 1..SR_STATE_USERS_MAX). */
+#define SR_STATE_USERS_MAX 67108863u /* 2^26 - 1 */
+uint32_t sr_state_set_max_users(sr_state_t *s, uint32_t max_users);
+uint32_t sr_state_max_users(const sr_state_t *s);
+
 /* Finds the user in partition (which must have been added), creating a
  * zeroed record when absent and create != 0 (*created = 1; the caller
- * initialises vec). Returns NULL when absent and !create, or when the
- * partition is not present. The pointer is valid until the user is
- * forgotten or the partition dropped. */
+ * initialises vec). Returns NULL when absent and !create, when the
+ * partition is not present, or when creating would pass the partition's
+ * user bound (sr_state_set_max_users): callers must handle NULL. The
+ * pointer is valid until the user is forgotten or the partition dropped. */
 sr_user_t *sr_state_get(sr_state_t *s, int32_t partition, const char *user_id, size_t len,
                         int create, int *created);
 /* Removes a user (privacy: forget). Returns 1 when it existed. */

@@ -139,6 +139,31 @@ sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down) {
   return SR_OK;
 }
 
+sr_err_t sr_broker_set_leader(sr_broker_t *b, const char *topic, int32_t partition,
+                              int32_t broker_id) {
+  int n = partition >= 0 ? partition + 1 : sr_kafka_partition_count(b->bootstrap, topic, 5000,
+                                                                      NULL, 0);
+  for (int32_t p = partition >= 0 ? partition : 0; p < n; p++) {
+    rd_kafka_resp_err_t err = rd_kafka_mock_partition_set_leader(b->mc, topic, p, broker_id);
+    if (err) {
+      sr_log_error(SR_BROKER_MOD, "leader of %s [%d] -> broker %d: %s", topic, (int)p,
+                   (int)broker_id, rd_kafka_err2str(err));
+      return SR_ERR_INVALID_ARG;
+    }
+  }
+  return n > 0 ? SR_OK : SR_ERR_NOT_FOUND;
+}
+
+sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t broker_id) {
+  rd_kafka_resp_err_t err = rd_kafka_mock_coordinator_set(b->mc, "group", group, broker_id);
+  if (err) {
+    sr_log_error(SR_BROKER_MOD, "coordinator of group %s -> broker %d: %s", group,
+                 (int)broker_id, rd_kafka_err2str(err));
+    return SR_ERR_INVALID_ARG;
+  }
+  return SR_OK;
+}
+
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err) {
   if (cnt <= 0) return;
   rd_kafka_resp_err_t *errs = sr_malloc((size_t)cnt * sizeof(*errs));

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "streamrec/admin.h"
@@ -62,6 +63,26 @@ const sr_conf_opt_t sr_serve_opts[] = {
      "commit-interval-ms"},
     {"inflight.batches.max", SR_CONF_INT, "4096", 2, 1000000,
      "micro-batches awaiting delivery before consumption waits (back-pressure)", NULL},
+    {"event.id.max.bytes", SR_CONF_INT, "1024", 1, 1000000,
+     "longest event_id, user_id, item_id or scenario accepted; longer events are "
+     "dead-lettered (INVALID_FIELD)",
+     NULL},
+    {"event.time.future.max.ms", SR_CONF_INT, "86400000", 0, I64MAX,
+     "latest event timestamp accepted, as ms past this worker's clock (timestamps before "
+     "1970 are always refused); later events are dead-lettered (INVALID_FIELD)",
+     NULL},
+    {"event.key.check", SR_CONF_BOOL, "true", 0, 0,
+     "true: an event whose Kafka key is not its user_id is dead-lettered (KEY_MISMATCH), "
+     "since a user's state lives in the partition of its key",
+     NULL},
+    {"state.partition.users.max", SR_CONF_INT, "67108863", 1, 67108863,
+     "users one input partition's state holds; events of further new users are "
+     "dead-lettered (STATE_FULL)",
+     NULL},
+    {"shutdown.timeout.ms", SR_CONF_INT, "10000", 0, 3600000,
+     "how long SIGINT/SIGTERM waits for outputs in flight; undelivered ones stay uncommitted "
+     "(a second signal stops at once)",
+     NULL},
     {"admin.addr", SR_CONF_STR, "127.0.0.1", 0, 0, "admin HTTP listen address", "admin-addr"},
     {"admin.port", SR_CONF_INT, "0", -1, 65535,
      "admin HTTP port for /metrics, /healthz, /readyz (0 = off, -1 = any free port)",
@@ -83,6 +104,7 @@ typedef struct sr_serve_ctx_s {
   char errstr[512];
   volatile int done;
   int64_t started_ms;
+  const char *brokers, *group; /* borrowed from the configuration */
 } sr_serve_ctx_t;
 
 static void *sr_serve_thread(void *arg) {
@@ -109,7 +131,18 @@ static int sr_serve_render(void *opaque, const char *path, sr_buf_t *out,
   }
   if (!strcmp(path, "/readyz")) {
     int ready = !ctx->done && st.assigned_partitions > 0;
-    sr_buf_printf(out, ready ? "ready\n" : "not ready: no partitions assigned\n");
+    if (ready)
+      sr_buf_printf(out, "ready\n");
+    else if (ctx->done)
+      sr_buf_printf(out, "not ready: stopped\n");
+    else if (st.kafka_down_ms > 0)
+      sr_buf_printf(out,
+                    "not ready: no partitions assigned for %.1f s; all brokers at %s "
+                    "unreachable for %.1f s\n",
+                    (double)st.unassigned_ms / 1e3, ctx->brokers, (double)st.kafka_down_ms / 1e3);
+    else
+      sr_buf_printf(out, "not ready: no partitions assigned for %.1f s (joining group %s)\n",
+                    (double)st.unassigned_ms / 1e3, ctx->group);
     return ready ? 200 : 503;
   }
   sr_buf_printf(out, "not found; try /metrics /healthz /readyz\n");
@@ -262,6 +295,11 @@ int sr_cmd_serve(int argc, char **argv) {
   pc.max_inflight_batches = (int)sr_conf_int(conf, "inflight.batches.max");
   pc.idle_exit_ms = (int)sr_conf_int(conf, "idle.exit.ms");
   pc.max_events = sr_conf_int(conf, "max.events");
+  pc.id_max_bytes = (int)sr_conf_int(conf, "event.id.max.bytes");
+  pc.future_max_ms = sr_conf_int(conf, "event.time.future.max.ms");
+  pc.key_check = (int)sr_conf_int(conf, "event.key.check");
+  pc.users_max = sr_conf_int(conf, "state.partition.users.max");
+  pc.shutdown_timeout_ms = (int)sr_conf_int(conf, "shutdown.timeout.ms");
   pc.kafka = sr_conf_kafka(conf, SR_CONF_KAFKA_BOTH, &pc.n_kafka);
   pc.kafka_consumer = sr_conf_kafka(conf, SR_CONF_KAFKA_CONSUMER, &pc.n_kafka_consumer);
   pc.kafka_producer = sr_conf_kafka(conf, SR_CONF_KAFKA_PRODUCER, &pc.n_kafka_producer);
@@ -270,6 +308,8 @@ int sr_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "serve: effective configuration:\n");
     sr_conf_dump(conf, stderr);
   }
+  ctx.brokers = brokers;
+  ctx.group = pc.group;
   ctx.pipe = sr_pipeline_new(&pc, model, es, sizeof(es));
   if (!ctx.pipe) {
     fprintf(stderr, "serve: %s\n", es);
@@ -295,9 +335,28 @@ int sr_cmd_serve(int argc, char **argv) {
   int64_t t0 = sr_mono_us();
   int sig = sr_loop_wait(loop);
   if (sig > 0) {
-    sr_log_info("serve", "signal %d: finishing in-flight work, committing, leaving the group", sig);
+    sr_log_info("serve",
+                "signal %d: finishing in-flight work (up to shutdown.timeout.ms %lld), committing, "
+                "leaving the group; a second signal stops at once",
+                sig, (long long)sr_conf_int(conf, "shutdown.timeout.ms"));
     sr_pipeline_stop(ctx.pipe);
-    while (!ctx.done) sr_loop_wait(loop); /* a second signal does not abort the drain */
+    while (!ctx.done) {
+      sig = sr_loop_wait(loop);
+      if (sig > 0 && !ctx.done) {
+        sr_log_warn("serve", "signal %d again: stopping without waiting for deliveries or "
+                             "committing (uncommitted events are processed again)", sig);
+        sr_pipeline_abort(ctx.pipe);
+        /* The pipeline thread may sit in a blocking client call (a commit
+         * or a leave against an unreachable coordinator): give it 5 s. */
+        for (int i = 0; i < 50 && !ctx.done; i++) usleep(100 * 1000);
+        if (!ctx.done) {
+          fprintf(stderr, "serve: pipeline did not stop within 5 s of the second signal: "
+                          "exiting; nothing uncommitted was lost (it is processed again)\n");
+          fflush(NULL);
+          _exit(130);
+        }
+      }
+    }
   }
   pthread_join(th, NULL);
   double secs = (double)(sr_mono_us() - t0) / 1e6;

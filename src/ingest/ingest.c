@@ -27,6 +27,7 @@
  * librdkafka's log callback runs on its internal threads and only logs.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,14 @@ struct sr_ingest_s {
   int64_t errlog_last_us;
   int64_t errlog_suppressed;
   int64_t errors; /* non-fatal consumer errors seen (messages with err) */
+  int abandon;    /* destroy without leaving the group */
+  _Atomic int64_t down_since_ms; /* all brokers down reported at (wall ms), 0 = up */
+  /* Revocations seen inside the current sr_ingest_poll(): partitions whose
+   * already-collected messages must not be returned. */
+  uint64_t revoke_gen;
+  unsigned char *revoked; /* [n_revoked] flags, indexed by partition id */
+  int n_revoked;
+  uint64_t revoke_dropped;
 };
 
 void sr_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -63,6 +72,11 @@ void sr_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
  * the consumer queue (rd_kafka_poll_set_consumer), i.e. on the pipeline
  * thread inside sr_ingest_poll(). The client retries by itself. */
 static void sr_ingest_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  sr_ingest_t *in = opaque;
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    int64_t zero = 0;
+    atomic_compare_exchange_strong(&in->down_since_ms, &zero, sr_now_ms());
+  }
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char fatal[512];
     rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
@@ -99,6 +113,24 @@ static void sr_ingest_notify(sr_ingest_t *in, int assigned,
   sr_free(ids);
 }
 
+/* Remembers revoked partitions for the poll in progress (sr_ingest_poll
+ * drops what it collected of them before the revocation). */
+static void sr_ingest_mark_revoked(sr_ingest_t *in, const rd_kafka_topic_partition_list_t *parts) {
+  for (int i = 0; i < parts->cnt; i++) {
+    int32_t p = parts->elems[i].partition;
+    if (p < 0) continue;
+    if (p >= in->n_revoked) {
+      int n = in->n_revoked ? in->n_revoked : 64;
+      while (n <= p) n *= 2;
+      in->revoked = sr_realloc(in->revoked, (size_t)n);
+      memset(in->revoked + in->n_revoked, 0, (size_t)(n - in->n_revoked));
+      in->n_revoked = n;
+    }
+    in->revoked[p] = 1;
+  }
+  in->revoke_gen++;
+}
+
 static void sr_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t *parts, void *opaque) {
   sr_ingest_t *in = opaque;
@@ -119,6 +151,7 @@ static void sr_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       return; /* nothing was assigned: do not tell the pipeline it was */
     }
     if (in->paused) rd_kafka_pause_partitions(rk, parts);
+    atomic_store(&in->down_since_ms, 0);
     sr_log_info(SR_INGEST_MOD, "assigned %d partition(s) of %s", parts->cnt, in->topic);
     sr_ingest_notify(in, 1, parts);
     break;
@@ -131,6 +164,7 @@ static void sr_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       sr_log_warn(SR_INGEST_MOD, "assignment of %d partition(s) lost; commits will fail",
                   parts->cnt);
     sr_log_info(SR_INGEST_MOD, "revoking %d partition(s) of %s", parts->cnt, in->topic);
+    sr_ingest_mark_revoked(in, parts);
     sr_ingest_notify(in, 0, parts);
     if (cooperative)
       error = rd_kafka_incremental_unassign(rk, parts);
@@ -254,13 +288,29 @@ void sr_ingest_close(sr_ingest_t *in) {
   if (err) sr_log_warn(SR_INGEST_MOD, "consumer close: %s", rd_kafka_err2str(err));
 }
 
+void sr_ingest_abandon(sr_ingest_t *in) {
+  if (in) in->abandon = 1;
+}
+
 void sr_ingest_destroy(sr_ingest_t *in) {
   if (!in) return;
-  sr_ingest_close(in);
-  if (in->rk) rd_kafka_destroy(in->rk);
+  if (in->abandon) {
+    if (in->rk) rd_kafka_destroy_flags(in->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  } else {
+    sr_ingest_close(in);
+    if (in->rk) rd_kafka_destroy(in->rk);
+  }
+  sr_free(in->revoked);
   sr_free(in->topic);
   sr_free(in);
 }
+
+int64_t sr_ingest_down_ms(const sr_ingest_t *in) {
+  int64_t since = atomic_load(&((sr_ingest_t *)in)->down_since_ms);
+  return since > 0 ? SR_MAX(sr_now_ms() - since, 1) : 0;
+}
+
+uint64_t sr_ingest_revoke_dropped(const sr_ingest_t *in) { return in->revoke_dropped; }
 
 /* Rate-limited (1/s) log line for a per-message consumer error. */
 static void sr_ingest_log_msg_error(sr_ingest_t *in, const rd_kafka_message_t *rkm) {
@@ -277,9 +327,26 @@ static void sr_ingest_log_msg_error(sr_ingest_t *in, const rd_kafka_message_t *r
   in->errlog_suppressed = 0;
 }
 
+/* A per-partition consumer error as an entry for the caller: the error's
+ * text lives in errbuf (owned by the entry, freed on release). */
+static void sr_ingest_fill_error(sr_ingest_t *in, sr_msg_t *m, rd_kafka_message_t *rkm) {
+  memset(m, 0, sizeof(*m));
+  m->err = SR_ERR_CONSUME;
+  m->topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : in->topic;
+  m->partition = rkm->partition;
+  m->offset = rkm->offset >= 0 ? rkm->offset : -1;
+  m->timestamp_ms = -1;
+  char *txt = sr_malloc(512);
+  snprintf(txt, 512, "%s: %s", rd_kafka_err2name(rkm->err), rd_kafka_message_errstr(rkm));
+  m->errstr = txt;
+  m->priv_ = rkm;
+}
+
 static void sr_ingest_fill(sr_msg_t *m, rd_kafka_message_t *rkm) {
   rd_kafka_timestamp_type_t tstype;
   int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
+  m->err = SR_OK;
+  m->errstr = NULL;
   m->topic = rd_kafka_topic_name(rkm->rkt);
   m->partition = rkm->partition;
   m->offset = rkm->offset;
@@ -289,6 +356,33 @@ static void sr_ingest_fill(sr_msg_t *m, rd_kafka_message_t *rkm) {
   m->value = rkm->payload;
   m->len = rkm->len;
   m->priv_ = rkm;
+}
+
+/* After a revocation inside a poll: releases the collected entries of
+ * revoked partitions (collected before the revocation: their partition's
+ * position was reset, so they come again) and compacts the rest. A message
+ * collected after the revocation cannot be of a revoked partition unless it
+ * was assigned again, and the client drops fetches of an older assignment,
+ * so whatever of a revoked partition is in msgs predates the revocation. */
+static int sr_ingest_drop_revoked(sr_ingest_t *in, sr_msg_t *msgs, int n) {
+  int keep = 0, dropped = 0;
+  for (int i = 0; i < n; i++) {
+    int32_t p = msgs[i].partition;
+    if (p >= 0 && p < in->n_revoked && in->revoked[p]) {
+      sr_ingest_release(in, &msgs[i], 1);
+      dropped++;
+      continue;
+    }
+    if (keep != i) msgs[keep] = msgs[i];
+    keep++;
+  }
+  if (dropped) {
+    in->revoke_dropped += (uint64_t)dropped;
+    sr_log_info(SR_INGEST_MOD,
+                "released %d message(s) of revoked partitions unprocessed (read again from the "
+                "last commit)", dropped);
+  }
+  return keep;
 }
 
 int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
@@ -302,7 +396,9 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
     sr_seterr(errstr, errsz, SR_ERR_STATE, "ingest: poll after close");
     return -1;
   }
-  while (n < max) {
+  const uint64_t gen = in->revoke_gen;
+  if (in->n_revoked) memset(in->revoked, 0, (size_t)in->n_revoked);
+  while (n < max && in->revoke_gen == gen) {
     int64_t now = sr_mono_us();
     int tmo;
     if (timeout_ms < 0 && n == 0) {
@@ -315,6 +411,7 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
     }
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->rk, tmo);
     if (!rkm) {
+      if (in->revoke_gen != gen) break; /* return what is left at once */
       if (tmo == 0) break; /* queue drained and no time left */
       if (sr_mono_us() >= deadline && !(timeout_ms < 0 && n == 0)) break;
       continue; /* woke for a served callback/event: keep waiting */
@@ -333,13 +430,19 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
         sr_ingest_release(in, msgs, n);
         return -1;
       }
+      /* Returned, not skipped: the caller dead-letters it (README:
+       * nothing is dropped silently). */
       sr_ingest_log_msg_error(in, rkm);
-      rd_kafka_message_destroy(rkm);
-      continue;
+      sr_ingest_fill_error(in, &msgs[n], rkm);
+    } else {
+      sr_ingest_fill(&msgs[n], rkm);
+      if (atomic_load_explicit(&in->down_since_ms, memory_order_relaxed))
+        atomic_store(&in->down_since_ms, 0);
     }
-    sr_ingest_fill(&msgs[n], rkm);
     if (n++ == 0) deadline = sr_mono_us() + (max_wait_us < 0 ? 0 : max_wait_us);
+    if (in->revoke_gen != gen) break;
   }
+  if (in->revoke_gen != gen) n = sr_ingest_drop_revoked(in, msgs, n);
   return n;
 }
 
@@ -347,6 +450,9 @@ void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n) {
   for (int i = 0; i < n; i++) {
     if (msgs[i].priv_) rd_kafka_message_destroy(msgs[i].priv_);
     msgs[i].priv_ = NULL;
+    if (msgs[i].err != SR_OK) sr_free((char *)msgs[i].errstr);
+    msgs[i].errstr = NULL;
+    msgs[i].err = SR_OK;
   }
 }
 

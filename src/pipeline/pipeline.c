@@ -17,8 +17,20 @@
  * every commit_interval_ms, on revocation (synchronously, after flushing the
  * producer) and at shutdown. A permanently failed delivery poisons its
  * batch: nothing at or after it is ever retired, and run() stops with
- * SR_ERR_DELIVERY.
+ * SR_ERR_DELIVERY. The same holds for every other way a batch can be left
+ * unfinished (a send abandoned at stop, a fatal producer error): each path
+ * that abandons a batch marks it failed. A ring slot is reused only once its
+ * batch retired (sr_batch_open returns NULL rather than overwrite a live
+ * one), and retire checks that the slot holds the sequence it retires.
+ *
+ * Per-event problems never stop the worker: undecodable input, input that
+ * breaks the input rules (sr_pipeline_check), consumer errors, a user the
+ * state cannot hold, a recommendation that cannot be encoded or is larger
+ * than the producer accepts all become dead letters with the reason. A
+ * dead letter that is itself too large is sent with its key and value
+ * truncated (headers give the original sizes).
  */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +42,10 @@
 #include "streamrec/state.h"
 
 #define SR_PIPE_MOD "pipeline"
+
+/* What a dead letter keeps of an input too large to copy whole. */
+#define SR_DLQ_KEY_KEEP 1024
+#define SR_DLQ_VALUE_KEEP 65536
 
 typedef struct sr_batch_part_s {
   int32_t partition;
@@ -50,6 +66,7 @@ typedef struct sr_batch_rec_s {
  * With batch.coalesce, a user's later event reuses the user's row. */
 typedef struct sr_slot_s {
   sr_user_t *user;
+  int msg; /* index in the batch's messages of the event this row answers */
   int n_excl;
   int32_t partition;
   int64_t offset;
@@ -68,7 +85,8 @@ typedef struct sr_part_pos_s {
 #define SR_STAT_FIELDS(X)                                                      \
   X(consumed) X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced)    \
   X(recs_sent) X(recs_delivered) X(delivery_failed) X(batches) X(commits)      \
-  X(users) X(users_peak) X(score_ns) X(assigned_partitions)
+  X(users) X(users_peak) X(score_ns) X(assigned_partitions) X(consume_errors) X(rejected)  \
+  X(oversized) X(state_full) X(revoke_dropped)
 
 struct sr_pipeline_s {
   sr_pipeline_conf_t conf;
@@ -82,6 +100,11 @@ struct sr_pipeline_s {
   sr_ingest_t *ingest;
   sr_publish_t *publish;
   atomic_int stop;
+  atomic_int abort_;
+  _Atomic int64_t unassigned_since_ms; /* wall ms; 0 while partitions are assigned */
+  int n_assigned;
+  int64_t last_wait_log_us;
+  int64_t last_skip_log_us;
 
   /* micro-batch scratch, preallocated */
   sr_msg_t *msgs;
@@ -137,6 +160,11 @@ void sr_pipeline_conf_defaults(sr_pipeline_conf_t *c) {
   c->rec_schema_id = SR_DEFAULT_REC_SCHEMA_ID;
   c->commit_interval_ms = 500;
   c->max_inflight_batches = 4096;
+  c->id_max_bytes = 1024;
+  c->future_max_ms = 86400000;
+  c->key_check = 1;
+  c->users_max = SR_STATE_USERS_MAX;
+  c->shutdown_timeout_ms = 10000;
 }
 
 static void sr_pipeline_fatal(sr_pipeline_t *p, sr_err_t err, const char *fmt, const char *a) {
@@ -173,6 +201,13 @@ static sr_batch_rec_t *sr_batch_get(sr_pipeline_t *p, uint64_t seq) {
 static void sr_pipeline_retire(sr_pipeline_t *p) {
   while (p->seq_head < p->seq_next) {
     sr_batch_rec_t *b = &p->batches[p->seq_head % (uint64_t)p->ring_cap];
+    if (b->seq != p->seq_head) {
+      /* A slot overwritten while live would commit offsets whose outputs
+       * were never delivered: refuse to retire anything ever again. */
+      b->failed = 1;
+      sr_pipeline_fatal(p, SR_ERR_STATE, "batch ring corrupt: slot holds batch %s",
+                        "of another sequence; not committing past it");
+    }
     if (b->pending > 0 || b->failed) break;
     for (int i = 0; i < b->n_parts; i++) {
       sr_part_pos_t *pp = sr_pipeline_pos(p, b->parts[i].partition);
@@ -237,12 +272,34 @@ static void sr_pipeline_commit(sr_pipeline_t *p, int sync) {
   p->last_commit_us = sr_mono_us();
 }
 
-/* Waits for every in-flight output, then commits synchronously. */
-static void sr_pipeline_drain(sr_pipeline_t *p) {
-  if (sr_publish_flush(p->publish, 30000) != SR_OK)
-    sr_log_error(SR_PIPE_MOD, "producer flush timed out with %d messages in flight",
-                 sr_publish_outq_len(p->publish));
+/* Waits up to shutdown_timeout_ms for every in-flight output (in steps, so
+ * that abort ends the wait), then commits synchronously what retired. At
+ * the final drain (shutdown) what is still undelivered is purged: it fails
+ * its batch, so its offsets are not committed, and the producer need not
+ * wait for it again when destroyed. At a revocation it stays in flight. */
+static void sr_pipeline_drain(sr_pipeline_t *p, int final) {
+  const int64_t deadline = sr_mono_us() + (int64_t)p->conf.shutdown_timeout_ms * 1000;
+  while (sr_publish_outq_len(p->publish) > 0 && !atomic_load(&p->abort_) &&
+         sr_mono_us() < deadline)
+    sr_publish_flush(p->publish, 100);
   sr_publish_poll(p->publish, 0);
+  int left = sr_publish_outq_len(p->publish);
+  if (left > 0) {
+    char what[160];
+    snprintf(what, sizeof(what), "%d output(s) not delivered within %d ms", left,
+             p->conf.shutdown_timeout_ms);
+    if (final) {
+      sr_pipeline_fatal(p, SR_ERR_DELIVERY,
+                        "shutdown: %s (shutdown.timeout.ms); their input offsets are not "
+                        "committed and are processed again after a restart",
+                        what);
+      sr_publish_purge(p->publish);
+      sr_publish_flush(p->publish, 1000); /* serves the purged reports */
+    } else {
+      sr_log_warn(SR_PIPE_MOD, "revoke: %s; committing what was delivered", what);
+    }
+  }
+  if (atomic_load(&p->abort_)) return; /* no commit: it could wait on the coordinator */
   sr_pipeline_commit(p, 1);
 }
 
@@ -255,20 +312,30 @@ static void sr_on_rebalance(void *opaque, int assigned, const int32_t *parts, in
       pp->active = 1;
       pp->committable = -1;
       pp->committed = -1;
+      /* Start from nothing: state left from an earlier ownership would have
+       * the events since the last commit applied twice. */
+      sr_state_partition_drop(p->state, parts[i]);
       sr_state_partition_add(p->state, parts[i]);
     }
+    p->n_assigned += n;
+    if (p->n_assigned > 0) atomic_store(&p->unassigned_since_ms, 0);
     STAT_ADD(p, assigned_partitions, (uint64_t)n);
     sr_log_info(SR_PIPE_MOD, "assigned %d partition(s) of %s", n, p->events_topic);
     return;
   }
   /* Revoke: finish and commit what we did for these partitions while we
    * still own them, then drop their state. */
-  sr_pipeline_drain(p);
+  sr_pipeline_drain(p, 0);
   for (int i = 0; i < n; i++) {
     sr_part_pos_t *pp = sr_pipeline_pos(p, parts[i]);
     if (!pp) continue;
+    if (pp->active) p->n_assigned--;
     pp->active = 0;
     sr_state_partition_drop(p->state, parts[i]);
+  }
+  if (p->n_assigned <= 0) {
+    p->n_assigned = 0;
+    atomic_store(&p->unassigned_since_ms, sr_now_ms());
   }
   atomic_fetch_sub_explicit(&p->st.assigned_partitions, (uint64_t)n, memory_order_relaxed);
   atomic_store_explicit(&p->st.users, sr_state_users(p->state), memory_order_relaxed);
@@ -277,13 +344,22 @@ static void sr_on_rebalance(void *opaque, int assigned, const int32_t *parts, in
 
 /* ------------------------------------------------------------------ batch */
 
+static int sr_pipeline_stopping(sr_pipeline_t *p) {
+  return atomic_load_explicit(&p->stop, memory_order_relaxed) ||
+         atomic_load_explicit(&p->abort_, memory_order_relaxed);
+}
+
 /* Opens a batch record, waiting (serving delivery reports) while the ring
- * is full: this is the back-pressure point. */
+ * is full: this is the back-pressure point. The wait ends when the oldest
+ * batch retires, or with NULL on a fatal error or stop: the slot of a live
+ * batch is never reused (its messages then stay uncommitted). */
 static sr_batch_rec_t *sr_batch_open(sr_pipeline_t *p) {
-  while (p->seq_next - p->seq_head >= (uint64_t)p->ring_cap && p->fatal == SR_OK) {
+  while (p->seq_next - p->seq_head >= (uint64_t)p->ring_cap) {
+    if (p->fatal != SR_OK || sr_pipeline_stopping(p)) return NULL;
     sr_publish_poll(p->publish, 10);
     sr_pipeline_retire(p);
   }
+  if (p->fatal != SR_OK) return NULL;
   sr_batch_rec_t *b = &p->batches[p->seq_next % (uint64_t)p->ring_cap];
   b->seq = p->seq_next++;
   b->pending = 1; /* seal */
@@ -305,49 +381,82 @@ static void sr_batch_note_offset(sr_batch_rec_t *b, int32_t part, int64_t offset
 }
 
 /* Sends one message, serving delivery reports while the local queue is
- * full. Returns SR_OK or a permanent error (recorded as fatal). */
+ * full. Returns SR_OK; SR_ERR_TOO_LARGE (this message can never be sent:
+ * the caller dead-letters or truncates; the batch is not failed); or
+ * another error, after which the batch is failed (nothing at or after it is
+ * committed): a permanent producer error (recorded as fatal) or a stop that
+ * came while the queue was full (SR_ERR_STATE). */
 static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_batch_rec_t *b, int is_dlq,
                                  const char *topic, const void *key, size_t klen,
                                  const void *val, size_t vlen, const sr_header_t *hdrs,
-                                 int nh) {
-  char es[256];
+                                 int nh, char *es, size_t essz) {
   for (;;) {
     sr_err_t e = sr_publish_send(p->publish, topic, -1, key, klen, val, vlen, hdrs, nh,
                                  (void *)(uintptr_t)((b->seq << 1) | (uint64_t)is_dlq), es,
-                                 sizeof(es));
+                                 essz);
     if (e == SR_OK) {
       b->pending++;
       return SR_OK;
     }
+    if (e == SR_ERR_TOO_LARGE) return e;
     if (e != SR_ERR_QUEUE_FULL) {
       b->failed = 1;
       sr_pipeline_fatal(p, e, "produce failed: %s", es);
       return e;
     }
+    if (sr_pipeline_stopping(p)) {
+      b->failed = 1; /* abandoned: its offsets must not be committed */
+      return SR_ERR_STATE;
+    }
     sr_publish_poll(p->publish, 10);
   }
 }
 
+/* Dead-letters m (its key and value, untouched) with the reason headers.
+ * A dead letter larger than the producer accepts goes out with its key and
+ * value cut to SR_DLQ_KEY_KEEP / SR_DLQ_VALUE_KEEP bytes (then with neither)
+ * and headers giving the original sizes: it is never given up for size. */
 static void sr_pipeline_dlq(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *m,
                             sr_err_t why, const char *reason) {
-  char part[16], off[24], ts[24];
+  char part[16], off[24], ts[24], ksz[24], vsz[24], es[256];
   snprintf(part, sizeof(part), "%d", (int)m->partition);
   snprintf(off, sizeof(off), "%lld", (long long)m->offset);
   snprintf(ts, sizeof(ts), "%lld", (long long)m->timestamp_ms);
+  snprintf(ksz, sizeof(ksz), "%zu", m->key ? m->key_len : 0);
+  snprintf(vsz, sizeof(vsz), "%zu", m->value ? m->len : 0);
   const char *ename = sr_err2name(why);
+  const char *topic = m->topic ? m->topic : p->events_topic;
   sr_header_t h[] = {
       {"streamrec.error", ename, strlen(ename)},
       {"streamrec.reason", reason, strlen(reason)},
-      {"streamrec.source.topic", m->topic, strlen(m->topic)},
+      {"streamrec.source.topic", topic, strlen(topic)},
       {"streamrec.source.partition", part, strlen(part)},
       {"streamrec.source.offset", off, strlen(off)},
       {"streamrec.source.timestamp", ts, strlen(ts)},
+      {"streamrec.truncated", "true", 4},
+      {"streamrec.original.key.size", ksz, strlen(ksz)},
+      {"streamrec.original.value.size", vsz, strlen(vsz)},
   };
-  sr_log_debug(SR_PIPE_MOD, "dead-letter %s[%d]@%lld: %s", m->topic, (int)m->partition,
+  sr_log_debug(SR_PIPE_MOD, "dead-letter %s[%d]@%lld: %s", topic, (int)m->partition,
                (long long)m->offset, reason);
-  if (sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, m->key_len, m->value, m->len, h,
-                       (int)SR_ARRAY_SIZE(h)) == SR_OK)
-    STAT_ADD(p, dlq, 1);
+  size_t klen = m->key ? m->key_len : 0, vlen = m->value ? m->len : 0;
+  sr_err_t e = sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, klen, m->value, vlen, h, 6, es,
+                                sizeof(es));
+  if (e == SR_ERR_TOO_LARGE) {
+    STAT_ADD(p, oversized, 1);
+    e = sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, SR_MIN(klen, SR_DLQ_KEY_KEEP),
+                         m->value, SR_MIN(vlen, SR_DLQ_VALUE_KEEP), h, 9, es, sizeof(es));
+    if (e == SR_ERR_TOO_LARGE)
+      e = sr_pipeline_send(p, b, 1, p->dlq_topic, NULL, 0, NULL, 0, h, 9, es, sizeof(es));
+    if (e == SR_ERR_TOO_LARGE) {
+      b->failed = 1;
+      sr_pipeline_fatal(p, SR_ERR_TOO_LARGE,
+                        "a dead letter does not fit even without key and value (%s): raise "
+                        "kafka.producer.message.max.bytes",
+                        es);
+    }
+  }
+  if (e == SR_OK) STAT_ADD(p, dlq, 1);
 }
 
 static size_t sr_strs_put(sr_pipeline_t *p, sr_str_t s) {
@@ -356,8 +465,71 @@ static size_t sr_strs_put(sr_pipeline_t *p, sr_str_t s) {
   return off;
 }
 
-/* Applies one decoded event to state and to the batch slots. */
-static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_event_t *ev) {
+/* "user_id 'abc…' (600000 bytes)": a bounded, printable rendering of an
+ * untrusted id for a reason header. */
+static void sr_pipeline_show(char *out, size_t cap, const void *ptr, size_t len) {
+  size_t o = 0;
+  const unsigned char *c = ptr;
+  for (size_t i = 0; i < len && i < 32 && o + 5 < cap; i++)
+    out[o++] = c[i] >= 0x20 && c[i] < 0x7f && c[i] != '\'' ? (char)c[i] : '?';
+  out[o] = 0;
+  if (len > 32 && o + 4 < cap) snprintf(out + o, cap - o, "...");
+}
+
+/* The input rules an event must meet before it touches state (documented
+ * in docs/ARCHITECTURE.md, options in docs/CONFIGURATION.md): ids of at
+ * most id_max_bytes, a finite value, a timestamp from 1970 up to
+ * future_max_ms past the worker's clock, and (key_check) a Kafka key equal
+ * to the user id, so that all of a user's events meet in one partition. */
+static sr_err_t sr_pipeline_check(const sr_pipeline_t *p, const sr_msg_t *m,
+                                  const sr_event_t *ev, char *es, size_t essz) {
+  const struct {
+    const char *name;
+    sr_str_t v;
+  } ids[] = {{"event_id", ev->event_id},
+             {"user_id", ev->user_id},
+             {"item_id", ev->item_id},
+             {"scenario", ev->scenario}};
+  for (size_t i = 0; i < SR_ARRAY_SIZE(ids); i++)
+    if (ids[i].v.len > (size_t)p->conf.id_max_bytes)
+      return sr_seterr(es, essz, SR_ERR_INVALID_FIELD,
+                       "%s is %zu bytes, more than event.id.max.bytes (%d)", ids[i].name,
+                       ids[i].v.len, p->conf.id_max_bytes);
+  if (!isfinite(ev->value))
+    return sr_seterr(es, essz, SR_ERR_INVALID_FIELD, "value is not a finite number (%g)",
+                     (double)ev->value);
+  if (ev->ts_ms < 0)
+    return sr_seterr(es, essz, SR_ERR_INVALID_FIELD,
+                     "timestamp %lld ms is before 1970-01-01", (long long)ev->ts_ms);
+  const int64_t now = sr_now_ms();
+  if (ev->ts_ms > now && ev->ts_ms - now > p->conf.future_max_ms)
+    return sr_seterr(es, essz, SR_ERR_INVALID_FIELD,
+                     "timestamp %lld ms is %lld ms ahead of this worker's clock (more than "
+                     "event.time.future.max.ms %lld)",
+                     (long long)ev->ts_ms, (long long)(ev->ts_ms - now),
+                     (long long)p->conf.future_max_ms);
+  if (p->conf.key_check &&
+      (!m->key || m->key_len != ev->user_id.len || memcmp(m->key, ev->user_id.ptr, m->key_len))) {
+    char k[48], u[48];
+    sr_pipeline_show(k, sizeof(k), m->key, m->key ? m->key_len : 0);
+    sr_pipeline_show(u, sizeof(u), ev->user_id.ptr, ev->user_id.len);
+    return m->key ? sr_seterr(es, essz, SR_ERR_KEY_MISMATCH,
+                              "Kafka key '%s' (%zu bytes) is not the user_id '%s' (%zu bytes): "
+                              "a user's events must share one key (event.key.check)",
+                              k, m->key_len, u, ev->user_id.len)
+                  : sr_seterr(es, essz, SR_ERR_KEY_MISMATCH,
+                              "message has no Kafka key; the key must be the user_id '%s' "
+                              "(event.key.check)",
+                              u);
+  }
+  return SR_OK;
+}
+
+/* Applies one decoded event (messages[mi] of the batch) to state and to
+ * the batch slots. Returns SR_OK, or SR_ERR_STATE_FULL (with es) when a new
+ * user does not fit: nothing was changed and the caller dead-letters it. */
+static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
+                                  const sr_event_t *ev, char *es, size_t essz) {
   if (ev->type == SR_EV_FORGET) {
     /* Privacy: drop the user's state; nothing is recommended for a forget,
      * and the user's rows still waiting in this batch are dropped too. */
@@ -369,13 +541,21 @@ static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_even
     }
     sr_state_forget(p->state, m->partition, ev->user_id.ptr, ev->user_id.len);
     STAT_ADD(p, forgotten, 1);
-    return;
+    return SR_OK;
   }
   int created = 0;
-  if (!sr_state_partition_has(p->state, m->partition))
-    sr_state_partition_add(p->state, m->partition); /* defensive: assign cb adds it */
+  /* The partition is assigned (sr_pipeline_process checked): its store
+   * exists, so NULL means the store is full. */
   sr_user_t *u = sr_state_get(p->state, m->partition, ev->user_id.ptr, ev->user_id.len, 1,
                               &created);
+  if (!u) {
+    STAT_ADD(p, state_full, 1);
+    return sr_seterr(es, essz, SR_ERR_STATE_FULL,
+                     "partition %d holds %zu users, the most state.partition.users.max (%u) "
+                     "allows: add partitions and workers, or raise the bound",
+                     (int)m->partition, sr_state_partition_users(p->state, m->partition),
+                     (unsigned)sr_state_max_users(p->state));
+  }
   float *h = sr_user_vec(p->state, u);
   if (created) sr_model_state_init(p->model, h);
   int32_t item = sr_model_item_lookup(p->model, ev->item_id.ptr, ev->item_id.len);
@@ -407,6 +587,7 @@ static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_even
     s->user_len = ev->user_id.len;
   }
   s = &p->slots[si];
+  s->msg = mi;
   s->partition = m->partition;
   s->offset = m->offset;
   s->event_time = ev->ts_ms;
@@ -417,10 +598,13 @@ static void sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, const sr_even
   int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
   memcpy(p->st_copy + (size_t)si * (size_t)ss, h, (size_t)ss * sizeof(float));
   s->n_excl = sr_user_recent(p->state, u, p->excl + (size_t)si * (size_t)(ring ? ring : 1));
+  return SR_OK;
 }
 
-/* Scores the batch's users and publishes one Recommendation each. */
-static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b) {
+/* Scores the batch's users and publishes one Recommendation each; msgs are
+ * the batch's input messages (a row whose recommendation cannot be
+ * encoded or sent for size dead-letters its event instead). */
+static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *msgs) {
   int n = 0;
   int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
   size_t rs = (size_t)(ring ? ring : 1);
@@ -448,7 +632,11 @@ static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b) {
   STAT_ADD(p, score_ns, (uint64_t)(sr_mono_ns() - t0));
   int k = p->conf.k;
   const char *ver = sr_model_version(p->model);
-  for (int i = 0; i < n && p->fatal == SR_OK; i++) {
+  for (int i = 0; i < n; i++) {
+    if (b->failed || p->fatal != SR_OK) {
+      b->failed = 1; /* rows left unsent: nothing at or after this batch commits */
+      break;
+    }
     sr_slot_t *s = &p->slots[i];
     for (int j = 0; j < p->top_cnt[i]; j++) {
       p->rec_items[j].item_id = sr_model_item_id(p->model, p->top_idx[(size_t)i * k + j]);
@@ -470,36 +658,74 @@ static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b) {
         .produced_at = sr_now_ms(),
     };
     sr_buf_reset(&p->enc);
+    char es[320];
     sr_err_t e = sr_codec_encode_rec(p->codec, &rec, &p->enc);
     if (e != SR_OK) {
-      sr_pipeline_fatal(p, e, "encoding a recommendation failed: %s", sr_err2str(e));
-      break;
+      snprintf(es, sizeof(es), "the recommendation for this event could not be encoded: %s (%s)",
+               sr_err2str(e), sr_err2name(e));
+      sr_pipeline_dlq(p, b, &msgs[s->msg], SR_ERR_ENCODE, es);
+      continue;
     }
-    if (sr_pipeline_send(p, b, 0, p->recs_topic, rec.user_id.ptr, rec.user_id.len, p->enc.data,
-                         p->enc.len, NULL, 0) == SR_OK)
+    e = sr_pipeline_send(p, b, 0, p->recs_topic, rec.user_id.ptr, rec.user_id.len, p->enc.data,
+                         p->enc.len, NULL, 0, es, sizeof(es));
+    if (e == SR_OK) {
       STAT_ADD(p, recs_sent, 1);
+    } else if (e == SR_ERR_TOO_LARGE) {
+      char why[400];
+      STAT_ADD(p, oversized, 1);
+      snprintf(why, sizeof(why), "the recommendation for this event is too large to produce: %s",
+               es);
+      sr_pipeline_dlq(p, b, &msgs[s->msg], SR_ERR_TOO_LARGE, why);
+    }
   }
+}
+
+/* Rate-limited (1/s) warning for messages of partitions not assigned. */
+static void sr_pipeline_skip_log(sr_pipeline_t *p, const sr_msg_t *m) {
+  int64_t now = sr_mono_us();
+  if (now - p->last_skip_log_us < 1000000) return;
+  p->last_skip_log_us = now;
+  sr_log_warn(SR_PIPE_MOD, "message of unassigned partition %d @%lld not processed",
+              (int)m->partition, (long long)m->offset);
 }
 
 static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
   sr_batch_rec_t *b = sr_batch_open(p);
+  if (!b) return; /* fatal or stopping with the ring full: nothing processed or committed */
   p->n_slots = 0;
   sr_buf_reset(&p->strs);
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n && !b->failed; i++) {
     sr_msg_t *m = &msgs[i];
     sr_event_t ev;
-    char es[256];
-    sr_batch_note_offset(b, m->partition, m->offset);
-    sr_err_t e = sr_codec_decode_event(p->codec, m->value, m->len, &ev, es, sizeof(es));
-    if (e != SR_OK) {
-      sr_pipeline_dlq(p, b, m, e, es);
+    char es[320];
+    if (m->err != SR_OK) {
+      /* A consumer error: its offset is a fetch position, not a message
+       * we read, so it is not noted for commit. */
+      STAT_ADD(p, consume_errors, 1);
+      sr_pipeline_dlq(p, b, m, m->err, m->errstr ? m->errstr : "consumer error");
       continue;
     }
-    STAT_ADD(p, decoded, 1);
-    sr_pipeline_apply(p, m, &ev);
+    sr_part_pos_t *pp = sr_pipeline_pos(p, m->partition);
+    if (!pp || !pp->active) {
+      /* Cannot happen with sr_ingest_poll's revocation rule; if it did, the
+       * partition's owner processes it: never state for a partition we do
+       * not own. */
+      STAT_ADD(p, revoke_dropped, 1);
+      sr_pipeline_skip_log(p, m);
+      continue;
+    }
+    sr_batch_note_offset(b, m->partition, m->offset);
+    sr_err_t e = sr_codec_decode_event(p->codec, m->value, m->len, &ev, es, sizeof(es));
+    if (e == SR_OK) {
+      STAT_ADD(p, decoded, 1);
+      e = sr_pipeline_check(p, m, &ev, es, sizeof(es));
+      if (e != SR_OK) STAT_ADD(p, rejected, 1);
+    }
+    if (e == SR_OK) e = sr_pipeline_apply(p, m, i, &ev, es, sizeof(es));
+    if (e != SR_OK) sr_pipeline_dlq(p, b, m, e, es);
   }
   STAT_ADD(p, consumed, (uint64_t)n);
-  sr_pipeline_flush_slots(p, b);
+  if (!b->failed) sr_pipeline_flush_slots(p, b, msgs);
   b->pending--; /* seal */
   STAT_ADD(p, batches, 1);
   const uint64_t users = sr_state_users(p->state);
@@ -540,10 +766,14 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
     return NULL;
   }
   if (conf->k < 1 || conf->k > 1000 || conf->batch_max < 1 || conf->batch_max > 4096 ||
-      conf->ring_len < 0 || conf->ring_len > 4096 || conf->max_inflight_batches < 2) {
+      conf->ring_len < 0 || conf->ring_len > 4096 || conf->max_inflight_batches < 2 ||
+      conf->id_max_bytes < 1 || conf->future_max_ms < 0 || conf->users_max < 1 ||
+      conf->users_max > SR_STATE_USERS_MAX || conf->shutdown_timeout_ms < 0) {
     sr_seterr(errstr, errsz, SR_ERR_CONF,
               "out of range: k 1..1000, batch_max 1..4096, ring_len 0..4096, "
-              "max_inflight_batches >= 2");
+              "max_inflight_batches >= 2, id_max_bytes >= 1, future_max_ms >= 0, "
+              "users_max 1..%u, shutdown_timeout_ms >= 0",
+              (unsigned)SR_STATE_USERS_MAX);
     return NULL;
   }
   p = sr_calloc(1, sizeof(*p));
@@ -566,6 +796,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->codec = sr_codec_new(conf->event_schema_id, conf->rec_schema_id, errstr, errsz);
   if (!p->codec) goto fail;
   p->state = sr_state_new(sr_model_state_size(model), conf->ring_len);
+  sr_state_set_max_users(p->state, (uint32_t)conf->users_max);
+  atomic_store(&p->unassigned_since_ms, sr_now_ms());
   p->scorer = sr_scorer_new(model, bm, k);
   if (!p->scorer) {
     sr_seterr(errstr, errsz, SR_ERR_NOMEM, "cannot allocate scoring buffers for %d x %d",
@@ -617,9 +849,30 @@ fail:
   return NULL;
 }
 
+/* Every 10 s without an assignment: say so, and why if the client knows. */
+static void sr_pipeline_wait_log(sr_pipeline_t *p) {
+  int64_t since = atomic_load_explicit(&p->unassigned_since_ms, memory_order_relaxed);
+  int64_t now = sr_mono_us();
+  if (!since || now - p->last_wait_log_us < 10000000) return;
+  int64_t waited = sr_now_ms() - since;
+  if (waited < 10000) return;
+  p->last_wait_log_us = now;
+  int64_t down = sr_ingest_down_ms(p->ingest);
+  if (down > 0)
+    sr_log_warn(SR_PIPE_MOD,
+                "no partition of %s assigned for %.0f s: all brokers at %s unreachable for "
+                "%.0f s",
+                p->events_topic, (double)waited / 1e3, p->brokers, (double)down / 1e3);
+  else
+    sr_log_warn(SR_PIPE_MOD,
+                "no partition of %s assigned for %.0f s (group %s joining, or more members "
+                "than partitions)",
+                p->events_topic, (double)waited / 1e3, p->group);
+}
+
 sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
   int64_t last_input_us = sr_mono_us();
-  uint64_t total = 0;
+  uint64_t total = 0, revoke_dropped = 0;
   char es[512];
   p->last_commit_us = sr_mono_us();
   sr_log_info(SR_PIPE_MOD, "consuming %s as group %s; recommendations -> %s, dead letters -> %s",
@@ -633,6 +886,12 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
     if (p->conf.max_events > 0 && (int64_t)(p->conf.max_events - total) < want)
       want = (int)(p->conf.max_events - total);
     int n = sr_ingest_poll(p->ingest, p->msgs, want, 100, p->conf.batch_wait_us, es, sizeof(es));
+    sr_pipeline_wait_log(p);
+    const uint64_t dropped = sr_ingest_revoke_dropped(p->ingest);
+    if (dropped != revoke_dropped) {
+      STAT_ADD(p, revoke_dropped, dropped - revoke_dropped);
+      revoke_dropped = dropped;
+    }
     if (n < 0) {
       sr_pipeline_fatal(p, SR_ERR_KAFKA, "consumer failed: %s", es);
       break;
@@ -652,19 +911,34 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
       break;
   }
   /* Finish in-flight work, commit, leave the group (the revoke callback
-   * drains and commits once more). */
-  sr_pipeline_drain(p);
-  sr_ingest_close(p->ingest);
+   * drains and commits once more). After abort: none of that. */
+  sr_pipeline_drain(p, 1);
+  if (atomic_load(&p->abort_)) {
+    sr_log_warn(SR_PIPE_MOD, "aborted: not committing, not leaving the group (its partitions "
+                             "move after session.timeout.ms)");
+    sr_ingest_abandon(p->ingest);
+  } else {
+    sr_ingest_close(p->ingest);
+  }
   if (p->fatal != SR_OK) return sr_seterr(errstr, errsz, p->fatal, "%s", p->fatal_str);
   return SR_OK;
 }
 
 void sr_pipeline_stop(sr_pipeline_t *p) { atomic_store(&p->stop, 1); }
 
+void sr_pipeline_abort(sr_pipeline_t *p) {
+  atomic_store(&p->abort_, 1);
+  atomic_store(&p->stop, 1);
+}
+
 void sr_pipeline_stats(const sr_pipeline_t *p, sr_pipeline_stats_t *out) {
 #define SR__STAT_COPY(f) out->f = atomic_load_explicit(&p->st.f, memory_order_relaxed);
   SR_STAT_FIELDS(SR__STAT_COPY)
 #undef SR__STAT_COPY
+  int64_t since = atomic_load_explicit(&((sr_pipeline_t *)p)->unassigned_since_ms,
+                                       memory_order_relaxed);
+  out->unassigned_ms = since > 0 ? SR_MAX(sr_now_ms() - since, 1) : 0;
+  out->kafka_down_ms = p->ingest ? sr_ingest_down_ms(p->ingest) : 0;
 }
 
 const sr_model_t *sr_pipeline_model(const sr_pipeline_t *p) { return p->model; }

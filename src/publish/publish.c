@@ -220,6 +220,10 @@ sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
     rd_kafka_resp_err_t err = rd_kafka_error_code(error);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
       ret = SR_ERR_QUEUE_FULL;
+    else if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+      ret = sr_seterr(errstr, errsz, SR_ERR_TOO_LARGE,
+                      "produce to %s: %zu bytes of key and value exceed message.max.bytes", topic,
+                      (key ? klen : 0) + (value ? vlen : 0));
     else
       ret = sr_seterr(errstr, errsz, SR_ERR_KAFKA, "produce to %s: %s", topic,
                       rd_kafka_error_string(error));
@@ -238,3 +242,7 @@ sr_err_t sr_publish_flush(sr_publish_t *p, int timeout_ms) {
 }
 
 int sr_publish_outq_len(sr_publish_t *p) { return rd_kafka_outq_len(p->rk); }
+
+void sr_publish_purge(sr_publish_t *p) {
+  rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}

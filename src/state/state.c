@@ -85,6 +85,7 @@ typedef struct part_s {
 } part_t;
 
 struct sr_state_s {
+  uint32_t max_users; /* per partition, <= SLOT_MAX */
   int state_size;
   int ring_len;
   size_t rec_size;
@@ -281,6 +282,7 @@ static const part_t *part_get_c(const sr_state_t *s, int32_t id) {
 sr_state_t *sr_state_new(int state_size, int ring_len) {
   if (state_size < 0 || ring_len < 0 || ring_len > 4096) return NULL;
   sr_state_t *s = sr_calloc(1, sizeof(*s));
+  s->max_users = SLOT_MAX;
   s->state_size = state_size;
   s->ring_len = ring_len;
   s->ring_off = sizeof(sr_user_t) + (size_t)state_size * sizeof(float);
@@ -330,11 +332,10 @@ static sr_user_t *get_by_key(sr_state_t *s, part_t *p, uint64_t key, int create,
   if (created) *created = 0;
   if (found) return slot_user(s, p, p->index[i] & SLOT_MASK);
   if (!create) return NULL;
+  /* Full: the caller decides (the pipeline dead-letters the event). */
+  if (p->count >= s->max_users) return NULL;
   uint32_t slot = slot_alloc(s, p);
-  if (slot == NO_SLOT) {
-    sr_log_error("state", "partition %d is full (%u users)", (int)p->id, (unsigned)SLOT_MAX);
-    return NULL;
-  }
+  if (slot == NO_SLOT) return NULL;
   sr_user_t *u = slot_user(s, p, slot);
   memset(u, 0, s->rec_size);
   u->key = key;
@@ -482,6 +483,13 @@ sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char 
 }
 
 /* ---- accounting ---- */
+
+uint32_t sr_state_set_max_users(sr_state_t *s, uint32_t max_users) {
+  s->max_users = max_users < 1 ? 1 : max_users > SLOT_MAX ? SLOT_MAX : max_users;
+  return s->max_users;
+}
+
+uint32_t sr_state_max_users(const sr_state_t *s) { return s->max_users; }
 
 int sr_state_state_size(const sr_state_t *s) { return s->state_size; }
 int sr_state_ring_len(const sr_state_t *s) { return s->ring_len; }
