@@ -409,6 +409,9 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
        * the overshoot is below 1 ms. Zero left: take only what is queued. */
       tmo = left <= 0 ? 0 : (int)((left + 999) / 1000);
     }
+    /* A revocation served inside consumer_poll does not end its wait:
+     * re-check at least every 100 ms (see the revocation rule above). */
+    if (tmo < 0 || tmo > 100) tmo = 100;
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->rk, tmo);
     if (!rkm) {
       if (in->revoke_gen != gen) break; /* return what is left at once */

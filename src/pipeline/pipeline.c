@@ -286,12 +286,15 @@ static void sr_pipeline_drain(sr_pipeline_t *p, int final) {
   int left = sr_publish_outq_len(p->publish);
   if (left > 0) {
     char what[160];
-    snprintf(what, sizeof(what), "%d output(s) not delivered within %d ms", left,
-             p->conf.shutdown_timeout_ms);
+    if (atomic_load(&p->abort_))
+      snprintf(what, sizeof(what), "aborted with %d output(s) not delivered", left);
+    else
+      snprintf(what, sizeof(what), "%d output(s) not delivered within %d ms (shutdown.timeout.ms)",
+               left, p->conf.shutdown_timeout_ms);
     if (final) {
       sr_pipeline_fatal(p, SR_ERR_DELIVERY,
-                        "shutdown: %s (shutdown.timeout.ms); their input offsets are not "
-                        "committed and are processed again after a restart",
+                        "shutdown: %s; their input offsets are not committed and are "
+                        "processed again after a restart",
                         what);
       sr_publish_purge(p->publish);
       sr_publish_flush(p->publish, 1000); /* serves the purged reports */
