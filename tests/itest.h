@@ -293,12 +293,24 @@ static void *it_watchdog_main(void *arg) {
 
 /* Runs a pipeline serving the snapshot at snap; returns run()'s result, or
  * SR_ERR_TIMEOUT when the watchdog had to stop it. */
+static inline sr_err_t it_run_model(const char *brokers, sr_model_t *m, const char *group,
+                                    int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
+                                    char *es, size_t essz);
+
 static inline sr_err_t it_run_pipeline(const char *brokers, const char *snap, const char *group,
                                        int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
                                        char *es, size_t essz) {
   sr_model_t *m = NULL;
   sr_err_t e = sr_snapshot_load(snap, &m, NULL, es, essz);
   if (e != SR_OK) return e;
+  return it_run_model(brokers, m, group, batch_max, idle_exit_ms, st, es, essz);
+}
+
+/* Same as it_run_pipeline, serving model m (ownership taken). */
+static inline sr_err_t it_run_model(const char *brokers, sr_model_t *m, const char *group,
+                                    int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
+                                    char *es, size_t essz) {
+  sr_err_t e;
   sr_pipeline_conf_t pc;
   sr_pipeline_conf_defaults(&pc);
   pc.brokers = brokers;
