@@ -218,9 +218,12 @@ void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);
 void sr_broker_clear_errors(sr_broker_t *b, int apikey);
 
 /* -------------------------------------------------------------- metadata */
-/* Number of partitions of topic (blocking metadata request), or -1 with
- * errstr. Used by the CLI tools. */
-int sr_kafka_partition_count(const char *brokers, const char *topic, int timeout_ms,
-                             char *errstr, size_t errsz);
+/* Number of partitions of topic (blocking metadata request, at most
+ * timeout_ms), or -1 with errstr (unreachable cluster, missing topic). Of
+ * kafka (may be NULL) only the connection properties are used (security.*,
+ * sasl.*, ssl.*, socket.*, broker.*, ...), so a tool can pass its whole
+ * client configuration. Used by the CLI tools as their connect check. */
+int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                             int n_kafka, int timeout_ms, char *errstr, size_t errsz);
 
 #endif

@@ -141,8 +141,8 @@ sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down) {
 
 sr_err_t sr_broker_set_leader(sr_broker_t *b, const char *topic, int32_t partition,
                               int32_t broker_id) {
-  int n = partition >= 0 ? partition + 1 : sr_kafka_partition_count(b->bootstrap, topic, 5000,
-                                                                      NULL, 0);
+  int n = partition >= 0 ? partition + 1 : sr_kafka_partition_count(b->bootstrap, topic, NULL, 0,
+                                                                      5000, NULL, 0);
   for (int32_t p = partition >= 0 ? partition : 0; p < n; p++) {
     rd_kafka_resp_err_t err = rd_kafka_mock_partition_set_leader(b->mc, topic, p, broker_id);
     if (err) {
@@ -178,8 +178,19 @@ void sr_broker_clear_errors(sr_broker_t *b, int apikey) {
 
 /* ------------------------------------------------------------ metadata */
 
-int sr_kafka_partition_count(const char *brokers, const char *topic, int timeout_ms,
-                             char *errstr, size_t errsz) {
+/* Properties that say how to reach and authenticate to the cluster: the
+ * ones of a tool's client that the metadata client takes over. */
+static int sr_kafka_is_connection_prop(const char *key) {
+  static const char *const prefixes[] = {"security.", "sasl.",   "ssl.",       "ssl_",
+                                         "socket.",   "broker.", "client.dns", "api.version",
+                                         "reconnect.", "enable.ssl"};
+  for (size_t i = 0; i < SR_ARRAY_SIZE(prefixes); i++)
+    if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) return 1;
+  return 0;
+}
+
+int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                             int n_kafka, int timeout_ms, char *errstr, size_t errsz) {
   char kerr[512];
   rd_kafka_t *rk = NULL;
   const struct rd_kafka_metadata *md = NULL;
@@ -192,6 +203,14 @@ int sr_kafka_partition_count(const char *brokers, const char *topic, int timeout
     sr_seterr(errstr, errsz, SR_ERR_CONF, "%s", kerr);
     rd_kafka_conf_destroy(conf);
     return -1;
+  }
+  for (int i = 0; kafka && i < n_kafka; i++) {
+    if (!kafka[i].key || !kafka[i].value || !sr_kafka_is_connection_prop(kafka[i].key)) continue;
+    if (rd_kafka_conf_set(conf, kafka[i].key, kafka[i].value, kerr, sizeof(kerr))) {
+      sr_seterr(errstr, errsz, SR_ERR_CONF, "kafka.%s: %s", kafka[i].key, kerr);
+      rd_kafka_conf_destroy(conf);
+      return -1;
+    }
   }
   rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
   if (!rk) {

@@ -225,7 +225,7 @@ int sr_cmd_load(int argc, char **argv) {
   /* A producer queues into the void when no broker answers and fails each
    * message only after message.timeout.ms: ask first, with a bound. */
   if (connect_ms > 0) {
-    int n_parts = sr_kafka_partition_count(brokers, topic, connect_ms, err, sizeof(err));
+    int n_parts = sr_kafka_partition_count(brokers, topic, xprops, n_x, connect_ms, err, sizeof(err));
     if (n_parts <= 0) {
       fprintf(stderr,
               "streamrec load: cannot reach Kafka at %s within %d ms, or topic %s is not "

@@ -227,7 +227,7 @@ int sr_cmd_recs(int argc, char **argv) {
     goto usage_err;
   }
 
-  n_parts = sr_kafka_partition_count(brokers, topic, (int)connect_ms, err, sizeof(err));
+  n_parts = sr_kafka_partition_count(brokers, topic, NULL, 0, (int)connect_ms, err, sizeof(err));
   if (n_parts <= 0) {
     fprintf(stderr,
             "streamrec recs: cannot reach Kafka at %s within %d ms, or topic %s is not there "

@@ -583,7 +583,7 @@ int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr
     return -1;
   }
   rd_kafka_poll_set_consumer(rk);
-  n_parts = sr_kafka_partition_count(brokers, topic, timeout_ms, errstr, errsz);
+  n_parts = sr_kafka_partition_count(brokers, topic, kafka, n_kafka, timeout_ms, errstr, errsz);
   if (n_parts < 0) goto out;
   hi = sr_calloc((size_t)n_parts + 1, sizeof(*hi));
   assign = rd_kafka_topic_partition_list_new(n_parts);

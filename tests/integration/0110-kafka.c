@@ -199,16 +199,16 @@ TEST(broker_metadata) {
   T_ASSERT_MSG(b, "sr_broker_new: %s", err);
   const char *bs = sr_broker_bootstrap(b);
   T_ASSERT(strncmp(bs, "127.0.0.1:", 10) == 0 || strncmp(bs, "localhost:", 10) == 0);
-  T_EQ_INT(sr_kafka_partition_count(bs, "events", 5000, err, sizeof(err)), NPART);
-  T_EQ_INT(sr_kafka_partition_count(bs, "recommendations", 5000, err, sizeof(err)), NPART);
-  T_EQ_INT(sr_kafka_partition_count(bs, "events.dlq", 5000, err, sizeof(err)), NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, "events", NULL, 0, 5000, err, sizeof(err)), NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, "recommendations", NULL, 0, 5000, err, sizeof(err)), NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, "events.dlq", NULL, 0, 5000, err, sizeof(err)), NPART);
   err[0] = 0;
-  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", 5000, err, sizeof(err)), -1);
+  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", NULL, 0, 5000, err, sizeof(err)), -1);
   T_ASSERT_MSG(strstr(err, "no-such-topic") != NULL, "errstr: %s", err);
   /* the metadata probe must not have auto-created it */
-  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", 5000, err, sizeof(err)), -1);
+  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", NULL, 0, 5000, err, sizeof(err)), -1);
   T_EQ_INT(sr_broker_topic_create(b, "extra", 3), SR_OK);
-  T_EQ_INT(sr_kafka_partition_count(bs, "extra", 5000, err, sizeof(err)), 3);
+  T_EQ_INT(sr_kafka_partition_count(bs, "extra", NULL, 0, 5000, err, sizeof(err)), 3);
   sr_broker_destroy(b);
 
   /* three brokers: one bootstrap address each */
@@ -216,7 +216,7 @@ TEST(broker_metadata) {
   T_ASSERT_MSG(b, "sr_broker_new(3): %s", err);
   const char *c1 = strchr(sr_broker_bootstrap(b), ',');
   T_ASSERT(c1 && strchr(c1 + 1, ','));
-  T_EQ_INT(sr_kafka_partition_count(sr_broker_bootstrap(b), "events", 5000, err, sizeof(err)),
+  T_EQ_INT(sr_kafka_partition_count(sr_broker_bootstrap(b), "events", NULL, 0, 5000, err, sizeof(err)),
            2);
   T_EQ_INT(sr_broker_set_down(b, 99, 1), SR_ERR_INVALID_ARG);
   sr_broker_destroy(b);

@@ -330,5 +330,31 @@ TEST(bytes_per_user) {
   sr_state_destroy(s);
 }
 
+/* A full partition returns NULL for a new user (the caller dead-letters
+ * it) and keeps serving the users it has; a forget makes room again. */
+TEST(user_bound_per_partition) {
+  sr_state_t *s = sr_state_new(4, 2);
+  T_EQ_INT(sr_state_max_users(s), SR_STATE_USERS_MAX);
+  T_EQ_INT(sr_state_set_max_users(s, 0), 1);
+  T_EQ_INT(sr_state_set_max_users(s, 0xffffffffu), SR_STATE_USERS_MAX);
+  T_EQ_INT(sr_state_set_max_users(s, 3), 3);
+  sr_state_partition_add(s, 0);
+  sr_state_partition_add(s, 1);
+  int created;
+  char id[16];
+  for (int i = 0; i < 3; i++) {
+    snprintf(id, sizeof(id), "u%d", i);
+    T_ASSERT(sr_state_get(s, 0, id, strlen(id), 1, &created) != NULL && created);
+  }
+  T_ASSERT(sr_state_get(s, 0, "u3", 2, 1, &created) == NULL);
+  T_EQ_INT(created, 0);
+  T_ASSERT(sr_state_get(s, 0, "u1", 2, 1, &created) != NULL && !created); /* existing: fine */
+  T_ASSERT(sr_state_get(s, 1, "u3", 2, 1, &created) != NULL && created);  /* per partition */
+  T_EQ_INT(sr_state_forget(s, 0, "u0", 2), 1);
+  T_ASSERT(sr_state_get(s, 0, "u3", 2, 1, &created) != NULL && created);
+  T_EQ_INT(sr_state_partition_users(s, 0), 3);
+  sr_state_destroy(s);
+}
+
 TEST_MAIN(RUN(create_get_forget_many); RUN(churn_vs_reference); RUN(ring_order);
-          RUN(serialize_restore); RUN(bytes_per_user))
+          RUN(serialize_restore); RUN(bytes_per_user); RUN(user_bound_per_partition))
