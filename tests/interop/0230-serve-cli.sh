@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The serve command as a user meets it: refuses a corrupt snapshot and bad
 # configuration with clear errors; runs with its embedded broker; answers
-# /metrics, /healthz, /readyz; shuts down cleanly on SIGTERM with a summary.
+# /metrics, /healthz, /readyz; shuts down cleanly on SIGTERM with a summary;
+# against unreachable brokers /readyz says why and SIGTERM (once or twice)
+# ends it in bounded time.
 set -euo pipefail
 BIN=${SR_BIN:?}
 T=${SR_TEST_TMP:-/tmp}/serve-cli-$$
@@ -66,4 +68,35 @@ SPID=""
 [ $rc -eq 0 ] || { tail "$T/serve.log"; fail "serve exit $rc after SIGTERM"; }
 grep -q "consumed=400 " "$T/serve.out" || { cat "$T/serve.out"; fail "summary"; }
 pass=$((pass + 1))
+
+# 4. unreachable brokers: /readyz says why and for how long; SIGTERM ends
+# serve within shutdown.timeout.ms and its leave; a second signal at once
+DEAD=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+for sigs in 1 2; do
+  "$BIN" serve --snapshot "$T/m.snap" --brokers "127.0.0.1:$DEAD" --admin-port -1 \
+    -X shutdown.timeout.ms=1000 > "$T/dead.out" 2> "$T/dead.log" &
+  SPID=$!
+  PORT=""
+  for _ in $(seq 100); do
+    PORT=$(sed -n 's|.*admin HTTP on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$T/dead.log")
+    [ -n "$PORT" ] && break; sleep 0.1
+  done
+  [ -n "$PORT" ] || { cat "$T/dead.log"; fail "no admin port"; }
+  R=""
+  for _ in $(seq 50); do
+    http_get "http://127.0.0.1:$PORT/readyz" > "$T/ready.out"
+    grep -q "unreachable for" "$T/ready.out" && break; sleep 0.2
+  done
+  [ "$(head -1 "$T/ready.out")" = 503 ] || { cat "$T/ready.out"; fail "/readyz not 503"; }
+  grep -q "all brokers at 127.0.0.1:$DEAD unreachable for" "$T/ready.out" || { cat "$T/ready.out"; fail "/readyz reason"; }
+  t0=$(date +%s%N)
+  kill -TERM $SPID
+  [ $sigs -eq 2 ] && { sleep 0.2; kill -TERM $SPID 2>/dev/null || true; }
+  for _ in $(seq 300); do kill -0 $SPID 2>/dev/null || break; sleep 0.1; done
+  kill -0 $SPID 2>/dev/null && fail "serve still running 30 s after $sigs signal(s)"
+  set +e; wait $SPID; set -e
+  SPID=""
+  echo "  unreachable brokers, $sigs signal(s): exited after $(( ($(date +%s%N) - t0) / 1000000 )) ms; /readyz: $(sed -n 2p "$T/ready.out")"
+  pass=$((pass + 1))
+done
 echo "$pass passed, 0 failed"
