@@ -221,7 +221,7 @@ int sr_cmd_train(int argc, char **argv) {
   memset(&info, 0, sizeof(info));
   int64_t t1 = sr_mono_us();
   if (sr_train_run(ds, &tc, &m, &info, es, sizeof(es)) != SR_OK) {
-    fprintf(stderr, "train: %s\n", es);
+    fprintf(stderr, "%s\n", es); /* already "train...: reason"; nothing is written */
     goto out;
   }
   double train_s = (double)(sr_mono_us() - t1) / 1e6;

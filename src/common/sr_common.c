@@ -213,36 +213,67 @@ out:
   return err;
 }
 
+/* Only regular files: a FIFO (or a device, a directory) as a model or data
+ * path would block startup forever or read garbage. O_NONBLOCK makes the
+ * open itself return for a FIFO without a writer; fstat on the opened
+ * descriptor (not stat then open) then decides, so the check and the read
+ * are about the same file. The read loop stops at the size fstat saw. */
 sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len,
                           char *errstr, size_t errsz) {
   sr_err_t err = SR_OK;
   unsigned char *buf = NULL;
-  FILE *f = fopen(path, "rb");
   *out = NULL;
   *len = 0;
-  if (!f) return sr_seterr(errstr, errsz, SR_ERR_IO, "%s: %s", path, strerror(errno));
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return sr_seterr(errstr, errsz, SR_ERR_IO, "%s: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: stat: %s", path, strerror(errno));
     goto out;
   }
-  buf = malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    err = sr_seterr(errstr, errsz, SR_ERR_NOMEM, "%s: cannot allocate %lld bytes", path,
+  if (!S_ISREG(st.st_mode)) {
+    err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: not a regular file (%s)", path,
+                    S_ISFIFO(st.st_mode)  ? "a FIFO"
+                    : S_ISDIR(st.st_mode) ? "a directory"
+                    : S_ISCHR(st.st_mode) ? "a character device"
+                    : S_ISBLK(st.st_mode) ? "a block device"
+                    : S_ISSOCK(st.st_mode) ? "a socket"
+                                           : "not a file");
+    goto out;
+  }
+  if ((uintmax_t)st.st_size >= SIZE_MAX) {
+    err = sr_seterr(errstr, errsz, SR_ERR_NOMEM, "%s: %lld bytes do not fit in memory", path,
                     (long long)st.st_size);
     goto out;
   }
-  if (st.st_size > 0 && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-    err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: short read", path);
+  const size_t size = (size_t)st.st_size;
+  buf = malloc(size + 1);
+  if (!buf) {
+    err = sr_seterr(errstr, errsz, SR_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, size);
     goto out;
   }
-  buf[st.st_size] = 0;
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: read: %s", path, strerror(errno));
+      goto out;
+    }
+    if (r == 0) {
+      err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got,
+                      size);
+      goto out;
+    }
+    got += (size_t)r;
+  }
+  buf[size] = 0;
   *out = buf;
-  *len = (size_t)st.st_size;
+  *len = size;
   buf = NULL;
 out:
   free(buf);
-  fclose(f);
+  close(fd);
   return err;
 }
 

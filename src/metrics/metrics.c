@@ -5,6 +5,24 @@
  */
 #include "streamrec/metrics.h"
 
+/* Appends v as a Prometheus label value, without the quotes: the text
+ * format (exposition format 0.0.4) escapes exactly backslash, double quote
+ * and line feed in label values. Every label value goes through here, even
+ * ones that should be safe already (the snapshot loader refuses versions
+ * outside [A-Za-z0-9._:+-], but sr_model_set_version takes any string): a
+ * raw quote or newline would let a value end the label set and inject
+ * metric lines. */
+static void sr_metrics_label_value(sr_buf_t *out, const char *v) {
+  for (const char *p = v ? v : ""; *p; p++) {
+    switch (*p) {
+    case '\\': sr_buf_append(out, "\\\\", 2); break;
+    case '"': sr_buf_append(out, "\\\"", 2); break;
+    case '\n': sr_buf_append(out, "\\n", 2); break;
+    default: sr_buf_putc(out, (unsigned char)*p);
+    }
+  }
+}
+
 static void sr_metric(sr_buf_t *out, const char *name, const char *type, const char *help,
                       double v) {
   sr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
@@ -48,8 +66,11 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
     sr_buf_printf(out,
                   "# HELP streamrec_model_info The model being served.\n"
                   "# TYPE streamrec_model_info gauge\n"
-                  "streamrec_model_info{version=\"%s\",kind=\"%s\",dim=\"%d\",items=\"%d\"} 1\n",
-                  sr_model_version(m), sr_model_kind_name(sr_model_kind(m)), sr_model_dim(m),
+                  "streamrec_model_info{version=\"");
+    sr_metrics_label_value(out, sr_model_version(m));
+    sr_buf_printf(out, "\",kind=\"");
+    sr_metrics_label_value(out, sr_model_kind_name(sr_model_kind(m)));
+    sr_buf_printf(out, "\",dim=\"%d\",items=\"%d\"} 1\n", sr_model_dim(m),
                   (int)sr_model_n_items(m));
   }
 }

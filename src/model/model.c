@@ -33,6 +33,7 @@
  * on a built model is read-only and may run on any number of threads.
  */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,29 @@ void sr_model_destroy(sr_model_t *m) {
 int sr_model_params(sr_model_t *m, sr_param_block_t *blocks, int max) {
   for (int i = 0; i < m->n_blocks && i < max; i++) blocks[i] = m->blocks[i];
   return m->n_blocks;
+}
+
+/* The kind's ranges first (their messages say what the value means, e.g.
+ * "decay factor 1e+30 outside (0, 1]"), then one pass per block; the first
+ * bad value is reported (a broken model usually has many, the first is
+ * enough to find the cause). */
+sr_err_t sr_model_check(const sr_model_t *m, char *errstr, size_t errsz) {
+  if (m->ops->validate && m->ops->validate(m, errstr, errsz) != 0) return SR_ERR_MODEL;
+  for (int b = 0; b < m->n_blocks; b++) {
+    const sr_param_block_t *bl = &m->blocks[b];
+    for (size_t i = 0; i < bl->count; i++) {
+      const float v = bl->data[i];
+      if (!isfinite(v))
+        return sr_seterr(errstr, errsz, SR_ERR_MODEL,
+                         "block %d '%s' [%zu] is %g (parameters must be finite)", b, bl->name,
+                         i, (double)v);
+      if (fabsf(v) > SR_MODEL_PARAM_MAX)
+        return sr_seterr(errstr, errsz, SR_ERR_MODEL,
+                         "block %d '%s' [%zu] is %g (|parameter| must be <= %g)", b, bl->name,
+                         i, (double)v, (double)SR_MODEL_PARAM_MAX);
+    }
+  }
+  return SR_OK;
 }
 
 sr_param_block_t *sr_model_block(sr_model_t *m, const char *name) {

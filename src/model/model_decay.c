@@ -16,13 +16,22 @@
  *   item_out  n_items x d  output embeddings (what scoring dots with)
  *   item_bias n_items      per-item score offset (popularity)
  *   type_w    8            weight per event type VIEW..FORGET (not learned)
- *   hparams   1            [0] = decay factor a
+ *   hparams   1            [0] = decay factor a, 0 < a <= 1
+ *
+ * Valid ranges (sr_decay_validate, refused by the snapshot loader and
+ * writer): 0 < a <= 1, |type_w| <= SR_DECAY_TYPE_W_MAX.
  *
  * Thread: step/state_init are pure functions of (model, h): any thread.
  */
 #include <string.h>
 
 #include "model/model_int.h"
+
+/* Loader limits (docs/SNAPSHOT.md, "Validation"). The trainer writes a
+ * fixed a (SR_DECAY_A, 0.8) and fixed type weights in [-0.5, 2]; a > 1
+ * makes the state grow without bound with every event, a <= 0 is a block
+ * nobody filled in (or flips the sign of history on every event). */
+#define SR_DECAY_TYPE_W_MAX 100.0f
 
 enum { SR_DECAY_IN = 0, SR_DECAY_OUT, SR_DECAY_BIAS, SR_DECAY_TYPE_W, SR_DECAY_HPARAMS,
        SR_DECAY_NBLOCKS };
@@ -56,6 +65,25 @@ static void sr_decay_step(const sr_model_t *m, float *restrict h, int32_t item,
   for (int i = 0; i < d; i++) h[i] = a * h[i] + w * x[i];
 }
 
+static int sr_decay_validate(const sr_model_t *m, char *errstr, size_t errsz) {
+  const float a = m->blocks[SR_DECAY_HPARAMS].data[0];
+  if (!(a > 0.0f && a <= 1.0f)) {
+    sr_seterr(errstr, errsz, SR_ERR_MODEL, "block %d '%s' [0]: decay factor %.9g outside (0, 1]",
+              SR_DECAY_HPARAMS, m->blocks[SR_DECAY_HPARAMS].name, (double)a);
+    return -1;
+  }
+  const float *w = m->blocks[SR_DECAY_TYPE_W].data;
+  for (int t = 0; t < SR_EV__CNT; t++)
+    if (!(w[t] >= -SR_DECAY_TYPE_W_MAX && w[t] <= SR_DECAY_TYPE_W_MAX)) {
+      sr_seterr(errstr, errsz, SR_ERR_MODEL,
+                "block %d '%s' [%d] (%s): type weight %g outside [-%g, %g]", SR_DECAY_TYPE_W,
+                m->blocks[SR_DECAY_TYPE_W].name, t, sr_event_type_name((sr_event_type_t)t),
+                (double)w[t], (double)SR_DECAY_TYPE_W_MAX, (double)SR_DECAY_TYPE_W_MAX);
+      return -1;
+    }
+  return 0;
+}
+
 const sr_model_ops_t sr_model_ops_decay = {
     .kind = SR_MODEL_DECAY,
     .name = "decay",
@@ -63,4 +91,5 @@ const sr_model_ops_t sr_model_ops_decay = {
     .state_size = sr_decay_state_size,
     .state_init = sr_decay_state_init,
     .step = sr_decay_step,
+    .validate = sr_decay_validate,
 };

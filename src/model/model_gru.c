@@ -38,7 +38,8 @@
  *   type_emb  8 x d         event-type embedding VIEW..FORGET
  *   gap_emb   24 x d        time-gap bucket embedding (sr_model_gru_gap)
  *   hparams   4             [0] = 1: the input embedding is item_out (tied;
- *                           item_in unused), [1..3] reserved (0)
+ *                           item_in unused), 0: untied; [1..3] reserved (0).
+ *                           Any other value is refused (sr_gru_validate).
  *
  * Limits: d <= SR_GRU_MAX_DIM (256): the step keeps its scratch on the
  * stack (4 KiB at d = 256) and never allocates. Larger d is refused by the
@@ -312,6 +313,28 @@ static void sr_gru_step(const sr_model_t *m, float *h, int32_t item, sr_event_ty
   sr_model_gru_cell(m, x, h, NULL);
 }
 
+/* hparams: [0] is the tying switch, 0 or 1 exactly (the trainer writes one
+ * of the two); [1..3] are reserved and must be 0 so that a future meaning
+ * can never be misread by this build. The learned blocks only need to be
+ * finite and bounded (sr_model_check): the gates saturate, h stays in
+ * [-1, 1]. */
+static int sr_gru_validate(const sr_model_t *m, char *errstr, size_t errsz) {
+  const float *hp = m->blocks[SR_GRU_HPARAMS].data;
+  if (hp[0] != 0.0f && hp[0] != 1.0f) {
+    sr_seterr(errstr, errsz, SR_ERR_MODEL,
+              "block %d '%s' [0]: tying switch %g is neither 0 nor 1", SR_GRU_HPARAMS,
+              m->blocks[SR_GRU_HPARAMS].name, (double)hp[0]);
+    return -1;
+  }
+  for (int i = 1; i < 4; i++)
+    if (hp[i] != 0.0f) {
+      sr_seterr(errstr, errsz, SR_ERR_MODEL, "block %d '%s' [%d]: reserved, must be 0 (is %g)",
+                SR_GRU_HPARAMS, m->blocks[SR_GRU_HPARAMS].name, i, (double)hp[i]);
+      return -1;
+    }
+  return 0;
+}
+
 const sr_model_ops_t sr_model_ops_gru = {
     .kind = SR_MODEL_GRU,
     .name = "gru",
@@ -319,4 +342,5 @@ const sr_model_ops_t sr_model_ops_gru = {
     .state_size = sr_gru_state_size,
     .state_init = sr_gru_state_init,
     .step = sr_gru_step,
+    .validate = sr_gru_validate,
 };

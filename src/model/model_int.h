@@ -28,6 +28,14 @@ typedef struct sr_model_ops_s {
   /* The per-event update; see sr_model_step(). */
   void (*step)(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type,
                float value, int64_t dt_ms);
+  /* Kind-specific parameter ranges (hyper-parameters, fixed weights),
+   * checked by sr_model_check() before its generic "finite and
+   * |x| <= SR_MODEL_PARAM_MAX" pass over every block (so the hook must
+   * treat NaN as out of range: write range tests as !(lo <= x && x <= hi)).
+   * Returns 0, or -1 with errstr naming the block, the index and the rule.
+   * The range must include whatever the kind's trainer can produce
+   * (docs/SNAPSHOT.md, "Validation"). NULL: no kind-specific rules. */
+  int (*validate)(const sr_model_t *m, char *errstr, size_t errsz);
 } sr_model_ops_t;
 
 struct sr_model_s {
@@ -44,6 +52,20 @@ struct sr_model_s {
   float *item_out;  /* -> block "item_out" */
   float *item_bias; /* -> block "item_bias" */
 };
+
+/* Largest parameter magnitude a model may hold. Far above anything the
+ * trainers produce (Adam moves a parameter by about lr per step), and small
+ * enough that a score (a d <= 1024 dot product plus a bias) stays finite. */
+#define SR_MODEL_PARAM_MAX 1e6f
+
+/* Checks every parameter of m: the kind's validate hook, then finite and
+ * |x| <= SR_MODEL_PARAM_MAX in every block. Returns SR_OK, or
+ * SR_ERR_MODEL with errstr naming the block, the index and the value
+ * (e.g. "block 'item_bias' [3] is nan (parameters must be finite)").
+ * The snapshot writer and loader and the trainer call it, so a model that
+ * fails it is never written, never loaded, never returned by training.
+ * Thread: any (reads m only). */
+sr_err_t sr_model_check(const sr_model_t *m, char *errstr, size_t errsz);
 
 /* Block by name, or NULL. */
 sr_param_block_t *sr_model_block(sr_model_t *m, const char *name);

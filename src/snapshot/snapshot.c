@@ -12,6 +12,14 @@
  *    is what some writer wrote, not that the writer was sane). The expected
  *    parameter sizes come from the kind's own layout, so a header that lies
  *    about dim or n_items is refused before any large allocation.
+ *  - A file that passes all of that is still only loaded if its content is
+ *    sane for serving (docs/SNAPSHOT.md, "Validation"): every parameter
+ *    finite and bounded, the kind's own ranges (the kind's validate hook,
+ *    through sr_model_check), item ids non-empty, valid UTF-8 and at most
+ *    SR_SNAPSHOT_ITEM_ID_MAX bytes, and a version string of a safe
+ *    character set (it ends up in Prometheus labels, log lines and every
+ *    Recommendation). The writer applies the same rules, so a file it
+ *    writes always loads.
  *
  * Parameters are handled generically through sr_model_params(): snapshot/
  * knows nothing about any particular kind.
@@ -54,6 +62,72 @@ enum {
 
 /* XXH64 seed of the trailer; 0 so that `head -c -8 f | xxhsum -H1` agrees. */
 #define SR_SNAP_SEED 0
+
+/* ---- content rules (docs/SNAPSHOT.md, "Validation") ---- */
+
+/* Length of the valid UTF-8 prefix of p[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static size_t sr_snap_utf8_prefix(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    const unsigned c = p[i];
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF; /* range of the first continuation byte */
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      k = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      k = 2;
+      if (c == 0xE0) lo = 0xA0;      /* overlong */
+      else if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      k = 3;
+      if (c == 0xF0) lo = 0x90;      /* overlong */
+      else if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
+    } else {
+      return i;
+    }
+    if (n - i <= k || p[i + 1] < lo || p[i + 1] > hi) return i;
+    for (size_t j = 2; j <= k; j++)
+      if ((p[i + j] & 0xC0) != 0x80) return i;
+    i += k + 1;
+  }
+  return n;
+}
+
+/* Item id i: NULL when acceptable, else why not (into why[]). */
+static const char *sr_snap_id_problem(const unsigned char *p, size_t n, char *why,
+                                      size_t whysz) {
+  if (n == 0) return "empty id";
+  if (n > SR_SNAPSHOT_ITEM_ID_MAX) {
+    snprintf(why, whysz, "id of %zu bytes (at most %d)", n, SR_SNAPSHOT_ITEM_ID_MAX);
+    return why;
+  }
+  size_t ok = sr_snap_utf8_prefix(p, n);
+  if (ok != n) {
+    snprintf(why, whysz, "id is not valid UTF-8 (byte %zu of %zu: 0x%02x)", ok, n, p[ok]);
+    return why;
+  }
+  return NULL;
+}
+
+/* Version string: NULL when acceptable, else why not (into why[]). */
+static const char *sr_snap_version_problem(const char *v, char *why, size_t whysz) {
+  if (!v[0]) return "version string is empty";
+  for (size_t i = 0; v[i]; i++) {
+    const unsigned char c = (unsigned char)v[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        strchr(SR_SNAPSHOT_VERSION_PUNCT, c))
+      continue;
+    snprintf(why, whysz,
+             "version string has byte 0x%02x at %zu (allowed: A-Z a-z 0-9 and \"%s\")", c, i,
+             SR_SNAPSHOT_VERSION_PUNCT);
+    return why;
+  }
+  return NULL;
+}
 
 /* ---- little-endian encoding ---- */
 static void sr_put_u32(unsigned char *p, uint32_t v) {
@@ -118,14 +192,22 @@ sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *
   int nb = sr_model_params(m, blocks, SR_MODEL_MAX_BLOCKS);
   const int32_t n = sr_model_n_items(m);
 
+  /* The loader's content rules first: the trainer (or anyone) can never
+   * write a file that serve would refuse, least of all a NaN model. */
+  char why[160];
+  sr_err_t cerr = sr_model_check(m, why, sizeof(why));
+  if (cerr != SR_OK)
+    return sr_seterr(errstr, errsz, cerr, "%s: refusing to write the model: %s", path, why);
+
   /* Exact size first: a large snapshot buffer is allocated once, and its
    * failure is an error, not an abort. */
   size_t size = SR_SNAP_HDR_LEN + SR_SNAP_TRAILER_LEN;
   for (int32_t i = 0; i < n; i++) {
     sr_str_t id = sr_model_item_id(m, i);
-    if (id.len > UINT32_MAX)
-      return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: item id %ld too long", path,
-                       (long)i);
+    const char *bad = sr_snap_id_problem((const unsigned char *)id.ptr, id.len, why, sizeof(why));
+    if (bad)
+      return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                       "%s: refusing to write the model: item %ld: %s", path, (long)i, bad);
     size += 4 + id.len;
   }
   for (int b = 0; b < nb; b++) {
@@ -228,13 +310,26 @@ sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t 
                           char *errstr, size_t errsz) {
   unsigned char *buf = NULL;
   size_t len = 0;
+  *mp = NULL;
+  sr_err_t err = sr_file_read_all(path, &buf, &len, errstr, errsz);
+  if (err != SR_OK) return err;
+  err = sr_snapshot_load_mem(buf, len, path, mp, info, errstr, errsz);
+  free(buf);
+  return err;
+}
+
+sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr_model_t **mp,
+                              sr_snapshot_info_t *info, char *errstr, size_t errsz) {
+  const unsigned char *buf = data;
+  const char *path = name ? name : "(memory)";
   sr_str_t *ids = NULL;
   sr_model_t *m = NULL, *probe = NULL;
   sr_err_t err;
+  char why[160];
   *mp = NULL;
-
-  err = sr_file_read_all(path, &buf, &len, errstr, errsz);
-  if (err != SR_OK) return err;
+  if (!buf && len)
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: no snapshot bytes", path);
+  if (!buf) buf = (const unsigned char *)"";
 
   const size_t min_len = SR_SNAP_HDR_LEN + SR_SNAP_TRAILER_LEN;
   if (len < SR_SNAP_MAGIC_LEN) {
@@ -302,6 +397,11 @@ sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t 
     err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: version string not terminated", path);
     goto out;
   }
+  const char *vbad = sr_snap_version_problem(vfield, why, sizeof(why));
+  if (vbad) {
+    err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: %s", path, vbad);
+    goto out;
+  }
   if (!strcmp(sr_model_kind_name((sr_model_kind_t)kind), "?")) {
     err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: unknown model kind %u", path, kind);
     goto out;
@@ -352,6 +452,11 @@ sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t 
                       "%s: item id table overruns the payload at item %u", path, i);
       goto out;
     }
+    const char *bad = sr_snap_id_problem(ip, il, why, sizeof(why));
+    if (bad) {
+      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: item %u: %s", path, i, bad);
+      goto out;
+    }
     ids[i] = sr_str_make((const char *)ip, il);
   }
   char merr[256];
@@ -398,6 +503,10 @@ sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t 
                     path, c.left);
     goto out;
   }
+  if ((err = sr_model_check(m, why, sizeof(why))) != SR_OK) {
+    err = sr_seterr(errstr, errsz, err, "%s: %s", path, why);
+    goto out;
+  }
   sr_model_set_version(m, vfield);
   if (info) {
     memset(info, 0, sizeof(*info));
@@ -421,6 +530,5 @@ out:
   sr_model_destroy(m);
   sr_model_destroy(probe);
   sr_free(ids);
-  free(buf);
   return err;
 }

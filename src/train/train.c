@@ -84,6 +84,28 @@ sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
                      (double)conf->valid_frac, conf->threads, conf->max_seconds);
   if (ds->n_items < 1 || ds->n_events < 1)
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "train: the data set holds no events");
+  /* Too little data: the loss is a mean over training positions (every
+   * event of a user but the first, after the validation hold-out), so
+   * with none there is nothing to learn and the "model" would be its
+   * random init with a NaN loss. Same split as the kind trainers (same
+   * arguments, deterministic), computed here so that every kind refuses
+   * alike and before any allocation. */
+  {
+    sr_train_split_t sp;
+    sr_train_split_init(&sp, ds, conf->valid_frac, conf->seed);
+    const int64_t positions = sp.train_positions;
+    const int32_t n_valid = sp.n_valid;
+    sr_train_split_free(&sp);
+    if (positions < 1)
+      return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                       "train: too little data to train: %lld event%s from %ld user%s%s give "
+                       "no training position (training needs a user with at least 2 events%s)",
+                       (long long)ds->n_events, ds->n_events == 1 ? "" : "s",
+                       (long)ds->n_users, ds->n_users == 1 ? "" : "s",
+                       n_valid > 0 ? " minus the held-out validation events" : "",
+                       n_valid > 0 ? " left after the validation hold-out, or --valid-frac 0"
+                                   : "");
+  }
   for (size_t i = 0; i < SR_ARRAY_SIZE(sr_train_kinds); i++)
     if (sr_train_kinds[i].kind == conf->kind) fn = sr_train_kinds[i].fn;
   if (!fn)
@@ -112,6 +134,22 @@ sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
   err = fn(ds, conf, m, info, errstr, errsz);
   openblas_set_num_threads(old_threads);
   if (err != SR_OK) goto fail;
+  /* Never hand out a model that cannot be served: a NaN loss or a
+   * non-finite / out-of-range parameter is an error, not a snapshot. */
+  if (!isfinite(info->train_loss)) {
+    err = sr_seterr(errstr, errsz, SR_ERR_MODEL,
+                    "train: %s d=%d: training loss is %g after %u epochs (diverged or nothing "
+                    "learned); no model",
+                    sr_model_kind_name(conf->kind), conf->dim, (double)info->train_loss,
+                    info->epochs);
+    goto fail;
+  }
+  char cerr[200];
+  if ((err = sr_model_check(m, cerr, sizeof(cerr))) != SR_OK) {
+    err = sr_seterr(errstr, errsz, err, "train: %s d=%d: the trained model is unusable: %s",
+                    sr_model_kind_name(conf->kind), conf->dim, cerr);
+    goto fail;
+  }
 
   /* Provisional version: the snapshot writer appends the content hash. */
   time_t ct = (time_t)(info->created_ms / 1000);

@@ -2,7 +2,8 @@
  * 0040 model: catalogue, parameter layout, the decay step against values
  * worked out by hand, and sr_model_score (one sgemm) against a naive double
  * loop for every micro-batch size 1..70; sr_model_score_range (an item
- * range into a wider matrix) equal to sr_model_score bit for bit.
+ * range into a wider matrix) equal to sr_model_score bit for bit;
+ * sr_model_check (finite, bounded parameters and each kind's validate hook).
  */
 #include <stdint.h>
 
@@ -334,6 +335,48 @@ TEST(score_range_equals_score) {
   T_EQ_INT(range_check(30001, 16, 7, 9000), 0);
 }
 
+/* What the snapshot loader and writer and the trainer rely on. */
+TEST(check_validates_every_kind) {
+  char buf[4][16], err[256];
+  sr_str_t *ids = make_ids(4, buf);
+  sr_model_t *m = sr_model_new(SR_MODEL_DECAY, 3, 4, ids, err, sizeof(err));
+  T_ASSERT(m != NULL);
+  T_ASSERT(sr_model_ops_decay.validate != NULL && sr_model_ops_gru.validate != NULL);
+  /* zeroed decay model: decay factor 0 is outside (0, 1] */
+  T_EQ_INT(sr_model_check(m, err, sizeof(err)), SR_ERR_MODEL);
+  T_ASSERT_MSG(strstr(err, "block 4 'hparams' [0]: decay factor 0 outside (0, 1]"), "%s", err);
+  sr_model_block(m, "hparams")->data[0] = 0.8f;
+  T_ASSERT_MSG(sr_model_check(m, err, sizeof(err)) == SR_OK, "%s", err);
+  sr_model_block(m, "type_w")->data[SR_EV_PURCHASE] = 100.5f;
+  T_EQ_INT(sr_model_check(m, err, sizeof(err)), SR_ERR_MODEL);
+  T_ASSERT_MSG(strstr(err, "(PURCHASE): type weight 100.5 outside [-100, 100]"), "%s", err);
+  sr_model_block(m, "type_w")->data[SR_EV_PURCHASE] = 2.0f;
+  sr_model_block(m, "item_bias")->data[3] = NAN;
+  T_EQ_INT(sr_model_check(m, err, sizeof(err)), SR_ERR_MODEL);
+  T_ASSERT_MSG(strstr(err, "block 2 'item_bias' [3] is nan"), "%s", err);
+  sr_model_block(m, "item_bias")->data[3] = -1e6f;
+  T_ASSERT(sr_model_check(m, NULL, 0) == SR_OK); /* errstr may be NULL */
+  sr_model_block(m, "item_bias")->data[3] = -1.5e6f;
+  T_EQ_INT(sr_model_check(m, NULL, 0), SR_ERR_MODEL);
+  sr_model_destroy(m);
+  m = sr_model_new(SR_MODEL_GRU, 2, 4, ids, err, sizeof(err));
+  if (m) { /* zeroed gru: untied, reserved 0: valid */
+    T_ASSERT_MSG(sr_model_check(m, err, sizeof(err)) == SR_OK, "%s", err);
+    sr_model_block(m, "hparams")->data[0] = 1.0f;
+    T_ASSERT(sr_model_check(m, err, sizeof(err)) == SR_OK);
+    sr_model_block(m, "hparams")->data[3] = 1e-30f;
+    T_EQ_INT(sr_model_check(m, err, sizeof(err)), SR_ERR_MODEL);
+    T_ASSERT_MSG(strstr(err, "[3]: reserved, must be 0"), "%s", err);
+    sr_model_block(m, "hparams")->data[3] = 0.0f;
+    sr_model_block(m, "gru_w")->data[5] = INFINITY;
+    T_EQ_INT(sr_model_check(m, err, sizeof(err)), SR_ERR_MODEL);
+    T_ASSERT_MSG(strstr(err, "'gru_w' [5] is inf"), "%s", err);
+    sr_model_destroy(m);
+  }
+  free(ids);
+}
+
 TEST_MAIN(RUN(kind_names); RUN(new_and_layout); RUN(lookup); RUN(refuses_bad_arguments);
           RUN(gru_kind_built_or_refused); RUN(huge_model_fails_cleanly); RUN(decay_step_by_hand);
-          RUN(score_matches_naive); RUN(score_zero_users_is_noop); RUN(score_range_equals_score))
+          RUN(score_matches_naive); RUN(score_zero_users_is_noop); RUN(score_range_equals_score);
+          RUN(check_validates_every_kind))

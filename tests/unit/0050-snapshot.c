@@ -2,12 +2,22 @@
  * 0050 snapshot: bit-exact round trip of parameters, ids and the training
  * summary; deterministic version strings; and refusal (never a crash) of
  * every single-byte corruption, every truncation, bad magic, a future
- * format version, lying lengths behind a valid checksum, and missing files.
+ * format version, lying lengths behind a valid checksum, and missing files;
+ * the content rules behind a valid checksum (docs/SNAPSHOT.md,
+ * "Validation": finite and bounded parameters, the kinds' ranges, item ids,
+ * the version string), the same rules in the writer, non-regular files
+ * (a FIFO must not hang the loader), the in-memory loader, and the
+ * escaping of Prometheus label values.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <xxhash.h>
 
 #include "model/model_int.h"
+#include "streamrec/metrics.h"
 #include "streamrec/snapshot.h"
 #include "test.h"
 
@@ -45,8 +55,10 @@ static sr_model_t *make_model(int n, int d) {
   int nb = sr_model_params(m, b, SR_MODEL_MAX_BLOCKS);
   for (int i = 0; i < nb; i++)
     for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = frand() * 3;
-  b[0].data[0] = NAN; /* NaN and -0 must survive bit-exactly too */
-  b[0].data[1] = -0.0f;
+  /* -0 and a subnormal must survive bit-exactly too (NaN is refused) */
+  b[0].data[0] = -0.0f;
+  b[0].data[1] = 1e-40f;
+  sr_model_block(m, "hparams")->data[0] = 0.05f + 0.9f * fabsf(frand()); /* in (0, 1] */
   return m;
 }
 
@@ -400,6 +412,431 @@ TEST(lengths_are_checked_after_checksum) {
   unlink(bad);
 }
 
+/* ---- content rules (docs/SNAPSHOT.md, "Validation") ---- */
+
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const unsigned char *p) {
+  return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+static void put_f32(unsigned char *p, float f) {
+  uint32_t v;
+  memcpy(&v, &f, 4);
+  put_u32(p, v);
+}
+
+/* Offset of the first float of block b in a raw snapshot of n_items items. */
+static size_t block_data_off(const unsigned char *raw, uint32_t n_items, int b) {
+  size_t off = HDR;
+  for (uint32_t i = 0; i < n_items; i++) off += 4 + get_u32(raw + off);
+  for (int i = 0;; i++) {
+    uint32_t nl = get_u32(raw + off);
+    size_t data = off + 4 + nl + 8;
+    if (i == b) return data;
+    off = data + 4 * (size_t)get_u64(raw + off + 4 + nl);
+  }
+}
+
+/* Offset of the length field of item id i. */
+static size_t id_off(const unsigned char *raw, uint32_t i) {
+  size_t off = HDR;
+  for (uint32_t k = 0; k < i; k++) off += 4 + get_u32(raw + off);
+  return off;
+}
+
+/* A new buffer: raw with [off, off + del) replaced by ins[0..n_ins),
+ * payload_bytes fixed up and the trailer recomputed. */
+static unsigned char *splice_bytes(const unsigned char *raw, size_t len, size_t off, size_t del,
+                             const void *ins, size_t n_ins, size_t *out_len) {
+  size_t nl = len - del + n_ins;
+  unsigned char *o = malloc(nl);
+  memcpy(o, raw, off);
+  memcpy(o + off, ins, n_ins);
+  memcpy(o + off + n_ins, raw + off + del, len - off - del);
+  put_u64(o + 128, nl - HDR - 8);
+  reseal(o, nl);
+  *out_len = nl;
+  return o;
+}
+
+/* Item id i of raw replaced by the n bytes at id. */
+static unsigned char *with_id(const unsigned char *raw, size_t len, uint32_t i, const char *id,
+                              size_t n, size_t *out_len) {
+  size_t off = id_off(raw, i);
+  unsigned char *ins = malloc(4 + n);
+  put_u32(ins, (uint32_t)n);
+  memcpy(ins + 4, id, n);
+  unsigned char *o = splice_bytes(raw, len, off, 4 + get_u32(raw + off), ins, 4 + n, out_len);
+  free(ins);
+  return o;
+}
+
+/* A copy of raw with float idx of block b set to v, resealed. */
+static unsigned char *with_param(const unsigned char *raw, size_t len, uint32_t n_items, int b,
+                                 size_t idx, float v) {
+  unsigned char *o = malloc(len);
+  memcpy(o, raw, len);
+  put_f32(o + block_data_off(o, n_items, b) + 4 * idx, v);
+  reseal(o, len);
+  return o;
+}
+
+static char last_err[512];
+static sr_err_t load_buf(const char *path, const unsigned char *buf, size_t len) {
+  write_raw(path, buf, len);
+  last_err[0] = 0;
+  return load_code(path, last_err, sizeof(last_err));
+}
+
+/* buf (freed here) written to path must be refused with want, and the
+ * message must name the file and contain needle. Prints the message. */
+#define T_REFUSED(path, buf, len, want, needle)                                                 \
+  do {                                                                                          \
+    unsigned char *b_ = (buf);                                                                  \
+    sr_err_t e_ = load_buf(path, b_, len);                                                      \
+    free(b_);                                                                                   \
+    T_ASSERT_MSG(e_ == (want) && strstr(last_err, needle) && strstr(last_err, path),           \
+                 "expected %s with \"%s\", got %s: %s", sr_err2name(want), needle,              \
+                 sr_err2name(e_), last_err);                                                    \
+    fprintf(stderr, "  refused (%s): %s\n", sr_err2name(e_), last_err);                         \
+  } while (0)
+#define T_ACCEPTED(path, buf, len)                                                              \
+  do {                                                                                          \
+    unsigned char *b_ = (buf);                                                                  \
+    sr_err_t e_ = load_buf(path, b_, len);                                                      \
+    free(b_);                                                                                   \
+    T_ASSERT_MSG(e_ == SR_OK, "expected SR_OK, got %s: %s", sr_err2name(e_), last_err);         \
+  } while (0)
+
+/* Well-formed files (valid checksum, valid structure) whose parameters
+ * would break serving: NaN/Inf anywhere, an all-NaN bias (empty
+ * recommendation lists), huge values, and the decay kind's ranges. */
+TEST(decay_parameters_are_validated) {
+  const char *path = t_tmp_path("par.snap"), *bad = t_tmp_path("par-bad.snap");
+  sr_model_t *m = make_model(6, 3);
+  char err[512];
+  T_ASSERT_MSG(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK, "%s", err);
+  sr_model_destroy(m);
+  unsigned char *raw;
+  size_t len;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  /* blocks: 0 item_in (18), 1 item_out (18), 2 item_bias (6), 3 type_w (8), 4 hparams (1) */
+  T_REFUSED(bad, with_param(raw, len, 6, 0, 4, NAN), len, SR_ERR_MODEL,
+            "block 0 'item_in' [4] is nan (parameters must be finite)");
+  T_REFUSED(bad, with_param(raw, len, 6, 1, 0, INFINITY), len, SR_ERR_MODEL,
+            "block 1 'item_out' [0] is inf");
+  T_REFUSED(bad, with_param(raw, len, 6, 1, 17, -INFINITY), len, SR_ERR_MODEL,
+            "block 1 'item_out' [17] is -inf");
+  unsigned char *allnan = malloc(len);
+  memcpy(allnan, raw, len);
+  for (int i = 0; i < 6; i++) put_f32(allnan + block_data_off(raw, 6, 2) + 4 * i, NAN);
+  reseal(allnan, len);
+  T_REFUSED(bad, allnan, len, SR_ERR_MODEL, "block 2 'item_bias' [0] is nan");
+  T_REFUSED(bad, with_param(raw, len, 6, 2, 5, 2e6f), len, SR_ERR_MODEL,
+            "block 2 'item_bias' [5] is 2e+06 (|parameter| must be <= 1e+06)");
+  T_ACCEPTED(bad, with_param(raw, len, 6, 2, 5, 1e6f), len);
+  /* the decay factor: (0, 1] */
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, 1e30f), len, SR_ERR_MODEL,
+            "block 4 'hparams' [0]: decay factor 1.00000002e+30 outside (0, 1]");
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, nextafterf(1.0f, 2.0f)), len, SR_ERR_MODEL,
+            "decay factor 1.00000012 outside (0, 1]");
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, 0.0f), len, SR_ERR_MODEL,
+            "decay factor 0 outside");
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, -0.5f), len, SR_ERR_MODEL,
+            "decay factor -0.5 outside");
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, NAN), len, SR_ERR_MODEL, "decay factor nan");
+  T_ACCEPTED(bad, with_param(raw, len, 6, 4, 0, 1.0f), len);
+  T_ACCEPTED(bad, with_param(raw, len, 6, 4, 0, 1e-6f), len);
+  /* type weights: [-100, 100] */
+  T_REFUSED(bad, with_param(raw, len, 6, 3, 2, 1e4f), len, SR_ERR_MODEL,
+            "block 3 'type_w' [2] (CART): type weight 10000 outside [-100, 100]");
+  T_REFUSED(bad, with_param(raw, len, 6, 3, 6, -101.0f), len, SR_ERR_MODEL,
+            "[6] (SKIP): type weight -101");
+  T_REFUSED(bad, with_param(raw, len, 6, 3, 0, NAN), len, SR_ERR_MODEL, "type weight nan");
+  T_ACCEPTED(bad, with_param(raw, len, 6, 3, 6, -100.0f), len);
+  free(raw);
+  unlink(path);
+  unlink(bad);
+}
+
+static sr_model_t *make_gru(void) {
+  sr_str_t ids[3] = {SR_STR("a"), SR_STR("b"), SR_STR("c")};
+  char err[256];
+  sr_model_t *m = sr_model_new(SR_MODEL_GRU, 2, 3, ids, err, sizeof(err));
+  if (!m) return NULL;
+  sr_param_block_t b[SR_MODEL_MAX_BLOCKS];
+  int nb = sr_model_params(m, b, SR_MODEL_MAX_BLOCKS);
+  for (int i = 0; i < nb; i++)
+    for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = frand() * 0.5f;
+  float *hp = sr_model_block(m, "hparams")->data;
+  hp[0] = 1.0f, hp[1] = hp[2] = hp[3] = 0.0f;
+  return m;
+}
+
+TEST(gru_parameters_are_validated) {
+  const char *path = t_tmp_path("gru.snap"), *bad = t_tmp_path("gru-bad.snap");
+  sr_model_t *m = make_gru();
+  if (!m) {
+    fprintf(stderr, "SKIP gru_parameters_are_validated: gru kind not built\n");
+    return;
+  }
+  char err[512];
+  T_ASSERT_MSG(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK, "%s", err);
+  sr_model_destroy(m);
+  unsigned char *raw;
+  size_t len;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  /* blocks: 0 item_in, 1 item_out, 2 item_bias, 3 gru_w, 4 gru_u, 5 gru_b, 6 gru_bhn,
+   * 7 type_emb, 8 gap_emb, 9 hparams */
+  T_REFUSED(bad, with_param(raw, len, 3, 4, 1, NAN), len, SR_ERR_MODEL,
+            "block 4 'gru_u' [1] is nan");
+  T_REFUSED(bad, with_param(raw, len, 3, 8, 47, -INFINITY), len, SR_ERR_MODEL,
+            "block 8 'gap_emb' [47] is -inf");
+  T_REFUSED(bad, with_param(raw, len, 3, 9, 0, 0.5f), len, SR_ERR_MODEL,
+            "block 9 'hparams' [0]: tying switch 0.5 is neither 0 nor 1");
+  T_REFUSED(bad, with_param(raw, len, 3, 9, 0, NAN), len, SR_ERR_MODEL, "tying switch nan");
+  T_REFUSED(bad, with_param(raw, len, 3, 9, 2, 1.0f), len, SR_ERR_MODEL,
+            "block 9 'hparams' [2]: reserved, must be 0 (is 1)");
+  T_ACCEPTED(bad, with_param(raw, len, 3, 9, 0, 0.0f), len);
+  free(raw);
+  unlink(path);
+  unlink(bad);
+}
+
+/* Item ids: non-empty (the Recommendation encoder refuses an empty id, so
+ * serve would commit batches without output), valid UTF-8, at most
+ * SR_SNAPSHOT_ITEM_ID_MAX bytes. Duplicates: lengths_are_checked_after_checksum. */
+TEST(item_ids_are_validated) {
+  const char *path = t_tmp_path("ids.snap"), *bad = t_tmp_path("ids-bad.snap");
+  sr_model_t *m = make_model(6, 3);
+  char err[512];
+  T_ASSERT(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK);
+  sr_model_destroy(m);
+  unsigned char *raw;
+  size_t len, nl;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  T_ASSERT(get_u32(raw + id_off(raw, 1)) == 8 && !memcmp(raw + id_off(raw, 1) + 4, "movie/37", 8));
+  T_REFUSED(bad, with_id(raw, len, 1, "", 0, &nl), nl, SR_ERR_FORMAT, ": item 1: empty id");
+  T_REFUSED(bad, with_id(raw, len, 5, "", 0, &nl), nl, SR_ERR_FORMAT, ": item 5: empty id");
+  T_REFUSED(bad, with_id(raw, len, 1, "movie/\xff" "7", 8, &nl), nl, SR_ERR_FORMAT,
+            "item 1: id is not valid UTF-8 (byte 6 of 8: 0xff)");
+  T_REFUSED(bad, with_id(raw, len, 1, "movi\xc0\xaf" "37", 8, &nl), nl, SR_ERR_FORMAT,
+            "(byte 4 of 8: 0xc0)"); /* overlong '/' */
+  T_REFUSED(bad, with_id(raw, len, 2, "x\xed\xa0\x80", 4, &nl), nl, SR_ERR_FORMAT,
+            "item 2: id is not valid UTF-8 (byte 1 of 4: 0xed)"); /* surrogate */
+  T_REFUSED(bad, with_id(raw, len, 2, "x\xf4\x90\x80\x80", 5, &nl), nl, SR_ERR_FORMAT,
+            "not valid UTF-8 (byte 1 of 5: 0xf4)"); /* > U+10FFFF */
+  T_REFUSED(bad, with_id(raw, len, 2, "caf\xc3", 4, &nl), nl, SR_ERR_FORMAT,
+            "not valid UTF-8 (byte 3 of 4: 0xc3)"); /* cut in the middle */
+  T_ACCEPTED(bad, with_id(raw, len, 2, "\xf0\x9f\x8e\xac \xe2\x82\xac", 8, &nl), nl);
+  char *longid = malloc(SR_SNAPSHOT_ITEM_ID_MAX + 1);
+  memset(longid, 'q', SR_SNAPSHOT_ITEM_ID_MAX + 1);
+  T_REFUSED(bad, with_id(raw, len, 4, longid, SR_SNAPSHOT_ITEM_ID_MAX + 1, &nl), nl,
+            SR_ERR_FORMAT, "item 4: id of 1025 bytes (at most 1024)");
+  T_ACCEPTED(bad, with_id(raw, len, 4, longid, SR_SNAPSHOT_ITEM_ID_MAX, &nl), nl);
+  free(longid);
+  free(raw);
+  unlink(path);
+  unlink(bad);
+}
+
+/* The version ends up in a Prometheus label, log lines and every
+ * Recommendation: only [A-Za-z0-9._:+-], non-empty. */
+TEST(version_string_is_validated) {
+  const char *path = t_tmp_path("ver.snap"), *bad = t_tmp_path("ver-bad.snap");
+  sr_model_t *m = make_model(4, 2);
+  char err[512];
+  T_ASSERT(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK);
+  sr_model_destroy(m);
+  unsigned char *raw;
+  size_t len;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  static const struct {
+    const char *v, *needle;
+  } cases[] = {
+      {"x\"} 1\nstreamrec_fake 1\n#", "version string has byte 0x22 at 1 (allowed: A-Z a-z 0-9 "
+                                      "and \"._:+-\")"},
+      {"", "version string is empty"},
+      {"decay d4", "byte 0x20 at 5"},
+      {"v\\1", "byte 0x5c at 1"},
+      {"v\x01", "byte 0x01 at 1"},
+      {"caf\xc3\xa9", "byte 0xc3 at 3"},
+      {"ok-but-then\n", "byte 0x0a at 11"},
+  };
+  for (size_t i = 0; i < SR_ARRAY_SIZE(cases); i++) {
+    unsigned char *cp = malloc(len);
+    memcpy(cp, raw, len);
+    memset(cp + 60, 0, 64);
+    memcpy(cp + 60, cases[i].v, strlen(cases[i].v));
+    reseal(cp, len);
+    T_REFUSED(bad, cp, len, SR_ERR_FORMAT, cases[i].needle);
+  }
+  const char *okv = "my-model_v1.2+build:3";
+  unsigned char *cp = malloc(len);
+  memcpy(cp, raw, len);
+  memset(cp + 60, 0, 64);
+  memcpy(cp + 60, okv, strlen(okv));
+  reseal(cp, len);
+  write_raw(bad, cp, len);
+  free(cp);
+  sr_model_t *l = NULL;
+  T_ASSERT_MSG(sr_snapshot_load(bad, &l, NULL, err, sizeof(err)) == SR_OK, "%s", err);
+  T_EQ_STR(sr_model_version(l), okv);
+  sr_model_destroy(l);
+  free(raw);
+  unlink(path);
+  unlink(bad);
+}
+
+/* The writer refuses (and writes nothing) what the loader would refuse. */
+TEST(writer_refuses_what_the_loader_refuses) {
+  const char *path = t_tmp_path("wr.snap");
+  char err[512];
+  unlink(path);
+  sr_model_t *m = make_model(5, 2);
+  sr_model_block(m, "item_out")->data[3] = NAN;
+  T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_MODEL);
+  T_ASSERT_MSG(strstr(err, path) &&
+                   strstr(err, "refusing to write the model: block 1 'item_out' [3] is nan"),
+               "err: %s", err);
+  fprintf(stderr, "  refused: %s\n", err);
+  T_ASSERT(access(path, F_OK) != 0);
+  T_EQ_STR(sr_model_version(m), "decay-d2-untrained"); /* unchanged */
+  sr_model_block(m, "item_out")->data[3] = 0.5f;
+  sr_model_block(m, "hparams")->data[0] = 2.0f;
+  T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_MODEL);
+  T_ASSERT_MSG(strstr(err, "decay factor 2 outside (0, 1]"), "err: %s", err);
+  T_ASSERT(access(path, F_OK) != 0);
+  /* a zeroed (never trained) decay model has decay factor 0 */
+  sr_model_destroy(m);
+  sr_str_t two[2] = {SR_STR("a"), SR_STR("b")};
+  m = sr_model_new(SR_MODEL_DECAY, 2, 2, two, err, sizeof(err));
+  T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_MODEL);
+  sr_model_destroy(m);
+  /* ids */
+  sr_str_t ids[2] = {SR_STR("a"), SR_STR("")};
+  m = sr_model_new(SR_MODEL_DECAY, 2, 2, ids, err, sizeof(err));
+  T_ASSERT(m != NULL);
+  sr_model_block(m, "hparams")->data[0] = 0.5f;
+  T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_INVALID_ARG);
+  T_ASSERT_MSG(strstr(err, "item 1: empty id"), "err: %s", err);
+  sr_model_destroy(m);
+  ids[1] = sr_str_make("\xc3(", 2);
+  m = sr_model_new(SR_MODEL_DECAY, 2, 2, ids, err, sizeof(err));
+  sr_model_block(m, "hparams")->data[0] = 0.5f;
+  T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_INVALID_ARG);
+  T_ASSERT_MSG(strstr(err, "item 1: id is not valid UTF-8"), "err: %s", err);
+  T_ASSERT(access(path, F_OK) != 0);
+  sr_model_destroy(m);
+  m = make_gru();
+  if (m) {
+    sr_model_block(m, "hparams")->data[0] = 0.5f;
+    T_EQ_INT(sr_snapshot_write(m, NULL, path, err, sizeof(err)), SR_ERR_MODEL);
+    T_ASSERT_MSG(strstr(err, "tying switch 0.5"), "err: %s", err);
+    sr_model_destroy(m);
+  }
+  T_ASSERT(access(path, F_OK) != 0);
+}
+
+/* A FIFO as snapshot path used to block startup forever in open(). The
+ * load runs in a child with alarm(5), so the old code fails this test in
+ * 5 s instead of hanging it. */
+TEST(only_regular_files_are_loaded) {
+  const char *fifo = t_tmp_path("snap.fifo");
+  unlink(fifo);
+  T_ASSERT(mkfifo(fifo, 0600) == 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  T_ASSERT(pid >= 0);
+  if (pid == 0) {
+    alarm(5);
+    char e[512] = "";
+    sr_err_t code = load_code(fifo, e, sizeof(e));
+    fprintf(stderr, "  refused (%s): %s\n", sr_err2name(code), e);
+    _exit(code == SR_ERR_IO && strstr(e, fifo) && strstr(e, "not a regular file (a FIFO)") ? 0
+                                                                                             : 1);
+  }
+  int st = 0;
+  T_ASSERT(waitpid(pid, &st, 0) == pid);
+  unlink(fifo);
+  T_ASSERT_MSG(!WIFSIGNALED(st), "the loader hung on a FIFO (child killed by signal %d)",
+               WTERMSIG(st));
+  T_ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "FIFO not refused as SR_ERR_IO");
+  char err[512];
+  const char *dir = getenv("SR_TEST_TMP") ? getenv("SR_TEST_TMP") : "/tmp";
+  T_EQ_INT(load_code(dir, err, sizeof(err)), SR_ERR_IO);
+  T_ASSERT_MSG(strstr(err, "not a regular file (a directory)"), "err: %s", err);
+  T_EQ_INT(load_code("/dev/null", err, sizeof(err)), SR_ERR_IO);
+  T_ASSERT_MSG(strstr(err, "not a regular file (a character device)"), "err: %s", err);
+}
+
+/* sr_snapshot_load_mem is the same loader without the file. */
+TEST(load_mem_equals_load) {
+  const char *path = t_tmp_path("mem.snap");
+  sr_model_t *m = make_model(7, 3);
+  char err[512];
+  T_ASSERT(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK);
+  unsigned char *raw;
+  size_t len;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  sr_model_t *a = NULL, *b = NULL;
+  sr_snapshot_info_t ia, ib;
+  T_ASSERT(sr_snapshot_load(path, &a, &ia, err, sizeof(err)) == SR_OK);
+  T_ASSERT_MSG(sr_snapshot_load_mem(raw, len, "mem.snap", &b, &ib, err, sizeof(err)) == SR_OK,
+               "%s", err);
+  T_ASSERT(ia.checksum == ib.checksum);
+  T_EQ_STR(sr_model_version(a), sr_model_version(b));
+  sr_param_block_t ba[SR_MODEL_MAX_BLOCKS], bb[SR_MODEL_MAX_BLOCKS];
+  int n = sr_model_params(a, ba, SR_MODEL_MAX_BLOCKS);
+  T_EQ_INT(sr_model_params(b, bb, SR_MODEL_MAX_BLOCKS), n);
+  for (int i = 0; i < n; i++) T_ASSERT(!memcmp(ba[i].data, bb[i].data, ba[i].count * 4));
+  sr_model_destroy(a);
+  sr_model_destroy(b);
+  b = (sr_model_t *)(uintptr_t)1;
+  raw[len - 1] ^= 1;
+  T_EQ_INT(sr_snapshot_load_mem(raw, len, NULL, &b, NULL, err, sizeof(err)), SR_ERR_CHECKSUM);
+  T_ASSERT(b == NULL);
+  T_ASSERT_MSG(strstr(err, "(memory): checksum mismatch"), "err: %s", err);
+  T_EQ_INT(sr_snapshot_load_mem(NULL, 0, "empty", &b, NULL, err, sizeof(err)), SR_ERR_TRUNCATED);
+  free(raw);
+  sr_model_destroy(m);
+  unlink(path);
+}
+
+/* Label values are escaped in the exposition (defence in depth: the
+ * loader refuses such versions, sr_model_set_version does not). */
+TEST(metrics_label_values_are_escaped) {
+  sr_model_t *m = make_model(3, 2);
+  sr_model_set_version(m, "x\"} 1\nstreamrec_fake 1\n#\\y");
+  sr_pipeline_stats_t st;
+  memset(&st, 0, sizeof(st));
+  sr_buf_t b;
+  sr_buf_init(&b);
+  sr_metrics_render(&st, m, 1000, &b);
+  sr_buf_putc(&b, 0);
+  const char *text = (const char *)b.data;
+  const char *want =
+      "\nstreamrec_model_info{version=\"x\\\"} 1\\nstreamrec_fake 1\\n#\\\\y\",kind=\"decay\","
+      "dim=\"2\",items=\"3\"} 1\n";
+  T_ASSERT_MSG(strstr(text, want) != NULL, "exposition:\n%s", text);
+  T_ASSERT_MSG(strstr(text, "\nstreamrec_fake") == NULL, "injected line:\n%s", text);
+  /* every line is a comment or one sample "name[{...}] value" */
+  int samples = 0;
+  for (const char *line = text; *line;) {
+    const char *nl = strchr(line, '\n');
+    T_ASSERT(nl != NULL);
+    if (*line != '#') {
+      samples++;
+      T_ASSERT_MSG(!strncmp(line, "streamrec_", 10), "line: %.*s", (int)(nl - line), line);
+    }
+    line = nl + 1;
+  }
+  T_ASSERT(samples >= 16);
+  sr_buf_free(&b);
+  sr_model_destroy(m);
+}
+
 TEST(missing_file_and_bad_dir) {
   char err[512] = "";
   sr_model_t *m = (sr_model_t *)(uintptr_t)1;
@@ -416,4 +853,8 @@ TEST(missing_file_and_bad_dir) {
 
 TEST_MAIN(RUN(round_trip); RUN(every_byte_flip_is_refused); RUN(every_truncation_is_refused);
           RUN(bad_magic_and_future_version); RUN(lengths_are_checked_after_checksum);
-          RUN(missing_file_and_bad_dir))
+          RUN(missing_file_and_bad_dir); RUN(decay_parameters_are_validated);
+          RUN(gru_parameters_are_validated); RUN(item_ids_are_validated);
+          RUN(version_string_is_validated); RUN(writer_refuses_what_the_loader_refuses);
+          RUN(only_regular_files_are_loaded); RUN(load_mem_equals_load);
+          RUN(metrics_label_values_are_escaped))

@@ -3,9 +3,12 @@
  * softmax cross-entropy, Adam), the decay gradient against finite
  * differences, learning a synthetic "item i is followed by item i+1" world
  * well past popularity, early stopping keeping the best epoch, and
- * bit-identical results for a seed at threads=1.
+ * bit-identical results for a seed at threads=1; refusal of data too small
+ * to train on (library and CLI: no snapshot written) and of a trained model
+ * with out-of-range parameters.
  */
 #include <stdint.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "train/train_util.h"
@@ -483,8 +486,123 @@ TEST(refuses_bad_conf) {
   sr_dataset_destroy(ds);
 }
 
+/* n events of user "u1" on items i0, i1, ... (n_users = 1). */
+static sr_dataset_t *make_tiny(int n) {
+  sr_csv_row_t rows[8];
+  static const char *items[8] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
+  memset(rows, 0, sizeof(rows));
+  for (int i = 0; i < n; i++) {
+    rows[i].user = sr_str_cstr("u1");
+    rows[i].item = sr_str_cstr(items[i]);
+    rows[i].value = 1;
+    rows[i].ts_ms = 1700000000000LL + 1000LL * i;
+    rows[i].type = SR_EV_CLICK;
+  }
+  sr_dataset_t *ds = NULL;
+  sr_dataset_from_rows(rows, n, &ds);
+  return ds;
+}
+
+/* One valid event used to "train" 200 epochs in 0.0 s with loss NaN and
+ * valid NDCG@10 NaN, and the CLI wrote that snapshot. Rule: at least one
+ * training position (a user with >= 2 events after the validation
+ * hold-out). */
+TEST(refuses_too_little_data) {
+  sr_model_kind_t kinds[2] = {SR_MODEL_DECAY, SR_MODEL_GRU};
+  char err[512];
+  for (int k = 0; k < 2; k++) {
+    sr_train_conf_t c;
+    sr_train_conf_defaults(&c, kinds[k]);
+    c.dim = 4;
+    c.epochs = 3;
+    c.threads = 1;
+    c.progress = 0;
+    sr_snapshot_info_t info;
+    sr_model_t *m = (sr_model_t *)(uintptr_t)1;
+    sr_dataset_t *ds = make_tiny(1);
+    T_ASSERT(ds != NULL && ds->n_events == 1);
+    err[0] = 0;
+    T_EQ_INT(sr_train_run(ds, &c, &m, &info, err, sizeof(err)), SR_ERR_INVALID_ARG);
+    T_ASSERT(m == NULL);
+    T_ASSERT_MSG(
+        strstr(err, "too little data to train: 1 event from 1 user give no training position"),
+        "err: %s", err);
+    fprintf(stderr, "  %s: %s\n", sr_model_kind_name(kinds[k]), err);
+    sr_dataset_destroy(ds);
+    /* two events of one user: the hold-out takes one, nothing is left */
+    ds = make_tiny(2);
+    T_EQ_INT(sr_train_run(ds, &c, &m, &info, err, sizeof(err)), SR_ERR_INVALID_ARG);
+    T_ASSERT_MSG(strstr(err, "2 events from 1 user minus the held-out validation events"),
+                 "err: %s", err);
+    /* ... but without validation they are one position: trains, finite loss */
+    c.valid_frac = 0;
+    T_ASSERT_MSG(sr_train_run(ds, &c, &m, &info, err, sizeof(err)) == SR_OK, "%s", err);
+    T_ASSERT(isfinite(info.train_loss));
+    sr_model_destroy(m);
+    sr_dataset_destroy(ds);
+    /* three events with validation: one position left */
+    ds = make_tiny(3);
+    sr_train_conf_defaults(&c, kinds[k]);
+    c.dim = 4, c.epochs = 2, c.threads = 1, c.progress = 0;
+    T_ASSERT_MSG(sr_train_run(ds, &c, &m, &info, err, sizeof(err)) == SR_OK, "%s", err);
+    T_ASSERT(isfinite(info.train_loss) && isfinite(info.valid_metric));
+    sr_model_destroy(m);
+    sr_dataset_destroy(ds);
+  }
+}
+
+/* A learning rate so large that the parameters leave the loader's range
+ * while the loss stays finite: the trainer must not return that model. */
+TEST(refuses_unusable_trained_model) {
+  sr_dataset_t *ds = make_walks(20, 10, 0.1, 9);
+  sr_train_conf_t c = small_conf();
+  c.epochs = 1;
+  c.lr = 1e7f;
+  sr_model_t *m = (sr_model_t *)(uintptr_t)1;
+  sr_snapshot_info_t info;
+  char err[512] = "";
+  sr_err_t e = sr_train_run(ds, &c, &m, &info, err, sizeof(err));
+  T_ASSERT_MSG(e != SR_OK, "trained a model with lr 1e7");
+  T_ASSERT(m == NULL);
+  T_ASSERT_MSG(strstr(err, "must be <= 1e+06") || strstr(err, "diverged") ||
+                   strstr(err, "loss is"),
+               "err: %s", err);
+  fprintf(stderr, "  %s: %s\n", sr_err2name(e), err);
+  sr_dataset_destroy(ds);
+}
+
+/* The CLI: a one-event CSV exits non-zero and writes no snapshot. */
+TEST(cli_refuses_one_event_csv) {
+  const char *bin = getenv("SR_BIN");
+  if (!bin || access(bin, X_OK) != 0) {
+    fprintf(stderr, "SKIP cli_refuses_one_event_csv: SR_BIN not set (run through ctest)\n");
+    return;
+  }
+  const char *csv = t_tmp_path("one.csv"), *snap = t_tmp_path("one.snap");
+  FILE *f = fopen(csv, "w");
+  T_ASSERT(f != NULL);
+  fprintf(f, "userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n");
+  fclose(f);
+  unlink(snap);
+  char cmd[2048];
+  snprintf(cmd, sizeof(cmd), "'%s' train --events '%s' --out '%s' --epochs 5 --no-progress 2>&1",
+           bin, csv, snap);
+  FILE *p = popen(cmd, "r");
+  T_ASSERT(p != NULL);
+  char out[4096];
+  size_t n = fread(out, 1, sizeof(out) - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  fprintf(stderr, "  exit %d, output:\n%s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+  T_ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) != 0, "exit status %d", st);
+  T_ASSERT_MSG(strstr(out, "too little data to train"), "output: %s", out);
+  T_ASSERT_MSG(access(snap, F_OK) != 0, "a snapshot was written");
+  unlink(csv);
+}
+
 TEST_MAIN(RUN(conf_defaults); RUN(rng_is_deterministic); RUN(split); RUN(validate_by_hand);
           RUN(softmax_xent_matches_naive); RUN(adam_first_step); RUN(decay_gradient_check);
           RUN(learns_sequences); RUN(deterministic_for_seed); RUN(trained_model_snapshot);
           RUN(max_seconds_and_no_validation);
-          RUN(refuses_bad_conf))
+          RUN(refuses_bad_conf); RUN(refuses_too_little_data);
+          RUN(refuses_unusable_trained_model); RUN(cli_refuses_one_event_csv))
