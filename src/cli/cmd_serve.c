@@ -87,6 +87,14 @@ const sr_conf_opt_t sr_serve_opts[] = {
     {"admin.port", SR_CONF_INT, "0", -1, 65535,
      "admin HTTP port for /metrics, /healthz, /readyz (0 = off, -1 = any free port)",
      "admin-port"},
+    {"admin.max.connections", SR_CONF_INT, "64", 1, 65536,
+     "admin HTTP connections open at once; more are answered 503 and closed (each one is a "
+     "descriptor the Kafka clients cannot use)",
+     NULL},
+    {"admin.request.timeout.ms", SR_CONF_INT, "5000", 1, 3600000,
+     "an admin HTTP connection that has not sent a complete request and taken its response "
+     "within this long (from accept, or from the previous response) is closed",
+     NULL},
     {"embedded.partitions", SR_CONF_INT, "4", 1, 1024,
      "partitions per topic of the embedded broker (without --brokers)", "partitions"},
     {"idle.exit.ms", SR_CONF_INT, "0", 0, 86400000,
@@ -318,8 +326,11 @@ int sr_cmd_serve(int argc, char **argv) {
   model = NULL; /* owned by the pipeline */
   ctx.loop = loop;
   int port = (int)sr_conf_int(conf, "admin.port");
-  if (sr_loop_admin_listen(loop, sr_conf_str(conf, "admin.addr"), port, sr_serve_render, &ctx,
-                           es, sizeof(es)) != SR_OK) {
+  sr_admin_limits_t admin_limits = {
+      .max_connections = (int)sr_conf_int(conf, "admin.max.connections"),
+      .request_timeout_ms = (int)sr_conf_int(conf, "admin.request.timeout.ms")};
+  if (sr_loop_admin_listen(loop, sr_conf_str(conf, "admin.addr"), port, &admin_limits,
+                           sr_serve_render, &ctx, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "serve: %s\n", es);
     goto out;
   }
