@@ -55,8 +55,30 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
             "Recommendations acknowledged by the broker.", (double)s->recs_delivered);
   sr_metric(out, "streamrec_publish_failed_total", "counter",
             "Outputs whose delivery failed permanently.", (double)s->delivery_failed);
+  sr_metric(out, "streamrec_publish_oversized_total", "counter",
+            "Outputs over the producer's message.max.bytes (dead-lettered, or dead letters sent "
+            "truncated).",
+            (double)s->oversized);
   sr_metric(out, "streamrec_ingest_commits_total", "counter", "Offset commits sent.",
             (double)s->commits);
+  sr_metric(out, "streamrec_ingest_consume_errors_total", "counter",
+            "Consumer errors reported for a partition (dead-lettered).",
+            (double)s->consume_errors);
+  sr_metric(out, "streamrec_ingest_revoke_dropped_total", "counter",
+            "Messages released unprocessed because their partition was revoked meanwhile.",
+            (double)s->revoke_dropped);
+  sr_metric(out, "streamrec_ingest_unassigned_seconds", "gauge",
+            "Seconds without any assigned partition (0 while some are assigned).",
+            (double)s->unassigned_ms / 1000.0);
+  sr_metric(out, "streamrec_ingest_brokers_down_seconds", "gauge",
+            "Seconds since the consumer reported all brokers down (0 when none is known).",
+            (double)s->kafka_down_ms / 1000.0);
+  sr_metric(out, "streamrec_decode_rejected_total", "counter",
+            "Events refused by the input rules (dead-lettered).", (double)s->rejected);
+  sr_metric(out, "streamrec_state_full_total", "counter",
+            "Events of new users refused because their partition's state was full "
+            "(dead-lettered).",
+            (double)s->state_full);
   sr_metric(out, "streamrec_ingest_assigned_partitions", "gauge",
             "Partitions of the events topic assigned to this worker.",
             (double)s->assigned_partitions);

@@ -21,6 +21,11 @@ except urllib.error.HTTPError as e:
 "$BIN" gen --users 30 --items 50 --events 400 --out "$T/ev.csv" --seed 5
 "$BIN" train --events "$T/ev.csv" --out "$T/m.snap" --dim 8 --epochs 1 --no-progress > /dev/null
 
+# 0. docs/CONFIGURATION.md is what the option table generates (make config-doc)
+"$BIN" config --markdown | diff -u "${SR_SOURCE_DIR:?}/docs/CONFIGURATION.md" - > "$T/conf.diff" \
+  || { cat "$T/conf.diff"; fail "docs/CONFIGURATION.md is stale: run make config-doc"; }
+pass=$((pass + 1))
+
 # 1. corrupt snapshot: refused, names the file and the reason, exit 1
 cp "$T/m.snap" "$T/bad.snap"
 printf '\x55' | dd of="$T/bad.snap" bs=1 seek=200 conv=notrunc status=none
@@ -59,6 +64,13 @@ for _ in $(seq 100); do
 done
 echo "$M" | grep -q '^streamrec_ingest_messages_total 400$' || { echo "$M"; fail "metrics did not reach 400 messages"; }
 echo "$M" | grep -q '^streamrec_model_info{version=' || fail "model_info metric"
+# every metric served is documented (docs/METRICS.md), and nothing documented is missing
+for name in $(echo "$M" | sed -n 's/^# TYPE \([a-z_]*\) .*/\1/p'); do
+  grep -q "\`$name" "${SR_SOURCE_DIR:?}/docs/METRICS.md" || fail "metric $name not in docs/METRICS.md"
+done
+for name in $(sed -n 's/^| `\(streamrec_[a-z_]*\).*/\1/p' "$SR_SOURCE_DIR/docs/METRICS.md"); do
+  echo "$M" | grep -q "^# TYPE $name " || fail "docs/METRICS.md lists $name, /metrics does not serve it"
+done
 [ "$(status "http://127.0.0.1:$PORT/readyz")" = 200 ] || fail "/readyz"
 [ "$(status "http://127.0.0.1:$PORT/nope")" = 404 ] || fail "404"
 pass=$((pass + 1))
