@@ -199,7 +199,7 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
         snprintf(o->key, sizeof(o->key), "%.*s", (int)msgs[i].key_len, (const char *)msgs[i].key);
         o->key_len = msgs[i].key_len;
         o->value = malloc(msgs[i].len ? msgs[i].len : 1);
-        memcpy(o->value, msgs[i].value, msgs[i].len);
+        if (msgs[i].len) memcpy(o->value, msgs[i].value, msgs[i].len); /* a CONSUME dead letter has no value */
         o->len = msgs[i].len;
         it_copy_hdr(&msgs[i], "streamrec.error", o->hdr_error, sizeof(o->hdr_error));
         it_copy_hdr(&msgs[i], "streamrec.reason", o->hdr_reason, sizeof(o->hdr_reason));
