@@ -89,8 +89,9 @@ void sr_model_score(const sr_model_t *m, const float *H, int n, float *S);
  * (lds >= ni: S may be a column block of a wider matrix). Same arithmetic
  * as sr_model_score (bias, then one sgemm with beta = 1 adding the dot
  * product), so a catalogue scored range by range equals one sr_model_score
- * call bit for bit, provided each call is large enough for BLAS's regular
- * kernel (n * ni * state_size > 1e6 for OpenBLAS; see model.c). score/ uses
+ * call up to BLAS rounding: sgemm calls of different shapes are not
+ * bit-identical on every kernel (OpenBLAS's Zen kernel and its small-matrix
+ * path differ in the last bits; see model.c). score/ uses
  * this to keep a tile of scores in cache while it ranks it. Does nothing
  * when n <= 0, ni <= 0, lds < ni or the range leaves the catalogue.
  * Thread-safe; allocation-free. */

@@ -327,8 +327,8 @@ static void sr_ingest_log_msg_error(sr_ingest_t *in, const rd_kafka_message_t *r
   in->errlog_suppressed = 0;
 }
 
-/* A per-partition consumer error as an entry for the caller: the error's
- * text lives in errbuf (owned by the entry, freed on release). */
+/* A per-partition consumer error as an entry for the caller: errstr is a
+ * copy of the client's text owned by the entry (freed by sr_ingest_release). */
 static void sr_ingest_fill_error(sr_ingest_t *in, sr_msg_t *m, rd_kafka_message_t *rkm) {
   memset(m, 0, sizeof(*m));
   m->err = SR_ERR_CONSUME;

@@ -22,10 +22,11 @@
  * cache instead of streaming an n x n_items matrix through memory three
  * times (docs/PERFORMANCE.md). Every score is bias + the same dot product
  * either way: splitting the item dimension does not change the order in
- * which BLAS's regular kernel sums over the state, so tiled and untiled
- * scores agree bit for bit (tests/unit/0040-model). Calls small enough for
- * OpenBLAS's small-matrix kernel (M*N*K <= 1e6) round differently; score/
- * keeps its tiles far above that.
+ * which most of BLAS's kernels sum over the state, so tiled and untiled
+ * scores agree, but not bit for bit on every CPU: OpenBLAS's Zen kernel (AMD
+ * Zen 4 here) and its small-matrix kernel (M*N*K <= 1e6) sum in another
+ * order, so tests/unit/0040-model compares within a relative 1e-5 and
+ * score/ keeps its tiles far above the small-matrix size.
  *
  * Each kind lives in its own model_<kind>.c and is listed in the kind table.
  *

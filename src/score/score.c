@@ -24,10 +24,11 @@
  * local positions order ties like global indices. The seen-item filter is
  * applied by writing NaN over the tile's excluded scores (NaN is never
  * chosen, exactly like an excluded item). Scores are those of one
- * sr_model_score call over the same batch bit for bit (model.c; every tile
- * holds at least ~0.4M scores, so for d >= 4 OpenBLAS never switches to its
- * differently-rounding small-matrix kernel for a tile), and the lists equal
- * sr_model_score + sr_rank_topk over whole rows (tests/unit/0031-score).
+ * sr_model_score call over the same batch up to BLAS rounding (model.c: not
+ * bit for bit on every kernel; every tile holds at least ~0.4M scores, so
+ * OpenBLAS never takes its small-matrix kernel for a tile), and the lists
+ * equal sr_model_score + sr_rank_topk over whole rows up to near-ties
+ * (tests/unit/0031-score).
  *
  * The scorer owns two 64-byte-aligned buffers sized once: H (max_batch x
  * state_size, the gathered states, contiguous as sgemm wants them) and the
