@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is present. Uses sudo when not root.
 set -euo pipefail
 PKGS="cmake make gcc pkg-config clang libclang-rt-14-dev
-      librdkafka-dev libavro-dev libopenblas-dev libuv1-dev
+      librdkafka-dev libavro-dev libopenblas-dev libuv1-dev libroaring-dev
       libjansson-dev libxxhash-dev libhttp-parser-dev kcat python3 python3-avro python3-kafka time"
 missing=""
 for p in $PKGS; do

@@ -32,6 +32,9 @@ typedef struct sr_str_s {
   size_t len;
 } sr_str_t;
 #define SR_STR(lit) ((sr_str_t){(lit), sizeof(lit) - 1})
+/* The expansion of macro x as a string literal ("10000" for a 10000). */
+#define SR_XSTR(x) SR_XSTR_(x)
+#define SR_XSTR_(x) #x
 static inline sr_str_t sr_str_make(const char *p, size_t n) {
   sr_str_t s = {p, n};
   return s;
