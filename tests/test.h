@@ -9,6 +9,7 @@
 #define SR_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,5 +89,22 @@ static inline const char *t_tmp_path(const char *name) {
     printf("%d passed, %d failed\n", n_pass_, n_fail_);                         \
     return n_fail_ ? 1 : 0;                                                     \
   }
+
+/* Top-K parity up to BLAS rounding (docs/ARCHITECTURE.md "Parity"): two
+ * lists of cnt entries computed by sgemm calls of different shapes agree
+ * at position j when the scores there are within T_TOPK_TOL of each other,
+ * and the item is the same, or it stands in the other list with a score
+ * within tolerance of its own (a near-tie swapped places), or it is
+ * missing there and its score ties the other list's last one (a near-tie
+ * at the cut-off). No BLAS promises more for calls of different shapes. */
+#define T_TOPK_TOL(x) (1e-5f * (1.0f + fabsf(x)))
+static inline int t_topk_same(const int32_t *ai, const float *as, const int32_t *bi,
+                              const float *bs, int cnt, int j) {
+  if (fabsf(as[j] - bs[j]) > T_TOPK_TOL(bs[j])) return 0;
+  if (ai[j] == bi[j]) return 1;
+  for (int q = 0; q < cnt; q++)
+    if (bi[q] == ai[j]) return fabsf(bs[q] - as[j]) <= T_TOPK_TOL(as[j]);
+  return fabsf(as[j] - bs[cnt - 1]) <= T_TOPK_TOL(bs[cnt - 1]);
+}
 
 #endif

@@ -2,10 +2,16 @@
  * eval: offline evaluation of a model on an event history, using the
  * serving path's own arithmetic: user states are built by replaying events
  * through sr_model_step() with serve's rules (unknown items update nothing,
- * dt from the last applied event, FORGET resets the user), scored in
- * micro-batches with sr_model_score() and ranked with sr_rank_topk() /
- * sr_rank_position() (serve's tie rule). Protocols and metric definitions:
- * docs/EVALUATION.md.
+ * dt from the last applied event, FORGET resets the user), each user's
+ * seen items by serve's filter (sr_seen_apply with conf->seen, serve's
+ * state.seen.* options), and the model's lists come from serve's scorer
+ * (sr_scorer_run: micro-batched sgemm + top-K with the seen filter and
+ * serve's tie rule): one filter and one scoring path, so a list eval
+ * measures is the list serve publishes for the same events and options, up
+ * to near-ties (BLAS rounds calls of different shapes differently). Only
+ * the target's rank in the whole catalogue (MRR, the sampled protocol)
+ * comes from a full score row (sr_model_score + sr_rank_position).
+ * Protocols and metric definitions: docs/EVALUATION.md.
  *
  * Beside the model, two baselines are computed from the same history by
  * the evaluator itself (most-popular, first-order Markov) and ranked over
@@ -28,6 +34,7 @@
 #include "streamrec/common.h"
 #include "streamrec/dataset.h"
 #include "streamrec/model.h"
+#include "streamrec/seen.h"
 
 /* Methods reported side by side. */
 typedef enum sr_eval_method_e {
@@ -48,6 +55,7 @@ typedef struct sr_eval_conf_s {
   int min_history;    /* users need at least this many history events (2: LOO
                        * "users with at least 3 events") */
   double warmup_frac; /* prequential: fraction of events only applied (0.2) */
+  sr_seen_conf_t seen; /* the seen-item filter, serve's state.seen.* rules (defaults) */
 } sr_eval_conf_t;
 
 void sr_eval_conf_defaults(sr_eval_conf_t *c);
@@ -77,6 +85,8 @@ typedef struct sr_eval_result_s {
   int64_t evaluated;       /* users with a target and enough history */
   int64_t skipped;         /* users not evaluated: too little history, or no target */
   int64_t unknown_targets; /* evaluated users whose target is not in the catalogue (misses) */
+  int64_t seen_targets;    /* evaluated users whose target the seen filter excludes: the
+                              user consumed it before, so serve would never list it (misses) */
   int64_t history_events;  /* events in the history (the popularity denominator) */
   int64_t history_unknown; /* history events whose item is not in the catalogue (update nothing) */
   double elapsed_s;        /* evaluation time (data loading excluded) */
@@ -109,6 +119,7 @@ typedef struct sr_eval_preq_result_s {
   int64_t warmup;        /* first events only applied */
   int64_t evaluated;     /* events after the warm-up */
   int64_t unknown_items; /* evaluated events whose item is not in the catalogue (misses) */
+  int64_t seen_items;    /* evaluated events whose item the seen filter excludes (misses) */
   int has_model;
   int64_t hits_model, hits_pop;
   double recall_model, recall_pop; /* hits / evaluated; recall_model NaN without a model */
@@ -117,10 +128,11 @@ typedef struct sr_eval_preq_result_s {
 
 /* Replays all events in global time order (ties in file order). Before
  * applying each event after the warm-up (the first floor(warmup_frac * n)
- * events), the event's user gets a top-k from its current state with all of
- * its earlier items filtered (never the event's own item); a hit is the
- * event's item in that list. Incremental most-popular is scored beside it
- * from counts of the events applied so far. m may be NULL. */
+ * events), the event's user gets the top-k serve would have published after
+ * the user's previous event (its current state, its seen items by
+ * conf->seen); a hit is the event's item in that list (an item the filter
+ * excludes is a miss). Incremental most-popular is scored beside it from
+ * counts of the events applied so far, with the same filter. m may be NULL. */
 sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
                              const sr_eval_conf_t *conf, sr_eval_preq_result_t *res,
                              char *errstr, size_t errsz);
@@ -151,12 +163,6 @@ void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr
                         sr_eval_split_stats_t *st);
 
 /* ---- one user's offline top-K (serve/eval parity) ---- */
-typedef enum sr_eval_seen_e {
-  SR_EVAL_SEEN_ALL = 0, /* filter every earlier known item (full-ranking eval) */
-  SR_EVAL_SEEN_RING = 1 /* filter the last ring_len known items, duplicates
-                         * included (serve's recent-items ring) */
-} sr_eval_seen_t;
-
 typedef struct sr_eval_event_s {
   sr_str_t item; /* borrowed */
   sr_event_type_t type;
@@ -166,14 +172,15 @@ typedef struct sr_eval_event_s {
 
 /* Replays evs[0..n) in the given order into a new user's state exactly as
  * serve applies events (unknown items update nothing; dt = ts - last applied
- * ts when later, else 0; FORGET resets state and seen items), then selects
- * the top k (sr_rank_topk) with the seen filter of `seen`. Writes up to k
- * item indices / scores (scores may be NULL) and, when state_out is not
- * NULL, the final state (sr_model_state_size floats). Returns the number of
- * items written, or a negative sr_err_t (SR_ERR_INVALID_ARG). Allocates
- * scratch memory; any thread. */
+ * ts when later, else 0; FORGET resets state and seen items; seen items by
+ * *seen, NULL = sr_seen_conf_defaults), then takes the top k from serve's
+ * scorer (one row). Writes up to k item indices / scores (scores may be
+ * NULL) and, when state_out is not NULL, the final state
+ * (sr_model_state_size floats). Returns the number of items written, or a
+ * negative sr_err_t (SR_ERR_INVALID_ARG). Allocates scratch memory; any
+ * thread. */
 int sr_eval_user_topk(const sr_model_t *m, const sr_eval_event_t *evs, int n,
-                      sr_eval_seen_t seen, int ring_len, int k, int32_t *out_idx,
-                      float *out_score, float *state_out);
+                      const sr_seen_conf_t *seen, int k, int32_t *out_idx, float *out_score,
+                      float *state_out);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include "streamrec/kafka.h"
 #include "streamrec/model.h"
+#include "streamrec/seen.h"
 
 typedef struct sr_pipeline_s sr_pipeline_t;
 
@@ -36,7 +37,9 @@ typedef struct sr_pipeline_conf_s {
   int k;                     /* items per recommendation, default 10 */
   int batch_max;             /* users per scoring micro-batch, default 64 */
   int batch_wait_us;         /* max wait to fill a batch, default 1000 */
-  int ring_len;              /* recent items kept per user for the seen filter, default 32 */
+  sr_seen_conf_t seen;       /* the seen-item filter: what consumes an item, the
+                                re-consumption window and the bound per user
+                                (sr_seen_conf_defaults) */
   int coalesce;              /* 1: a user's events within one micro-batch share one
                                 recommendation (for the newest); 0 (default): one
                                 recommendation per event */
@@ -93,6 +96,7 @@ typedef struct sr_pipeline_stats_s {
   uint64_t state_full;     /* events of new users refused by users_max (dead-lettered) */
   uint64_t revoke_dropped; /* messages released unprocessed because their partition was
                               revoked while they were being collected */
+  uint64_t seen_dropped;   /* seen entries dropped by the bound per user (seen.max) */
   int64_t unassigned_ms;   /* ms without any assigned partition (0 while some are) */
   int64_t kafka_down_ms;   /* ms since the consumer reported all brokers down (0 = none) */
 } sr_pipeline_stats_t;

@@ -28,7 +28,10 @@ void sr_scorer_destroy(sr_scorer_t *sc); /* accepts NULL */
 sr_err_t sr_scorer_set_model(sr_scorer_t *sc, const sr_model_t *m);
 
 /* Scores n (<= max_batch) users. states[u] points at state_size floats;
- * excl[u]/n_excl[u] are the items to filter for user u (may be NULL/0).
+ * excl[u]/n_excl[u] are the items to filter for user u (may be NULL/0):
+ * any order and out-of-range values are accepted, ascending order (what
+ * sr_seen_sorted writes) is the fast path (one pass over the list per
+ * batch instead of one per item tile).
  * Writes k results per user to out_idx[u*k ..], out_score[u*k ..] and the
  * count to out_cnt[u]. */
 void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n,

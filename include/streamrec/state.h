@@ -1,9 +1,10 @@
 /*
  * state: per-user online state, grouped by the input partition it came from.
  *
- * A user record is fixed-size: key hash, last event time, event count, the
- * model state vector (state_size floats) and a ring of the last `ring_len`
- * item indices (used to filter recently seen items). Records live in chunks
+ * A user record is fixed-size: key hash, the user's clock (newest event
+ * time applied), event count, the seen set (seen.h: the items the user
+ * consumed, the seen-item filter; its entries live on the heap) and the
+ * model state vector (state_size floats). Records live in chunks
  * that never move, so a user pointer stays valid until its partition is
  * dropped or the user is forgotten; the per-partition index is an
  * open-addressing table of 32-bit slot numbers keyed by the 64-bit xxHash of
@@ -21,21 +22,24 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "streamrec/common.h"
+#include "streamrec/seen.h"
 
 typedef struct sr_state_s sr_state_t;
 
 typedef struct sr_user_s {
   uint64_t key;      /* xxHash64 of the user id */
-  int64_t last_ts;   /* event time of the last applied event, ms; 0 = none */
+  int64_t last_ts;   /* the user's clock: newest event time applied, ms; 0 = none */
   uint32_t n_events; /* events applied */
-  uint16_t ring_pos; /* next write position in ring */
-  uint16_t ring_cnt; /* valid entries in ring (<= ring_len) */
-  /* followed in memory by: float vec[state_size]; int32_t ring[ring_len]; */
+  uint32_t flags_;   /* private to src/state */
+  sr_seen_t seen;    /* items consumed; change it only through sr_user_seen_apply */
+  /* followed in memory by: float vec[state_size]; */
 } sr_user_t;
 
-/* Returns a new store for records of state_size floats and ring_len recent
- * items (ring_len 0..4096). Free with sr_state_destroy(). */
-sr_state_t *sr_state_new(int state_size, int ring_len);
+/* Returns a new store for records of state_size floats whose seen sets
+ * follow the rules of *seen (copied; NULL = sr_seen_conf_defaults), or NULL
+ * when an argument is out of range (sr_seen_conf_check). Free with
+ * sr_state_destroy(). */
+sr_state_t *sr_state_new(int state_size, const sr_seen_conf_t *seen);
 void sr_state_destroy(sr_state_t *s); /* accepts NULL */
 
 /* Partition lifecycle. add is idempotent; drop frees all users of it. */
@@ -62,23 +66,32 @@ sr_user_t *sr_state_get(sr_state_t *s, int32_t partition, const char *user_id, s
 int sr_state_forget(sr_state_t *s, int32_t partition, const char *user_id, size_t len);
 
 float *sr_user_vec(const sr_state_t *s, sr_user_t *u);
-/* Writes the recent items (oldest first) into out (capacity ring_len);
- * returns the count. */
-int sr_user_recent(const sr_state_t *s, const sr_user_t *u, int32_t *out);
-/* Appends item to the recent ring (overwrites the oldest when full). */
-void sr_user_push_item(const sr_state_t *s, sr_user_t *u, int32_t item);
+/* Applies one event to the user's seen set with the store's rules
+ * (sr_seen_apply with the user's clock u->last_ts, which the caller has
+ * already advanced for this event). Returns the entries the bound dropped
+ * (0 or 1), also counted in sr_state_seen_dropped(). */
+int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_t item,
+                       int64_t ts);
+const sr_seen_conf_t *sr_state_seen_conf(const sr_state_t *s);
+/* Seen entries dropped by the bound (state.seen.max) since creation. */
+uint64_t sr_state_seen_dropped(const sr_state_t *s);
 
-/* Serialises one user (for the changelog): fixed little-endian layout,
- * sr_state_record_size() bytes. restore creates/overwrites the user. */
-size_t sr_state_record_size(const sr_state_t *s);
-void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, unsigned char *out);
+/* Serialises one user (for the changelog), little-endian, appended to out:
+ * a 32-byte header, the state vector, then the seen set (sr_seen_serialize).
+ * restore creates/overwrites the user from one such record; n_items bounds
+ * the seen items (the catalogue the record's indices refer to). Errors:
+ * SR_ERR_TRUNCATED, SR_ERR_VERSION, SR_ERR_MODEL (another state size),
+ * SR_ERR_FORMAT (bad seen set or trailing bytes), SR_ERR_STATE (partition
+ * not present), SR_ERR_STATE_FULL (user bound). */
+void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, sr_buf_t *out);
 sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec,
-                          size_t len);
+                          size_t len, int32_t n_items);
 
 int sr_state_state_size(const sr_state_t *s);
-int sr_state_ring_len(const sr_state_t *s);
 size_t sr_state_users(const sr_state_t *s);           /* all partitions */
 size_t sr_state_partition_users(const sr_state_t *s, int32_t partition);
-size_t sr_state_bytes(const sr_state_t *s);           /* memory held */
+/* Memory held: records, indexes and the seen sets' heap (the latter is a
+ * walk over every user: for benchmarks and tests, not the hot path). */
+size_t sr_state_bytes(const sr_state_t *s);
 
 #endif

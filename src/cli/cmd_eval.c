@@ -45,6 +45,11 @@ static void sr_eval_usage(FILE *f) {
           "  --min-history N   history events a user needs to be evaluated (default 2)\n"
           "  --warmup X        prequential warm-up fraction (default 0.2)\n"
           "  --batch N         users per scoring call (default 256)\n"
+          "  --seen-types LIST, --seen-window-ms MS, --seen-max N\n"
+          "                    the seen-item filter, as serve's state.seen.types,\n"
+          "                    state.seen.window.ms and state.seen.max (same defaults:\n"
+          "                    " SR_SEEN_TYPES_DEFAULT ", 0, " SR_XSTR(SR_SEEN_MAX_DEFAULT) "); give serve's values\n"
+          "                    to measure the lists serve publishes\n"
           "  --json            print one JSON object instead of the table\n");
 }
 
@@ -63,9 +68,10 @@ static void sr_print_table(const sr_eval_result_t *r, const char *proto, const c
   printf("eval: protocol %s, k=%d, %s%s%s%s, catalogue %d items\n", proto, k,
          snap ? "snapshot " : "no snapshot (baselines only)", snap ? snap : "",
          version ? " version " : "", version ? version : "", (int)r->catalogue);
-  printf("users %lld: evaluated %lld, skipped %lld; unknown targets %lld (counted as misses)\n",
+  printf("users %lld: evaluated %lld, skipped %lld; unknown targets %lld, targets already "
+         "consumed %lld (both counted as misses)\n",
          (long long)r->users, (long long)r->evaluated, (long long)r->skipped,
-         (long long)r->unknown_targets);
+         (long long)r->unknown_targets, (long long)r->seen_targets);
   printf("history %lld events (%lld with items unknown to the catalogue)\n\n",
          (long long)r->history_events, (long long)r->history_unknown);
   char h1[16], h2[16], h3[16];
@@ -116,6 +122,7 @@ static json_t *sr_json_result(const sr_eval_result_t *r, const char *proto, cons
   json_object_set_new(o, "evaluated", json_integer(r->evaluated));
   json_object_set_new(o, "skipped", json_integer(r->skipped));
   json_object_set_new(o, "unknown_targets", json_integer(r->unknown_targets));
+  json_object_set_new(o, "seen_targets", json_integer(r->seen_targets));
   json_object_set_new(o, "history_events", json_integer(r->history_events));
   json_object_set_new(o, "history_unknown_items", json_integer(r->history_unknown));
   json_t *ms = json_object();
@@ -151,10 +158,10 @@ static void sr_print_preq(const sr_eval_preq_result_t *r, const char *snap, cons
   printf("eval: protocol prequential, k=%d, %s%s%s%s, catalogue %d items\n", r->k,
          snap ? "snapshot " : "no snapshot (baselines only)", snap ? snap : "",
          version ? " version " : "", version ? version : "", (int)r->catalogue);
-  printf("events %lld: warm-up %lld (%.0f%%), evaluated %lld; unknown items %lld (counted as "
-         "misses)\n\n",
+  printf("events %lld: warm-up %lld (%.0f%%), evaluated %lld; unknown items %lld, items "
+         "already consumed %lld (both counted as misses)\n\n",
          (long long)r->events, (long long)r->warmup, warm * 100.0, (long long)r->evaluated,
-         (long long)r->unknown_items);
+         (long long)r->unknown_items, (long long)r->seen_items);
   char h[16];
   snprintf(h, sizeof(h), "Recall@%d", r->k);
   printf("%-14s %9s %9s\n", "method", h, "hits");
@@ -177,6 +184,7 @@ static json_t *sr_json_preq(const sr_eval_preq_result_t *r, const char *snap,
   json_object_set_new(o, "warmup_events", json_integer(r->warmup));
   json_object_set_new(o, "evaluated", json_integer(r->evaluated));
   json_object_set_new(o, "unknown_items", json_integer(r->unknown_items));
+  json_object_set_new(o, "seen_items", json_integer(r->seen_items));
   json_t *ms = json_object();
   if (r->has_model) {
     json_t *j = json_object();
@@ -235,6 +243,8 @@ int sr_cmd_eval(int argc, char **argv) {
       {"negatives", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
       {"min-count", required_argument, 0, 'c'}, {"min-history", required_argument, 0, 'H'},
       {"warmup", required_argument, 0, 'w'},   {"batch", required_argument, 0, 'b'},
+      {"seen-types", required_argument, 0, 'T'}, {"seen-window-ms", required_argument, 0, 'W'},
+      {"seen-max", required_argument, 0, 'M'},
       {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   int c;
@@ -298,6 +308,33 @@ int sr_cmd_eval(int argc, char **argv) {
         return 2;
       }
       break;
+    case 'T': {
+      char es[256];
+      if (sr_seen_parse_types(optarg, &conf.seen.types, es, sizeof(es)) != SR_OK) {
+        fprintf(stderr, "eval: --seen-types: %s\n", es);
+        return 2;
+      }
+      break;
+    }
+    case 'W': {
+      char *end;
+      long long v = strtoll(optarg, &end, 10);
+      if (end == optarg || *end || v < 0) {
+        fprintf(stderr, "eval: --seen-window-ms must be >= 0\n");
+        return 2;
+      }
+      conf.seen.window_ms = v;
+      break;
+    }
+    case 'M': {
+      int v;
+      if (sr_parse_int(optarg, 1, SR_SEEN_MAX_LIMIT, &v)) {
+        fprintf(stderr, "eval: --seen-max must be 1..%d\n", SR_SEEN_MAX_LIMIT);
+        return 2;
+      }
+      conf.seen.max = (uint32_t)v;
+      break;
+    }
     case 'j': json = 1; break;
     case 'h': sr_eval_usage(stdout); return 0;
     default: sr_eval_usage(stderr); return 2;

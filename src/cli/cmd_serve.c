@@ -52,8 +52,20 @@ const sr_conf_opt_t sr_serve_opts[] = {
      "true: a user's events within one micro-batch get one recommendation, for the newest "
      "(fewer outputs for bursty users); false: one recommendation per event",
      "coalesce"},
-    {"state.ring.len", SR_CONF_INT, "32", 0, 4096,
-     "recent items kept per user; recommendations exclude them", "ring-len"},
+    {"state.seen.types", SR_CONF_STR, SR_SEEN_TYPES_DEFAULT, 0, 0,
+     "event types that consume their item (comma-separated); recommendations never "
+     "contain an item the user consumed (within state.seen.window.ms). FORGET clears "
+     "the user's items; IMPRESSION and SKIP are left out by default",
+     "seen-types"},
+    {"state.seen.window.ms", SR_CONF_INT, "0", 0, I64MAX,
+     "re-consumption window: an item consumed at t is excluded while the user's newest "
+     "event time is less than t + window; 0 = never recommended again",
+     "seen-window-ms"},
+    {"state.seen.max", SR_CONF_INT, SR_XSTR(SR_SEEN_MAX_DEFAULT), 1, SR_SEEN_MAX_LIMIT,
+     "consumed items remembered per user; past it the one consumed longest ago is "
+     "dropped (and may be recommended again; counted in "
+     "streamrec_state_seen_dropped_total)",
+     "seen-max"},
     {"schema.id.event", SR_CONF_INT, "1", 0, 2147483647,
      "Confluent schema id of UserEvent", "event-schema-id"},
     {"schema.id.recommendation", SR_CONF_INT, "2", 0, 2147483647,
@@ -295,7 +307,13 @@ int sr_cmd_serve(int argc, char **argv) {
   pc.k = (int)sr_conf_int(conf, "k");
   pc.batch_max = (int)sr_conf_int(conf, "batch.max");
   pc.batch_wait_us = (int)sr_conf_int(conf, "batch.wait.us");
-  pc.ring_len = (int)sr_conf_int(conf, "state.ring.len");
+  if (sr_seen_parse_types(sr_conf_str(conf, "state.seen.types"), &pc.seen.types, es,
+                          sizeof(es)) != SR_OK) {
+    fprintf(stderr, "serve: %s\n", es);
+    goto out;
+  }
+  pc.seen.window_ms = sr_conf_int(conf, "state.seen.window.ms");
+  pc.seen.max = (uint32_t)sr_conf_int(conf, "state.seen.max");
   pc.coalesce = (int)sr_conf_int(conf, "batch.coalesce");
   pc.event_schema_id = (int32_t)sr_conf_int(conf, "schema.id.event");
   pc.rec_schema_id = (int32_t)sr_conf_int(conf, "schema.id.recommendation");

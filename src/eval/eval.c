@@ -8,8 +8,16 @@
  *  - States come from replaying events through sr_model_step() with serve's
  *    exact rules (pipeline.c: unknown items update nothing; dt is the gap to
  *    the last applied event when positive, else 0; FORGET drops the user),
- *    and the model's lists come from sr_rank_topk()/sr_rank_position(): what
- *    eval measures is what serve would have published, bit for bit.
+ *    each user's filter from sr_seen_apply() with serve's state.seen.* rules
+ *    (conf->seen), and the model's lists from serve's scorer
+ *    (sr_scorer_run()): what eval measures is what serve would have
+ *    published, up to near-ties (scores within BLAS rounding of each other
+ *    may order differently in calls of different shapes: tests/integration/
+ *    0103). The target's rank in the whole catalogue (MRR, sampled
+ *    protocol) comes from full score rows (sr_model_score() +
+ *    sr_rank_position(), the same tie rule).
+ *  - A target the filter excludes (the user consumed it before, within the
+ *    window) is a miss for every method: serve could not have listed it.
  *  - Model scoring is micro-batched: up to conf->batch user states go
  *    through one sr_model_score() call (one sgemm), so full ranking of every
  *    user against the whole catalogue costs a few sgemms, not one gemv each.
@@ -37,6 +45,8 @@
 
 #include "streamrec/eval.h"
 #include "streamrec/rank.h"
+#include "streamrec/score.h"
+#include "streamrec/seen.h"
 
 #define SR_EVAL_MOD "eval"
 /* Cap of the score buffer of one micro-batch (floats): bounds memory for
@@ -60,6 +70,7 @@ void sr_eval_conf_defaults(sr_eval_conf_t *c) {
   c->batch = 256;
   c->min_history = 2;
   c->warmup_frac = 0.2;
+  sr_seen_conf_defaults(&c->seen);
 }
 
 static sr_err_t sr_eval_check_conf(const sr_eval_conf_t *c, char *errstr, size_t errsz) {
@@ -74,7 +85,7 @@ static sr_err_t sr_eval_check_conf(const sr_eval_conf_t *c, char *errstr, size_t
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: min_history must be >= 0");
   if (!(c->warmup_frac >= 0 && c->warmup_frac < 1))
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: warm-up fraction must be in [0,1)");
-  return SR_OK;
+  return sr_seen_conf_check(&c->seen, errstr, errsz);
 }
 
 /* ------------------------------------------------------------------------
@@ -319,15 +330,19 @@ typedef struct sr_acc_s {
   uint8_t *rec; /* recommended at least once */
 } sr_acc_t;
 
-static void sr_acc_add(sr_acc_t *a, int64_t rank, int k, const int32_t *list, int n_list,
-                       const sr_cat_t *cat, const double *selfinfo) {
-  if (rank >= 0) {
-    if (rank < k) {
-      a->hits++;
-      a->ndcg += 1.0 / log2((double)rank + 2.0);
-    }
-    a->rr += 1.0 / ((double)rank + 1.0);
+/* list_rank: the target's position in the published list (-1: absent),
+ * for HR and NDCG; rank: its position in the whole filtered ordering (-1:
+ * not ranked), for MRR. The baselines' list is a prefix of their ordering,
+ * so both agree there; for the model the list comes from the scorer (what
+ * serve publishes) and the rank from the full score row, which agree up to
+ * near-ties (BLAS rounding of calls of different shapes). */
+static void sr_acc_add(sr_acc_t *a, int64_t list_rank, int64_t rank, int k, const int32_t *list,
+                       int n_list, const sr_cat_t *cat, const double *selfinfo) {
+  if (list_rank >= 0 && list_rank < k) {
+    a->hits++;
+    a->ndcg += 1.0 / log2((double)list_rank + 2.0);
   }
+  if (rank >= 0) a->rr += 1.0 / ((double)rank + 1.0);
   if (n_list > 0) {
     double s = 0;
     for (int i = 0; i < n_list; i++) {
@@ -384,12 +399,38 @@ typedef struct sr_ivec_s {
   size_t n, cap;
 } sr_ivec_t;
 
-static void sr_ivec_push(sr_ivec_t *a, int32_t x) {
-  if (a->n == a->cap) {
-    a->cap = a->cap ? a->cap * 2 : 1024;
-    a->v = sr_realloc(a->v, a->cap * sizeof(int32_t));
+static void sr_ivec_reserve(sr_ivec_t *a, size_t extra) {
+  if (a->n + extra <= a->cap) return;
+  size_t cap = a->cap ? a->cap : 1024;
+  while (cap < a->n + extra) cap *= 2;
+  a->v = sr_realloc(a->v, cap * sizeof(int32_t));
+  a->cap = cap;
+}
+
+/* Appends the seen set's items, ascending (the row's filter). */
+static void sr_ivec_push_seen(sr_ivec_t *a, const sr_seen_t *seen) {
+  sr_ivec_reserve(a, sr_seen_count(seen));
+  a->n += sr_seen_sorted(seen, a->v + a->n);
+}
+
+/* Position of x in list[0..n), or -1. */
+static int64_t sr_list_pos(const int32_t *list, int n, int32_t x) {
+  for (int i = 0; i < n; i++)
+    if (list[i] == x) return i;
+  return -1;
+}
+
+/* Whether x is in the ascending list[0..n). */
+static int sr_sorted_has(const int32_t *list, size_t n, int32_t x) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (list[mid] < x)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  a->v[a->n++] = x;
+  return lo < n && list[lo] == x;
 }
 
 /* Transition counts src -> dst in CSR form. */
@@ -495,12 +536,21 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
     B = 1;
   }
   float *H = NULL, *S = NULL;
+  sr_scorer_t *scorer = NULL;
+  int32_t *top_idx = NULL;
+  float *top_sc = NULL;
+  int *top_cnt = NULL;
+  const float **st_ptrs = NULL;
+  const int32_t **ex_ptrs = NULL;
+  int *n_ex_arr = NULL;
   if (m) {
     H = malloc((size_t)B * (size_t)ss * sizeof(float));
     S = malloc((size_t)B * (size_t)n_cat * sizeof(float));
-    if (!H || !S) {
+    scorer = sr_scorer_new(m, B, k);
+    if (!H || !S || !scorer) {
       free(H);
       free(S);
+      sr_scorer_destroy(scorer);
       sr_free(pop);
       sr_free(pop_d);
       sr_free(mk_d);
@@ -508,12 +558,19 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
       sr_trans_free(&tr);
       return SR_ERR_NOMEM;
     }
+    top_idx = sr_malloc((size_t)B * (size_t)k * sizeof(int32_t));
+    top_sc = sr_malloc((size_t)B * (size_t)k * sizeof(float));
+    top_cnt = sr_malloc((size_t)B * sizeof(int));
+    st_ptrs = sr_malloc((size_t)B * sizeof(*st_ptrs));
+    ex_ptrs = sr_malloc((size_t)B * sizeof(*ex_ptrs));
+    n_ex_arr = sr_malloc((size_t)B * sizeof(int));
   }
   sr_ivec_t excl = {0};
+  sr_seen_t seen;
+  sr_seen_init(&seen);
   size_t *row_off = sr_malloc(((size_t)B + 1) * sizeof(size_t));
   int32_t *row_last = sr_malloc((size_t)B * sizeof(int32_t));
   int32_t *list = sr_malloc((size_t)k * sizeof(int32_t));
-  float *list_sc = sr_malloc((size_t)k * sizeof(float));
   int32_t *neg = sr_malloc((size_t)(n_neg ? n_neg : 1) * sizeof(int32_t));
   sr_marks_t mark, negmark;
   sr_marks_init(&mark, n_cat);
@@ -521,53 +578,67 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
   sr_acc_t acc[SR_EVAL__N_METHODS];
   memset(acc, 0, sizeof(acc));
   for (int i = 0; i < SR_EVAL__N_METHODS; i++) acc[i].rec = sr_calloc((size_t)n_cat, 1);
-  int64_t unknown_targets = 0;
+  int64_t unknown_targets = 0, seen_targets = 0;
 
   for (int32_t b0 = 0; b0 < L->n_cases; b0 += B) {
     int nb = L->n_cases - b0 < B ? L->n_cases - b0 : B;
     excl.n = 0;
-    /* replay each user's history: state row, seen list (target never), last item */
+    /* replay each user's history exactly as serve applies it: state row,
+     * seen set (serve's filter, sr_seen_apply), last item */
     for (int r = 0; r < nb; r++) {
-      int32_t u = L->c_user[b0 + r], target = L->c_target[b0 + r];
+      int32_t u = L->c_user[b0 + r];
       float *h = m ? H + (size_t)r * (size_t)ss : NULL;
       int64_t last_ts = 0;
       sr_replay_reset(m, h, &last_ts);
-      row_off[r] = excl.n;
+      sr_seen_clear(&seen);
       row_last[r] = -1;
       for (int64_t e = ds->user_off[u]; e < L->hend[u]; e++) {
         sr_event_type_t ty = (sr_event_type_t)ds->ev_type[e];
         if (ty == SR_EV_FORGET) {
           sr_replay_reset(m, h, &last_ts);
-          excl.n = row_off[r];
+          sr_seen_apply(&seen, &conf->seen, ty, -1, ds->ev_ts[e], last_ts);
           row_last[r] = -1;
           continue;
         }
         int32_t it = L->hmap[ds->ev_item[e]];
         if (it < 0) continue;
         if (m) sr_replay_step(m, h, &last_ts, it, ty, ds->ev_value[e], ds->ev_ts[e]);
-        if (it != target) sr_ivec_push(&excl, it);
+        else if (ds->ev_ts[e] > last_ts) last_ts = ds->ev_ts[e];
+        sr_seen_apply(&seen, &conf->seen, ty, it, ds->ev_ts[e], last_ts);
         row_last[r] = it;
       }
+      row_off[r] = excl.n;
+      sr_ivec_push_seen(&excl, &seen);
     }
     row_off[nb] = excl.n;
-    if (m) sr_model_score(m, H, nb, S);
+    if (m) {
+      /* the lists: serve's scorer over the same rows and filters; the full
+       * rows: for the target's rank in the whole catalogue (MRR, sampled) */
+      for (int r = 0; r < nb; r++) {
+        st_ptrs[r] = H + (size_t)r * (size_t)ss;
+        ex_ptrs[r] = excl.v + row_off[r];
+        n_ex_arr[r] = (int)(row_off[r + 1] - row_off[r]);
+      }
+      sr_scorer_run(scorer, st_ptrs, nb, ex_ptrs, n_ex_arr, top_idx, top_sc, top_cnt);
+      sr_model_score(m, H, nb, S);
+    }
 
     for (int r = 0; r < nb; r++) {
       int32_t u = L->c_user[b0 + r], target = L->c_target[b0 + r];
       const int32_t *ex = excl.v + row_off[r];
       int n_ex = (int)(row_off[r + 1] - row_off[r]);
       uint32_t st = sr_marks_next(&mark);
-      int64_t distinct = 0;
-      for (int i = 0; i < n_ex; i++)
-        if (mark.a[ex[i]] != st) {
-          mark.a[ex[i]] = st;
-          distinct++;
-        }
+      for (int i = 0; i < n_ex; i++) mark.a[ex[i]] = st; /* distinct: a set */
+      const int64_t distinct = n_ex;
       if (target < 0) unknown_targets++;
+      /* a target the filter excludes can be in no list: a miss for all */
+      const int target_seen = target >= 0 && sr_sorted_has(ex, (size_t)n_ex, target);
+      if (target_seen) seen_targets++;
+      const int ranked = target >= 0 && !target_seen;
 
       /* negatives: uniform over items the user never interacted with */
       int n_s = 0;
-      if (n_neg > 0 && target >= 0) {
+      if (n_neg > 0 && ranked) {
         int64_t avail = (int64_t)n_cat - distinct - 1;
         if (avail <= n_neg) {
           for (int32_t j = 0; j < n_cat; j++)
@@ -585,12 +656,14 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
         }
       }
 
-      /* model */
+      /* model: the scorer's list, the full row's rank */
       if (m) {
         const float *srow = S + (size_t)r * (size_t)n_cat;
-        int n_list = sr_rank_topk(srow, n_cat, ex, n_ex, k, list, list_sc);
-        int64_t rank = target >= 0 ? sr_rank_position(srow, n_cat, ex, n_ex, target) : -1;
-        sr_acc_add(&acc[SR_EVAL_MODEL], rank, k, list, n_list, cat, selfinfo);
+        const int32_t *ml = top_idx + (size_t)r * (size_t)k;
+        const int n_list = top_cnt[r];
+        int64_t rank = ranked ? sr_rank_position(srow, n_cat, ex, n_ex, target) : -1;
+        int64_t lrank = ranked ? sr_list_pos(ml, n_list, target) : -1;
+        sr_acc_add(&acc[SR_EVAL_MODEL], lrank, rank, k, ml, n_list, cat, selfinfo);
         if (n_s) {
           int64_t sr = 0;
           for (int i = 0; i < n_s; i++)
@@ -600,11 +673,11 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
       }
       /* most popular */
       {
-        int n_list = sr_dtopk(pop_d, cat->tie, n_cat, mark.a, st, target, k, list);
-        int64_t rank = target >= 0
+        int n_list = sr_dtopk(pop_d, cat->tie, n_cat, mark.a, st, -1, k, list);
+        int64_t rank = ranked
                            ? sr_dposition(pop_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX)
                            : -1;
-        sr_acc_add(&acc[SR_EVAL_POP], rank, k, list, n_list, cat, selfinfo);
+        sr_acc_add(&acc[SR_EVAL_POP], rank, rank, k, list, n_list, cat, selfinfo);
         if (n_s) {
           int64_t sr = 0;
           for (int i = 0; i < n_s; i++)
@@ -618,11 +691,11 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
         if (last >= 0)
           for (int64_t t = tr.off[last]; t < tr.off[last + 1]; t++)
             mk_d[tr.dst[t]] += (double)tr.cnt[t] * mk_scale;
-        int n_list = sr_dtopk(mk_d, cat->tie, n_cat, mark.a, st, target, k, list);
-        int64_t rank = target >= 0
+        int n_list = sr_dtopk(mk_d, cat->tie, n_cat, mark.a, st, -1, k, list);
+        int64_t rank = ranked
                            ? sr_dposition(mk_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX)
                            : -1;
-        sr_acc_add(&acc[SR_EVAL_MARKOV], rank, k, list, n_list, cat, selfinfo);
+        sr_acc_add(&acc[SR_EVAL_MARKOV], rank, rank, k, list, n_list, cat, selfinfo);
         if (n_s) {
           int64_t sr = 0;
           for (int i = 0; i < n_s; i++)
@@ -638,6 +711,7 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
 
   res->evaluated = L->n_cases;
   res->unknown_targets = unknown_targets;
+  res->seen_targets = seen_targets;
   for (int i = 0; i < SR_EVAL__N_METHODS; i++) {
     if (i == SR_EVAL_MODEL && !m) continue;
     sr_acc_finish(&acc[i], L->n_cases, n_cat, n_neg > 0, &res->m[i]);
@@ -647,11 +721,18 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
 
   free(H);
   free(S);
+  sr_scorer_destroy(scorer);
+  sr_free(top_idx);
+  sr_free(top_sc);
+  sr_free(top_cnt);
+  sr_free(st_ptrs);
+  sr_free(ex_ptrs);
+  sr_free(n_ex_arr);
+  sr_seen_clear(&seen);
   sr_free(excl.v);
   sr_free(row_off);
   sr_free(row_last);
   sr_free(list);
-  sr_free(list_sc);
   sr_free(neg);
   sr_free(mark.a);
   sr_free(negmark.a);
@@ -801,31 +882,38 @@ static void sr_time_order(const sr_dataset_t *ds, int64_t **order_out, int32_t *
 
 typedef struct sr_preq_s {
   const sr_model_t *m;
-  const sr_dataset_t *ds;
   int32_t n_cat;
-  int ss, k, nb;
-  float *H, *S;
-  int32_t *row_user, *row_target, *row_len;
-  int32_t *seen; /* user u's known items so far at seen[user_off[u] ..] */
-  int32_t *seen_len;
-  int32_t *scratch; /* excl of one row */
+  int ss, k, nb, B;
+  float *H;
+  sr_scorer_t *scorer;
+  int32_t *row_target;
+  size_t *row_off;  /* B + 1: each row's filter in excl */
+  sr_ivec_t excl;   /* the rows' seen items (copies: the sets change after) */
+  const float **st_ptrs;
+  const int32_t **ex_ptrs;
+  int *n_ex;
+  int32_t *top_idx;
+  float *top_sc;
+  int *top_cnt;
   int64_t hits;
 } sr_preq_t;
 
+/* Scores the pending rows with serve's scorer; a hit is the target in the
+ * row's list. */
 static void sr_preq_flush(sr_preq_t *p) {
   if (!p->nb) return;
-  sr_model_score(p->m, p->H, p->nb, p->S);
   for (int r = 0; r < p->nb; r++) {
-    const int32_t *seen = p->seen + p->ds->user_off[p->row_user[r]];
-    int32_t t = p->row_target[r];
-    int n_ex = 0;
-    for (int32_t i = 0; i < p->row_len[r]; i++)
-      if (seen[i] != t) p->scratch[n_ex++] = seen[i];
-    int32_t rank =
-        sr_rank_position(p->S + (size_t)r * (size_t)p->n_cat, p->n_cat, p->scratch, n_ex, t);
-    if (rank >= 0 && rank < p->k) p->hits++;
+    p->st_ptrs[r] = p->H + (size_t)r * (size_t)p->ss;
+    p->ex_ptrs[r] = p->excl.v + p->row_off[r];
+    p->n_ex[r] = (int)(p->row_off[r + 1] - p->row_off[r]);
   }
+  sr_scorer_run(p->scorer, p->st_ptrs, p->nb, p->ex_ptrs, p->n_ex, p->top_idx, p->top_sc,
+                p->top_cnt);
+  for (int r = 0; r < p->nb; r++)
+    if (sr_list_pos(p->top_idx + (size_t)r * (size_t)p->k, p->top_cnt[r], p->row_target[r]) >= 0)
+      p->hits++;
   p->nb = 0;
+  p->excl.n = 0;
 }
 
 sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
@@ -849,7 +937,6 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
 
   const int32_t n_cat = cat.n;
   int32_t *map = sr_cat_map(&cat, ds);
-  size_t ne = (size_t)(ds->n_events ? ds->n_events : 1);
   int64_t *order;
   int32_t *owner;
   sr_time_order(ds, &order, &owner);
@@ -857,13 +944,12 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
   sr_preq_t p;
   memset(&p, 0, sizeof(p));
   p.m = m;
-  p.ds = ds;
   p.n_cat = n_cat;
   p.k = conf->k;
-  p.seen = sr_malloc(ne * sizeof(int32_t));
-  p.seen_len = sr_calloc((size_t)ds->n_users + 1, sizeof(int32_t));
+  sr_seen_t *seen = sr_calloc((size_t)ds->n_users + 1, sizeof(sr_seen_t));
   int64_t *last_ts = sr_calloc((size_t)ds->n_users + 1, sizeof(int64_t));
   int64_t *pop = sr_calloc((size_t)n_cat, sizeof(int64_t));
+  int32_t *scratch = sr_malloc((size_t)conf->seen.max * sizeof(int32_t));
   float *state = NULL;
   int B = conf->batch;
   if (m) {
@@ -871,19 +957,24 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     size_t cap = SR_EVAL_MAX_SCORE_FLOATS / (size_t)n_cat;
     if (cap < 1) cap = 1;
     if ((size_t)B > cap) B = (int)cap;
+    p.B = B;
     state = malloc(((size_t)ds->n_users + 1) * (size_t)p.ss * sizeof(float));
     p.H = malloc((size_t)B * (size_t)p.ss * sizeof(float));
-    p.S = malloc((size_t)B * (size_t)n_cat * sizeof(float));
-    if (!state || !p.H || !p.S) {
+    p.scorer = sr_scorer_new(m, B, p.k);
+    if (!state || !p.H || !p.scorer) {
       err = sr_seterr(errstr, errsz, SR_ERR_NOMEM, "eval: out of memory for user states");
       goto out;
     }
     for (int32_t u = 0; u < ds->n_users; u++)
       sr_model_state_init(m, state + (size_t)u * (size_t)p.ss);
-    p.row_user = sr_malloc((size_t)B * sizeof(int32_t));
     p.row_target = sr_malloc((size_t)B * sizeof(int32_t));
-    p.row_len = sr_malloc((size_t)B * sizeof(int32_t));
-    p.scratch = sr_malloc(ne * sizeof(int32_t));
+    p.row_off = sr_malloc(((size_t)B + 1) * sizeof(size_t));
+    p.st_ptrs = sr_malloc((size_t)B * sizeof(*p.st_ptrs));
+    p.ex_ptrs = sr_malloc((size_t)B * sizeof(*p.ex_ptrs));
+    p.n_ex = sr_malloc((size_t)B * sizeof(int));
+    p.top_idx = sr_malloc((size_t)B * (size_t)p.k * sizeof(int32_t));
+    p.top_sc = sr_malloc((size_t)B * (size_t)p.k * sizeof(float));
+    p.top_cnt = sr_malloc((size_t)B * sizeof(int));
   }
   sr_marks_t mark;
   sr_marks_init(&mark, n_cat);
@@ -893,12 +984,9 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     int32_t u = owner[e];
     sr_event_type_t ty = (sr_event_type_t)ds->ev_type[e];
     float *h = m ? state + (size_t)u * (size_t)p.ss : NULL;
-    int32_t *seen = p.seen + ds->user_off[u];
     if (ty == SR_EV_FORGET) {
-      /* pending rows read this user's seen prefix, which a reset reuses */
-      if (m) sr_preq_flush(&p);
       sr_replay_reset(m, h, &last_ts[u]);
-      p.seen_len[u] = 0;
+      sr_seen_apply(&seen[u], &conf->seen, ty, -1, ds->ev_ts[e], last_ts[u]);
       continue;
     }
     int32_t it = map[ds->ev_item[e]];
@@ -906,10 +994,13 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
       res->evaluated++;
       if (it < 0) {
         res->unknown_items++;
+      } else if (sr_seen_has(&seen[u], it)) {
+        res->seen_items++; /* serve would not list it: a miss for every method */
       } else {
         /* incremental most-popular: < k unfiltered items beat the target */
         uint32_t st = sr_marks_next(&mark);
-        for (int32_t i = 0; i < p.seen_len[u]; i++) mark.a[seen[i]] = st;
+        uint32_t n_seen = sr_seen_sorted(&seen[u], scratch);
+        for (uint32_t i = 0; i < n_seen; i++) mark.a[scratch[i]] = st;
         int64_t better = 0;
         int64_t pt = pop[it];
         for (int32_t j = 0; j < n_cat && better < p.k; j++) {
@@ -919,16 +1010,22 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
         if (better < p.k) res->hits_pop++;
         if (m) {
           memcpy(p.H + (size_t)p.nb * (size_t)p.ss, h, (size_t)p.ss * sizeof(float));
-          p.row_user[p.nb] = u;
           p.row_target[p.nb] = it;
-          p.row_len[p.nb] = p.seen_len[u];
+          p.row_off[p.nb] = p.excl.n;
+          sr_ivec_reserve(&p.excl, n_seen);
+          memcpy(p.excl.v + p.excl.n, scratch, (size_t)n_seen * sizeof(int32_t));
+          p.excl.n += n_seen;
           p.nb++;
+          p.row_off[p.nb] = p.excl.n;
         }
       }
     }
     if (it >= 0) {
-      if (m) sr_replay_step(m, h, &last_ts[u], it, ty, ds->ev_value[e], ds->ev_ts[e]);
-      seen[p.seen_len[u]++] = it;
+      if (m)
+        sr_replay_step(m, h, &last_ts[u], it, ty, ds->ev_value[e], ds->ev_ts[e]);
+      else if (ds->ev_ts[e] > last_ts[u])
+        last_ts[u] = ds->ev_ts[e];
+      sr_seen_apply(&seen[u], &conf->seen, ty, it, ds->ev_ts[e], last_ts[u]);
       pop[it]++;
     }
     if (m && p.nb == B) sr_preq_flush(&p);
@@ -943,13 +1040,19 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
 out:
   free(state);
   free(p.H);
-  free(p.S);
-  sr_free(p.row_user);
+  sr_scorer_destroy(p.scorer);
   sr_free(p.row_target);
-  sr_free(p.row_len);
-  sr_free(p.scratch);
-  sr_free(p.seen);
-  sr_free(p.seen_len);
+  sr_free(p.row_off);
+  sr_free(p.st_ptrs);
+  sr_free(p.ex_ptrs);
+  sr_free(p.n_ex);
+  sr_free(p.top_idx);
+  sr_free(p.top_sc);
+  sr_free(p.top_cnt);
+  sr_free(p.excl.v);
+  for (int32_t u = 0; u < ds->n_users; u++) sr_seen_clear(&seen[u]);
+  sr_free(seen);
+  sr_free(scratch);
   sr_free(last_ts);
   sr_free(pop);
   sr_free(order);
@@ -1045,22 +1148,26 @@ void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr
  * One user's top-K (serve/eval parity)
  * ---------------------------------------------------------------------- */
 int sr_eval_user_topk(const sr_model_t *m, const sr_eval_event_t *evs, int n,
-                      sr_eval_seen_t seen, int ring_len, int k, int32_t *out_idx,
+                      const sr_seen_conf_t *seen_conf, int k, int32_t *out_idx,
                       float *out_score, float *state_out) {
+  sr_seen_conf_t sc;
+  if (seen_conf)
+    sc = *seen_conf;
+  else
+    sr_seen_conf_defaults(&sc);
   if (!m || n < 0 || (n > 0 && !evs) || k < 1 || !out_idx ||
-      (seen != SR_EVAL_SEEN_ALL && seen != SR_EVAL_SEEN_RING) ||
-      (seen == SR_EVAL_SEEN_RING && (ring_len < 0 || ring_len > 4096)))
+      sr_seen_conf_check(&sc, NULL, 0) != SR_OK)
     return SR_ERR_INVALID_ARG;
-  int32_t n_items = sr_model_n_items(m);
   int ss = sr_model_state_size(m);
   float *h = sr_malloc((size_t)ss * sizeof(float));
-  float *scores = malloc((size_t)(n_items ? n_items : 1) * sizeof(float));
-  float *sc = out_score ? out_score : sr_malloc((size_t)k * sizeof(float));
-  int cap = seen == SR_EVAL_SEEN_ALL ? n : ring_len;
-  int32_t *excl = sr_malloc((size_t)(cap > 0 ? cap : 1) * sizeof(int32_t));
-  int n_excl = 0, ring_pos = 0, cnt;
+  float *sco = out_score ? out_score : sr_malloc((size_t)k * sizeof(float));
+  sr_scorer_t *scorer = sr_scorer_new(m, 1, k);
+  sr_seen_t seen;
+  sr_seen_init(&seen);
+  int32_t *excl = NULL;
   int64_t last_ts = 0;
-  if (!scores) {
+  int cnt = 0;
+  if (!scorer) {
     cnt = SR_ERR_NOMEM;
     goto out;
   }
@@ -1068,27 +1175,27 @@ int sr_eval_user_topk(const sr_model_t *m, const sr_eval_event_t *evs, int n,
   for (int i = 0; i < n; i++) {
     if (evs[i].type == SR_EV_FORGET) {
       sr_replay_reset(m, h, &last_ts);
-      n_excl = ring_pos = 0;
+      sr_seen_apply(&seen, &sc, evs[i].type, -1, evs[i].ts_ms, last_ts);
       continue;
     }
     int32_t it = sr_model_item_lookup(m, evs[i].item.ptr, evs[i].item.len);
     if (it < 0) continue;
     sr_replay_step(m, h, &last_ts, it, evs[i].type, evs[i].value, evs[i].ts_ms);
-    if (seen == SR_EVAL_SEEN_ALL) {
-      excl[n_excl++] = it;
-    } else if (ring_len > 0) {
-      excl[ring_pos] = it;
-      ring_pos = (ring_pos + 1) % ring_len;
-      if (n_excl < ring_len) n_excl++;
-    }
+    sr_seen_apply(&seen, &sc, evs[i].type, it, evs[i].ts_ms, last_ts);
   }
-  sr_model_score(m, h, 1, scores);
-  cnt = sr_rank_topk(scores, n_items, excl, n_excl, k, out_idx, sc);
+  uint32_t n_excl = sr_seen_count(&seen);
+  excl = sr_malloc((size_t)(n_excl ? n_excl : 1) * sizeof(int32_t));
+  n_excl = sr_seen_sorted(&seen, excl);
+  const float *st = h;
+  const int32_t *ex = excl;
+  int nex = (int)n_excl;
+  sr_scorer_run(scorer, &st, 1, &ex, &nex, out_idx, sco, &cnt);
   if (state_out) memcpy(state_out, h, (size_t)ss * sizeof(float));
 out:
+  sr_scorer_destroy(scorer);
+  sr_seen_clear(&seen);
   sr_free(h);
-  free(scores);
-  if (sc != out_score) sr_free(sc);
+  if (sco != out_score) sr_free(sco);
   sr_free(excl);
   return cnt;
 }

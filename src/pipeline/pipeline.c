@@ -61,13 +61,14 @@ typedef struct sr_batch_rec_s {
 } sr_batch_rec_t;
 
 /* One row of the micro-batch being built: an event and a copy of its
- * user's state and recent items right after that event (so several events
+ * user's state and seen items right after that event (so several events
  * of one user in a batch each get the recommendation for their own moment).
  * With batch.coalesce, a user's later event reuses the user's row. */
 typedef struct sr_slot_s {
   sr_user_t *user;
   int msg; /* index in the batch's messages of the event this row answers */
   int n_excl;
+  size_t excl_off; /* into p->excl: the user's seen items, ascending */
   int32_t partition;
   int64_t offset;
   int64_t event_time;
@@ -86,7 +87,7 @@ typedef struct sr_part_pos_s {
   X(consumed) X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced)    \
   X(recs_sent) X(recs_delivered) X(delivery_failed) X(batches) X(commits)      \
   X(users) X(users_peak) X(score_ns) X(assigned_partitions) X(consume_errors) X(rejected)  \
-  X(oversized) X(state_full) X(revoke_dropped)
+  X(oversized) X(state_full) X(revoke_dropped) X(seen_dropped)
 
 struct sr_pipeline_s {
   sr_pipeline_conf_t conf;
@@ -114,7 +115,8 @@ struct sr_pipeline_s {
   sr_buf_t enc;
   const float **st_ptrs;
   float *st_copy;     /* batch_max x state_size */
-  int32_t *excl;      /* batch_max x ring_len */
+  int32_t *excl;      /* the rows' seen items (grows; reset per batch) */
+  size_t excl_len, excl_cap;
   const int32_t **excl_ptrs;
   int *n_excl;
   int32_t *top_idx;   /* batch_max x k */
@@ -155,7 +157,7 @@ void sr_pipeline_conf_defaults(sr_pipeline_conf_t *c) {
   c->k = 10;
   c->batch_max = 64;
   c->batch_wait_us = 1000;
-  c->ring_len = 32;
+  sr_seen_conf_defaults(&c->seen);
   c->event_schema_id = SR_DEFAULT_EVENT_SCHEMA_ID;
   c->rec_schema_id = SR_DEFAULT_REC_SCHEMA_ID;
   c->commit_interval_ms = 500;
@@ -567,9 +569,9 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
   } else {
     int64_t dt = u->last_ts > 0 && ev->ts_ms > u->last_ts ? ev->ts_ms - u->last_ts : 0;
     sr_model_step(p->model, h, item, ev->type, ev->value, dt);
-    sr_user_push_item(p->state, u, item);
     if (ev->ts_ms > u->last_ts) u->last_ts = ev->ts_ms;
     u->n_events++;
+    if (sr_user_seen_apply(p->state, u, ev->type, item, ev->ts_ms)) STAT_ADD(p, seen_dropped, 1);
   }
 
   /* One row per event; with coalescing, one row per user (its newest event). */
@@ -598,9 +600,20 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
   s->evid_len = ev->event_id.len;
   s->scen_off = sr_strs_put(p, ev->scenario);
   s->scen_len = ev->scenario.len;
-  int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
+  int ss = sr_model_state_size(p->model);
   memcpy(p->st_copy + (size_t)si * (size_t)ss, h, (size_t)ss * sizeof(float));
-  s->n_excl = sr_user_recent(p->state, u, p->excl + (size_t)si * (size_t)(ring ? ring : 1));
+  /* The row's filter is a copy: a later event of the user in this batch
+   * changes the set. Grows geometrically, so amortised allocation-free. */
+  uint32_t n_seen = sr_seen_count(&u->seen);
+  if (p->excl_len + n_seen > p->excl_cap) {
+    size_t cap = p->excl_cap ? p->excl_cap : 1024;
+    while (cap < p->excl_len + n_seen) cap *= 2;
+    p->excl = sr_realloc(p->excl, cap * sizeof(*p->excl));
+    p->excl_cap = cap;
+  }
+  s->excl_off = p->excl_len;
+  s->n_excl = (int)sr_seen_sorted(&u->seen, p->excl + p->excl_len);
+  p->excl_len += (size_t)s->n_excl;
   return SR_OK;
 }
 
@@ -609,16 +622,15 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
  * encoded or sent for size dead-letters its event instead). */
 static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *msgs) {
   int n = 0;
-  int ss = sr_model_state_size(p->model), ring = sr_state_ring_len(p->state);
-  size_t rs = (size_t)(ring ? ring : 1);
-  /* compact away rows detached by FORGET (with their state and ring copies) */
+  int ss = sr_model_state_size(p->model);
+  /* compact away rows detached by FORGET (with their state copies; their
+   * seen copies stay where they are in p->excl, found by excl_off) */
   for (int i = 0; i < p->n_slots; i++) {
     if (!p->slots[i].user) continue;
     if (n != i) {
       p->slots[n] = p->slots[i];
       memcpy(p->st_copy + (size_t)n * (size_t)ss, p->st_copy + (size_t)i * (size_t)ss,
              (size_t)ss * sizeof(float));
-      memcpy(p->excl + (size_t)n * rs, p->excl + (size_t)i * rs, rs * sizeof(int32_t));
     }
     n++;
   }
@@ -626,7 +638,7 @@ static void sr_pipeline_flush_slots(sr_pipeline_t *p, sr_batch_rec_t *b, const s
   if (n == 0) return;
   for (int i = 0; i < n; i++) {
     p->st_ptrs[i] = p->st_copy + (size_t)i * (size_t)ss;
-    p->excl_ptrs[i] = p->excl + (size_t)i * rs;
+    p->excl_ptrs[i] = p->excl + p->slots[i].excl_off;
     p->n_excl[i] = p->slots[i].n_excl;
   }
   int64_t t0 = sr_mono_ns();
@@ -696,6 +708,7 @@ static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
   sr_batch_rec_t *b = sr_batch_open(p);
   if (!b) return; /* fatal or stopping with the ring full: nothing processed or committed */
   p->n_slots = 0;
+  p->excl_len = 0;
   sr_buf_reset(&p->strs);
   for (int i = 0; i < n && !b->failed; i++) {
     sr_msg_t *m = &msgs[i];
@@ -769,11 +782,11 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
     return NULL;
   }
   if (conf->k < 1 || conf->k > 1000 || conf->batch_max < 1 || conf->batch_max > 4096 ||
-      conf->ring_len < 0 || conf->ring_len > 4096 || conf->max_inflight_batches < 2 ||
+      conf->max_inflight_batches < 2 ||
       conf->id_max_bytes < 1 || conf->future_max_ms < 0 || conf->users_max < 1 ||
       conf->users_max > SR_STATE_USERS_MAX || conf->shutdown_timeout_ms < 0) {
     sr_seterr(errstr, errsz, SR_ERR_CONF,
-              "out of range: k 1..1000, batch_max 1..4096, ring_len 0..4096, "
+              "out of range: k 1..1000, batch_max 1..4096, "
               "max_inflight_batches >= 2, id_max_bytes >= 1, future_max_ms >= 0, "
               "users_max 1..%u, shutdown_timeout_ms >= 0",
               (unsigned)SR_STATE_USERS_MAX);
@@ -795,10 +808,11 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->conf.kafka_consumer = p->conf.kafka_producer = NULL;
   p->fatal = SR_OK;
 
-  int bm = conf->batch_max, k = conf->k, ring = conf->ring_len ? conf->ring_len : 1;
+  if (sr_seen_conf_check(&conf->seen, errstr, errsz) != SR_OK) return NULL;
+  int bm = conf->batch_max, k = conf->k;
   p->codec = sr_codec_new(conf->event_schema_id, conf->rec_schema_id, errstr, errsz);
   if (!p->codec) goto fail;
-  p->state = sr_state_new(sr_model_state_size(model), conf->ring_len);
+  p->state = sr_state_new(sr_model_state_size(model), &conf->seen);
   sr_state_set_max_users(p->state, (uint32_t)conf->users_max);
   atomic_store(&p->unassigned_since_ms, sr_now_ms());
   p->scorer = sr_scorer_new(model, bm, k);
@@ -811,7 +825,6 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->slots = sr_calloc((size_t)bm, sizeof(*p->slots));
   p->st_ptrs = sr_calloc((size_t)bm, sizeof(*p->st_ptrs));
   p->st_copy = sr_calloc((size_t)bm * (size_t)sr_model_state_size(model), sizeof(float));
-  p->excl = sr_calloc((size_t)bm * (size_t)ring, sizeof(*p->excl));
   p->excl_ptrs = sr_calloc((size_t)bm, sizeof(*p->excl_ptrs));
   p->n_excl = sr_calloc((size_t)bm, sizeof(*p->n_excl));
   p->top_idx = sr_calloc((size_t)bm * (size_t)k, sizeof(*p->top_idx));

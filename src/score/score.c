@@ -67,6 +67,7 @@ struct sr_scorer_s {
   float *H;
   float *T;            /* tile: max_batch rows of kp + tile_items floats */
   int32_t *carry;      /* k: indices of the carried top-K of one user */
+  int *cur;            /* max_batch: per row, next exclusion to apply (ascending lists) */
   size_t h_cap, t_cap; /* floats allocated */
 };
 
@@ -100,7 +101,8 @@ sr_scorer_t *sr_scorer_new(const sr_model_t *m, int max_batch, int k) {
   sc->k = k;
   sc->kp = (int)round_up((size_t)k, ALIGN_FLOATS);
   sc->carry = malloc((size_t)k * sizeof(int32_t));
-  if (!sc->carry || sr_scorer_set_model(sc, m) != SR_OK) {
+  sc->cur = malloc((size_t)max_batch * sizeof(int));
+  if (!sc->carry || !sc->cur || sr_scorer_set_model(sc, m) != SR_OK) {
     sr_scorer_destroy(sc);
     return NULL;
   }
@@ -112,6 +114,7 @@ void sr_scorer_destroy(sr_scorer_t *sc) {
   free(sc->H);
   free(sc->T);
   free(sc->carry);
+  free(sc->cur);
   sr_free(sc);
 }
 
@@ -164,8 +167,16 @@ static void run_slice(sr_scorer_t *sc, int g0, int nb, const int32_t *const *exc
     w = round_up(((size_t)N + tiles - 1) / tiles, ALIGN_FLOATS);
   }
   const size_t ld = (size_t)kp + w;
-  for (int u = 0; u < nb; u++)
+  for (int u = 0; u < nb; u++) {
     out_cnt[g0 + u] = 0;
+    /* an ascending list is applied with a cursor that moves across the
+     * tiles (O(list + tiles)); any other order is scanned whole per tile */
+    const int32_t *ex = excl ? excl[g0 + u] : NULL;
+    const int nex = (ex && n_excl) ? n_excl[g0 + u] : 0;
+    int sorted = 1;
+    for (int e = 1; e < nex && sorted; e++) sorted = ex[e - 1] <= ex[e];
+    sc->cur[u] = sorted ? 0 : -1;
+  }
 
   int32_t tn;
   for (int32_t i0 = 0; i0 < N; i0 += tn) {
@@ -178,9 +189,17 @@ static void run_slice(sr_scorer_t *sc, int g0, int nb, const int32_t *const *exc
       float *os = out_score + (size_t)g * k;
       const int32_t *ex = excl ? excl[g] : NULL;
       const int nex = (ex && n_excl) ? n_excl[g] : 0;
-      for (int e = 0; e < nex; e++) { /* seen filter: NaN is never chosen */
-        uint32_t l = (uint32_t)ex[e] - (uint32_t)i0;
-        if (ex[e] >= i0 && l < (uint32_t)tn) row[kp + l] = NAN;
+      /* seen filter: NaN is never chosen */
+      if (sc->cur[u] >= 0) {
+        int e = sc->cur[u];
+        while (e < nex && ex[e] < i0) e++; /* negative entries */
+        for (; e < nex && ex[e] < i0 + tn; e++) row[kp + (ex[e] - i0)] = NAN;
+        sc->cur[u] = e;
+      } else {
+        for (int e = 0; e < nex; e++) {
+          uint32_t l = (uint32_t)ex[e] - (uint32_t)i0;
+          if (ex[e] >= i0 && l < (uint32_t)tn) row[kp + l] = NAN;
+        }
       }
       /* carried best-so-far as the prefix (none before the first tile) */
       const int p = i0 == 0 ? 0 : k, c = out_cnt[g];

@@ -6,14 +6,16 @@
  * Why it is built this way (issue #4: 10M users at d=64 in < 6 GB, and an
  * update path that touches as few cache lines as possible):
  *
- *  - Records are fixed-size: sr_user_t header, float vec[state_size],
- *    int32 ring[ring_len], padded to 8 bytes (408 bytes at d=64, ring 32).
- *    No per-user malloc, no user id strings (only the 64-bit xxHash).
+ *  - Records are fixed-size: sr_user_t header (48 bytes with the embedded
+ *    seen set), float vec[state_size], padded to 8 bytes (304 bytes at
+ *    d=64). No per-user malloc for the record, no user id strings (only the
+ *    64-bit xxHash). The seen set's entries are the one per-user heap
+ *    allocation (src/seen), made only once the user consumes an item.
  *  - Records live in chunks that never move, so sr_user_t pointers are
  *    stable. Chunk sizes start small and double (64, 64, 128, 256, 512
- *    records: 1024 in all) and are then 1024 records each (408 KB at d=64),
+ *    records: 1024 in all) and are then 1024 records each (304 KB at d=64),
  *    so a partition with a handful of users does not pin megabytes and the
- *    unused tail of the last chunk stays under 408 KB per partition. (4096
+ *    unused tail of the last chunk stays under 304 KB per partition. (4096
  *    records per chunk measured 645 bytes/user at 5k users per partition.)
  *    A slot number maps to (chunk, offset) with one clz; see slot_ptr().
  *  - The index is open addressing with linear probing over uint32 entries.
@@ -29,7 +31,8 @@
  *  - Deletion (forget) uses backward-shift deletion, so there are no
  *    tombstones and probe lengths do not decay over time. The wiped record
  *    goes on a per-partition free list (next pointer kept in n_events,
- *    ring_cnt = FREE_MARK) and is reused by the next new user.
+ *    flags_ = FREE_MARK) and is reused by the next new user; its seen set
+ *    is freed first.
  *  - Two ids with the same 64-bit hash are the same user (no ids stored;
  *    see docs/ARCHITECTURE.md for the collision bound).
  *
@@ -42,12 +45,11 @@
  *
  * Changelog record (sr_state_serialize), all little-endian:
  *   0  u64 key          8 i64 last_ts      16 u32 n_events
- *   20 u16 ring_cnt    22 u16 ring_len     24 u32 state_size
- *   28 u16 version (1) 30 u16 reserved (0)
- *   32 i32 ring[ring_len], oldest first, unused entries 0
- *   .. f32 vec[state_size] (IEEE-754 binary32 bits)
- * The ring is written in logical order, so the layout does not depend on
- * where the in-memory ring happened to start.
+ *   20 u32 state_size  24 u16 version (2)  26 u16 reserved (0)
+ *   28 u32 seen_bytes
+ *   32 f32 vec[state_size] (IEEE-754 binary32 bits)
+ *   .. the seen set, seen_bytes bytes (sr_seen_serialize: entries oldest
+ *      first, so the layout does not depend on the in-memory ring).
  *
  * Thread: one store belongs to the pipeline thread; no locks.
  */
@@ -61,7 +63,7 @@
 #define SLOT_MAX SLOT_MASK /* slot SLOT_MASK never used: EMPTY has it */
 #define IX_EMPTY UINT32_MAX
 #define TAG_OF(key) ((uint32_t)((key) >> (64 - (32 - SLOT_BITS))) << SLOT_BITS)
-#define FREE_MARK 0xFFFFu  /* ring_cnt of a record on the free list */
+#define FREE_MARK 0xFFFFu  /* flags_ of a record on the free list */
 #define NO_SLOT UINT32_MAX /* end of the free list */
 
 #define CHUNK_BIG_SHIFT 10 /* 1024 records per chunk after the first 1024 */
@@ -70,7 +72,7 @@
 #define N_SMALL_CHUNKS (CHUNK_BIG_SHIFT - CHUNK_SMALL_SHIFT + 1) /* 64,64,..,512 */
 
 #define SER_HDR 32
-#define SER_VERSION 1
+#define SER_VERSION 2
 
 typedef struct part_s {
   int32_t id;
@@ -87,9 +89,9 @@ typedef struct part_s {
 struct sr_state_s {
   uint32_t max_users; /* per partition, <= SLOT_MAX */
   int state_size;
-  int ring_len;
   size_t rec_size;
-  size_t ring_off; /* byte offset of ring in a record */
+  sr_seen_conf_t seen;
+  uint64_t seen_dropped;
   part_t **parts;  /* sorted by id */
   int n_parts, cap_parts;
   int last; /* index in parts of the last partition looked up */
@@ -123,12 +125,20 @@ static inline sr_user_t *slot_user(const sr_state_t *s, const part_t *p, uint32_
   return (sr_user_t *)(void *)slot_ptr(s, p, slot);
 }
 
-static inline int32_t *user_ring(const sr_state_t *s, sr_user_t *u) {
-  return (int32_t *)(void *)((unsigned char *)u + s->ring_off);
-}
-static inline const int32_t *user_ring_c(const sr_state_t *s, const sr_user_t *u) {
-  return (const int32_t *)(const void *)((const unsigned char *)u + s->ring_off);
-}
+/* Calls fn on every live record of p (slot order). */
+#define FOR_EACH_USER(s, p, u, body)                                                               \
+  do {                                                                                             \
+    uint32_t slot_ = 0;                                                                            \
+    for (uint32_t c_ = 0; c_ < (p)->n_chunks && slot_ < (p)->n_slots; c_++) {                     \
+      unsigned char *base_ = (p)->chunks[c_];                                                      \
+      uint32_t n_ = SR_MIN(chunk_cap(c_), (p)->n_slots - slot_);                                   \
+      for (uint32_t o_ = 0; o_ < n_; o_++, slot_++) {                                              \
+        sr_user_t *u = (sr_user_t *)(void *)(base_ + (size_t)o_ * (s)->rec_size);                 \
+        if (u->flags_ == FREE_MARK) continue;                                                      \
+        body;                                                                                      \
+      }                                                                                            \
+    }                                                                                              \
+  } while (0)
 
 /* Returns a fresh slot number (from the free list or the high-water mark),
  * or NO_SLOT when the partition is full. The record is not initialised. */
@@ -170,16 +180,7 @@ static void index_grow(sr_state_t *s, part_t *p) {
   uint32_t ncap = (p->ix_mask + 1) * 2, nmask = ncap - 1;
   uint32_t *nix = sr_malloc((size_t)ncap * sizeof(*nix));
   memset(nix, 0xFF, (size_t)ncap * sizeof(*nix));
-  uint32_t slot = 0;
-  for (uint32_t c = 0; c < p->n_chunks && slot < p->n_slots; c++) {
-    unsigned char *base = p->chunks[c];
-    uint32_t n = SR_MIN(chunk_cap(c), p->n_slots - slot);
-    for (uint32_t o = 0; o < n; o++, slot++) {
-      const sr_user_t *u = (const sr_user_t *)(const void *)(base + (size_t)o * s->rec_size);
-      if (u->ring_cnt == FREE_MARK) continue;
-      index_insert_nocheck(nix, nmask, u->key, slot);
-    }
-  }
+  FOR_EACH_USER(s, p, u, index_insert_nocheck(nix, nmask, u->key, slot_));
   free(p->index);
   p->index = nix;
   p->ix_mask = nmask;
@@ -237,8 +238,9 @@ static part_t *part_new(int32_t id) {
   return p;
 }
 
-static void part_free(part_t *p) {
+static void part_free(const sr_state_t *s, part_t *p) {
   if (!p) return;
+  FOR_EACH_USER(s, p, u, sr_seen_clear(&u->seen));
   for (uint32_t c = 0; c < p->n_chunks; c++) free(p->chunks[c]);
   free(p->chunks);
   free(p->index);
@@ -279,20 +281,25 @@ static const part_t *part_get_c(const sr_state_t *s, int32_t id) {
 
 /* ---- public API ---- */
 
-sr_state_t *sr_state_new(int state_size, int ring_len) {
-  if (state_size < 0 || ring_len < 0 || ring_len > 4096) return NULL;
+sr_state_t *sr_state_new(int state_size, const sr_seen_conf_t *seen) {
+  sr_seen_conf_t sc;
+  if (seen)
+    sc = *seen;
+  else
+    sr_seen_conf_defaults(&sc);
+  if (state_size < 0 || state_size > (1 << 20) || sr_seen_conf_check(&sc, NULL, 0) != SR_OK)
+    return NULL;
   sr_state_t *s = sr_calloc(1, sizeof(*s));
   s->max_users = SLOT_MAX;
   s->state_size = state_size;
-  s->ring_len = ring_len;
-  s->ring_off = sizeof(sr_user_t) + (size_t)state_size * sizeof(float);
-  s->rec_size = (s->ring_off + (size_t)ring_len * sizeof(int32_t) + 7) & ~(size_t)7;
+  s->seen = sc;
+  s->rec_size = (sizeof(sr_user_t) + (size_t)state_size * sizeof(float) + 7) & ~(size_t)7;
   return s;
 }
 
 void sr_state_destroy(sr_state_t *s) {
   if (!s) return;
-  for (int i = 0; i < s->n_parts; i++) part_free(s->parts[i]);
+  for (int i = 0; i < s->n_parts; i++) part_free(s, s->parts[i]);
   free(s->parts);
   free(s);
 }
@@ -314,7 +321,7 @@ void sr_state_partition_add(sr_state_t *s, int32_t partition) {
 void sr_state_partition_drop(sr_state_t *s, int32_t partition) {
   int i = part_search(s, partition);
   if (i < 0) return;
-  part_free(s->parts[i]);
+  part_free(s, s->parts[i]);
   memmove(&s->parts[i], &s->parts[i + 1], (size_t)(s->n_parts - i - 1) * sizeof(*s->parts));
   s->n_parts--;
   s->last = 0;
@@ -364,8 +371,9 @@ int sr_state_forget(sr_state_t *s, int32_t partition, const char *user_id, size_
   uint32_t slot = p->index[i] & SLOT_MASK;
   index_delete(s, p, i); /* reads keys: before the record is wiped */
   sr_user_t *u = slot_user(s, p, slot);
+  sr_seen_clear(&u->seen);
   memset(u, 0, s->rec_size); /* privacy: nothing of the user survives */
-  u->ring_cnt = FREE_MARK;
+  u->flags_ = FREE_MARK;
   u->n_events = p->free_head;
   p->free_head = slot;
   p->count--;
@@ -377,24 +385,15 @@ float *sr_user_vec(const sr_state_t *s, sr_user_t *u) {
   return (float *)(void *)((unsigned char *)u + sizeof(sr_user_t));
 }
 
-int sr_user_recent(const sr_state_t *s, const sr_user_t *u, int32_t *out) {
-  int n = u->ring_cnt, len = s->ring_len;
-  if (n == 0) return 0;
-  const int32_t *ring = user_ring_c(s, u);
-  int start = u->ring_pos - n;
-  if (start < 0) start += len;
-  int first = SR_MIN(n, len - start);
-  memcpy(out, ring + start, (size_t)first * sizeof(*out));
-  memcpy(out + first, ring, (size_t)(n - first) * sizeof(*out));
-  return n;
+int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_t item,
+                       int64_t ts) {
+  int dropped = sr_seen_apply(&u->seen, &s->seen, type, item, ts, u->last_ts);
+  s->seen_dropped += (uint64_t)dropped;
+  return dropped;
 }
 
-void sr_user_push_item(const sr_state_t *s, sr_user_t *u, int32_t item) {
-  if (s->ring_len == 0) return;
-  user_ring(s, u)[u->ring_pos] = item;
-  u->ring_pos = (uint16_t)(u->ring_pos + 1 == s->ring_len ? 0 : u->ring_pos + 1);
-  if (u->ring_cnt < s->ring_len) u->ring_cnt++;
-}
+const sr_seen_conf_t *sr_state_seen_conf(const sr_state_t *s) { return &s->seen; }
+uint64_t sr_state_seen_dropped(const sr_state_t *s) { return s->seen_dropped; }
 
 /* ---- changelog records ---- */
 
@@ -422,58 +421,66 @@ static inline uint64_t get64(const unsigned char *p) {
   return v;
 }
 
-size_t sr_state_record_size(const sr_state_t *s) {
-  return SER_HDR + ((size_t)s->ring_len + (size_t)s->state_size) * 4;
-}
-
-void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, unsigned char *out) {
-  put64(out + 0, u->key);
-  put64(out + 8, (uint64_t)u->last_ts);
-  put32(out + 16, u->n_events);
-  put16(out + 20, u->ring_cnt);
-  put16(out + 22, (uint16_t)s->ring_len);
-  put32(out + 24, (uint32_t)s->state_size);
-  put16(out + 28, SER_VERSION);
-  put16(out + 30, 0);
-  unsigned char *p = out + SER_HDR;
-  const int32_t *ring = user_ring_c(s, u);
-  int n = u->ring_cnt, start = u->ring_pos - n;
-  if (start < 0) start += s->ring_len;
-  for (int i = 0; i < s->ring_len; i++, p += 4) {
-    int32_t v = 0;
-    if (i < n) v = ring[(start + i) % s->ring_len];
-    put32(p, (uint32_t)v);
-  }
+void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, sr_buf_t *out) {
+  const size_t hdr_at = out->len;
+  sr_buf_reserve(out, SER_HDR + (size_t)s->state_size * 4);
+  unsigned char *h = (unsigned char *)out->data + hdr_at;
+  put64(h + 0, u->key);
+  put64(h + 8, (uint64_t)u->last_ts);
+  put32(h + 16, u->n_events);
+  put32(h + 20, (uint32_t)s->state_size);
+  put16(h + 24, SER_VERSION);
+  put16(h + 26, 0);
+  put32(h + 28, 0); /* seen_bytes, patched below */
+  unsigned char *p = h + SER_HDR;
   const float *vec = (const float *)(const void *)((const unsigned char *)u + sizeof(sr_user_t));
   for (int i = 0; i < s->state_size; i++, p += 4) {
     uint32_t bits;
     memcpy(&bits, &vec[i], 4);
     put32(p, bits);
   }
+  out->len = hdr_at + SER_HDR + (size_t)s->state_size * 4;
+  const size_t seen_at = out->len;
+  sr_seen_serialize(&u->seen, out);
+  put32((unsigned char *)out->data + hdr_at + 28, (uint32_t)(out->len - seen_at));
 }
 
 sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec,
-                          size_t len) {
-  size_t need = sr_state_record_size(s);
+                          size_t len, int32_t n_items) {
+  const size_t vec_bytes = (size_t)s->state_size * 4;
   if (!rec || len < SER_HDR) return SR_ERR_TRUNCATED;
-  if (get16(rec + 28) != SER_VERSION) return SR_ERR_VERSION;
-  if (get16(rec + 22) != (uint16_t)s->ring_len || get32(rec + 24) != (uint32_t)s->state_size)
+  if (get16(rec + 24) != SER_VERSION) return SR_ERR_VERSION;
+  if (get32(rec + 20) != (uint32_t)s->state_size)
     return SR_ERR_MODEL; /* written by a store of another shape */
-  if (len < need) return SR_ERR_TRUNCATED;
-  if (len > need) return SR_ERR_FORMAT;
-  uint16_t cnt = get16(rec + 20);
-  if (cnt > s->ring_len) return SR_ERR_FORMAT;
+  const size_t seen_bytes = get32(rec + 28);
+  if (len < SER_HDR + vec_bytes || len - SER_HDR - vec_bytes < seen_bytes)
+    return SR_ERR_TRUNCATED;
+  if (len - SER_HDR - vec_bytes > seen_bytes) return SR_ERR_FORMAT;
   part_t *p = part_get(s, partition);
   if (!p) return SR_ERR_STATE; /* partition not assigned to this worker */
+  /* decode the seen set before touching the store: a bad record changes nothing */
+  sr_seen_t seen;
+  size_t used = 0;
+  uint32_t dropped = 0;
+  sr_seen_init(&seen);
+  sr_err_t err = sr_seen_deserialize(&seen, &s->seen, n_items, rec + SER_HDR + vec_bytes,
+                                     seen_bytes, &used, &dropped, NULL, 0);
+  if (err == SR_OK && used != seen_bytes) err = SR_ERR_FORMAT;
+  if (err != SR_OK) {
+    sr_seen_clear(&seen);
+    return err == SR_ERR_TRUNCATED || err == SR_ERR_VERSION ? err : SR_ERR_FORMAT;
+  }
   sr_user_t *u = get_by_key(s, p, get64(rec), 1, NULL);
-  if (!u) return SR_ERR_NOMEM; /* partition full */
+  if (!u) {
+    sr_seen_clear(&seen);
+    return SR_ERR_STATE_FULL;
+  }
+  sr_seen_clear(&u->seen);
+  u->seen = seen;
+  s->seen_dropped += dropped;
   u->last_ts = (int64_t)get64(rec + 8);
   u->n_events = get32(rec + 16);
-  u->ring_cnt = cnt;
-  u->ring_pos = (uint16_t)(s->ring_len ? cnt % s->ring_len : 0);
   const unsigned char *q = rec + SER_HDR;
-  int32_t *ring = user_ring(s, u);
-  for (int i = 0; i < s->ring_len; i++, q += 4) ring[i] = i < cnt ? (int32_t)get32(q) : 0;
   float *vec = sr_user_vec(s, u);
   for (int i = 0; i < s->state_size; i++, q += 4) {
     uint32_t bits = get32(q);
@@ -492,7 +499,6 @@ uint32_t sr_state_set_max_users(sr_state_t *s, uint32_t max_users) {
 uint32_t sr_state_max_users(const sr_state_t *s) { return s->max_users; }
 
 int sr_state_state_size(const sr_state_t *s) { return s->state_size; }
-int sr_state_ring_len(const sr_state_t *s) { return s->ring_len; }
 
 size_t sr_state_users(const sr_state_t *s) {
   size_t n = 0;
@@ -507,6 +513,10 @@ size_t sr_state_partition_users(const sr_state_t *s, int32_t partition) {
 
 size_t sr_state_bytes(const sr_state_t *s) {
   size_t n = sizeof(*s) + (size_t)s->cap_parts * sizeof(*s->parts);
-  for (int i = 0; i < s->n_parts; i++) n += part_bytes(s->parts[i]);
+  for (int i = 0; i < s->n_parts; i++) {
+    const part_t *p = s->parts[i];
+    n += part_bytes(p);
+    FOR_EACH_USER(s, p, u, n += sr_seen_bytes(&u->seen));
+  }
   return n;
 }

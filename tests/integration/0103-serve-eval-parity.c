@@ -2,8 +2,15 @@
  * Parity between serving and offline evaluation: every user's events are
  * replayed through the pipeline on the mock cluster; the user's last
  * published top-K must equal the top-K that eval computes offline from the
- * same snapshot and history (same items, same order, scores within 1e-4
- * relative). Runs for each model kind the trainer builds (decay, gru).
+ * same snapshot and history, with the same seen filter (serve's defaults),
+ * up to BLAS rounding: at every position the scores agree within
+ * T_TOPK_TOL, and an item differs only where it trades places with a
+ * near-tie (test.h t_topk_same). Serve scores users in micro-batches whose
+ * size depends on arrival timing, eval one user at a time: sgemm calls of
+ * different shapes, which no BLAS promises to round alike. Users have more
+ * events than the old 32-item ring held, some repeated, so the lists also
+ * prove the exact exclusion. Runs for each model kind the trainer builds
+ * (decay, gru).
  */
 #include <math.h>
 
@@ -11,8 +18,8 @@
 #include "streamrec/eval.h"
 
 #define N_USERS 25
-#define N_ITEMS 60
-#define PER_USER 12
+#define N_ITEMS 120
+#define PER_USER 45
 #define N_PARTS 3
 
 static void parity_for_kind(sr_model_kind_t kind, int *failed) {
@@ -66,7 +73,7 @@ static void parity_for_kind(sr_model_kind_t kind, int *failed) {
     *failed = 1;
   }
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
-  int checked = 0;
+  int checked = 0, near_ties = 0;
   for (int u = 0; u < N_USERS && !*failed; u++) {
     char uid[16];
     snprintf(uid, sizeof(uid), "u%d", u);
@@ -98,16 +105,32 @@ static void parity_for_kind(sr_model_kind_t kind, int *failed) {
     }
     int32_t idx[10];
     float sc[10];
-    int k = sr_eval_user_topk(m, hist, n, SR_EVAL_SEEN_RING, 32, 10, idx, sc, NULL);
+    int k = sr_eval_user_topk(m, hist, n, NULL, 10, idx, sc, NULL);
     if (k != r.n_items) {
       fprintf(stderr, "%s: eval gives %d items, serve %d\n", uid, k, r.n_items);
       *failed = 1;
       break;
     }
+    /* exact exclusion: nothing the user clicked comes back, however long ago */
+    for (int j = 0; j < r.n_items; j++)
+      for (int h = 0; h < n; h++)
+        if (sr_str_eq(r.items[j].item_id, hist[h].item)) {
+          fprintf(stderr, "%s: serve recommends %.*s, consumed at event %d of %d\n", uid,
+                  (int)hist[h].item.len, hist[h].item.ptr, h, n);
+          *failed = 1;
+        }
+    if (*failed) break;
+    /* serve's list as catalogue indices, then the parity rule */
+    int32_t sidx[10];
+    float ssc[10];
+    for (int j = 0; j < k; j++) {
+      sidx[j] = sr_model_item_lookup(m, r.items[j].item_id.ptr, r.items[j].item_id.len);
+      ssc[j] = r.items[j].score;
+    }
     for (int j = 0; j < k; j++) {
       sr_str_t id = sr_model_item_id(m, idx[j]);
-      double rel = fabs((double)sc[j] - r.items[j].score) / fmax(1e-6, fabs((double)sc[j]));
-      if (!sr_str_eq(id, r.items[j].item_id) || rel > 1e-4) {
+      if (!sr_str_eq(id, r.items[j].item_id)) near_ties++;
+      if (!t_topk_same(sidx, ssc, idx, sc, k, j)) {
         fprintf(stderr, "%s rank %d: eval %.*s %.7g, serve %.*s %.7g\n", uid, j, (int)id.len,
                 id.ptr, (double)sc[j], (int)r.items[j].item_id.len, r.items[j].item_id.ptr,
                 (double)r.items[j].score);
@@ -118,7 +141,8 @@ static void parity_for_kind(sr_model_kind_t kind, int *failed) {
     checked++;
   }
   if (!*failed && checked != N_USERS) *failed = 1;
-  fprintf(stderr, "parity (%s): %d users checked\n", sr_model_kind_name(kind), checked);
+  fprintf(stderr, "parity (%s): %d users checked, %d positions differ by a near-tie\n",
+          sr_model_kind_name(kind), checked, near_ties);
   sr_codec_destroy(c);
   it_msgs_free(recs, nr);
   free(recs);

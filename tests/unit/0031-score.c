@@ -226,19 +226,10 @@ TEST(set_model) {
 /* Scorer vs the untiled path (one sr_model_score, sr_rank_topk per row).
  * small_ints: parameters and states are small integers, so every score is
  * exact and ties are everywhere (the tie rule decides most lists). */
-#define PARITY_TOL(x) (1e-5f * (1.0f + fabsf(x)))
-
-/* Position j of list (ai, as) agrees with the reference (bi, bs) of cnt
- * entries: the score is within tolerance, and the item is the same, or it
- * stands in the reference with a score within tolerance of its own, or it
- * is missing there and its score ties the reference's last one. */
-static int parity_same(const int32_t *ai, const float *as, const int32_t *bi, const float *bs,
-                       int cnt, int j) {
-  if (fabsf(as[j] - bs[j]) > PARITY_TOL(bs[j])) return 0;
-  if (ai[j] == bi[j]) return 1;
-  for (int q = 0; q < cnt; q++)
-    if (bi[q] == ai[j]) return fabsf(bs[q] - as[j]) <= PARITY_TOL(as[j]);
-  return fabsf(as[j] - bs[cnt - 1]) <= PARITY_TOL(bs[cnt - 1]);
+/* t_topk_same (test.h) is the parity rule. */
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
 }
 
 static int parity_check(int32_t N, int d, int max_batch, int n, int k, int small_ints, char *why,
@@ -284,6 +275,9 @@ static int parity_check(int32_t N, int d, int max_batch, int n, int k, int small
       default: ex[u][e] = e % 2 ? -1 - (int32_t)e : N + (int32_t)e; /* out of range */
       }
     }
+    /* odd rows ascending (the seen sets' order: the scorer's cursor path),
+     * even rows in any order (its whole-list path) */
+    if (u % 2) qsort(ex[u], (size_t)nex[u], sizeof(int32_t), cmp_i32);
   }
   sr_scorer_run(sc, states, n, (const int32_t *const *)ex, nex, oi, os, oc);
   sr_model_score(m, H, n, S);
@@ -298,7 +292,7 @@ static int parity_check(int32_t N, int d, int max_batch, int n, int k, int small
      * that), so an item may trade places with one whose score is a
      * near-tie, or with the first one left out at the list's end. */
     for (int j = 0; j < rc; j++)
-      if (!parity_same(oi + (size_t)u * k, os + (size_t)u * k, ri, rs, rc, j)) {
+      if (!t_topk_same(oi + (size_t)u * k, os + (size_t)u * k, ri, rs, rc, j)) {
         snprintf(why, whysz, "user %d result %d: item %d score %.9g, untiled item %d score %.9g", u,
                  j, oi[(size_t)u * k + j], os[(size_t)u * k + j], ri[j], rs[j]);
         goto out;

@@ -269,21 +269,22 @@ TEST(sampled_all_items) {
 }
 
 TEST(ties_and_repeats) {
-  /* A repeated target must never be filtered, and ties go to the lower
-   * index in the rank of the target as well as in the lists (k = 2):
+  /* A repeated target is what serve would never list again (the default
+   * filter, state.seen.window.ms 0): a miss for every method, counted in
+   * seen_targets. Ties go to the lower index in the rank of the target as
+   * well as in the lists (k = 2):
    *
-   *   v1  a b a   history a b, target a (seen before: still rankable)
+   *   v1  a b a   history a b, target a: consumed before, a miss
    *   v2  c b d   history c b, target d
    *   v3  d c     skipped
    * Popularity a 1, b 2, c 2, d 1, e 0, f 0: order b c a d e f.
-   *   pop v1 (b filtered): c a d e f     a rank 1   list {c,a}
-   *   pop v2 (b c):        a d e f       d rank 1 (ties a, which has the
-   *                                      lower index)  list {a,d}
+   *   pop v1 (a b filtered): c d e f           list {c,d}
+   *   pop v2 (b c):          a d e f  d rank 1 (ties a, which has the lower
+   *                                   index)   list {a,d}
    * Markov: b has no successor, so both users get the popularity lists.
-   * Model: v1 h = .5a + b = (.5, 1): e 1.5, a .5, f .5 (a first), c, d
-   *          a rank 1, list {e,a}
-   *        v2 h = .5c + b = (-.5, 1): f 1.5, e .5, a -.5, d -1
-   *          d rank 3, list {f,e}
+   * Model (item_out a (1,0) b (0,1) c (-1,0) d (0,-1) e (1,1) f (-1,1)):
+   *   v1 h = .5a + b = (.5, 1): e 1.5, f .5 (a, b filtered)   list {e,f}
+   *   v2 h = .5c + b = (-.5, 1): f 1.5, e .5, a -.5, d -1: d rank 3, list {f,e}
    * The sampled protocol samples every non-interacted item here, so its
    * ranks equal the full ones. */
   static const char *const csv =
@@ -299,21 +300,20 @@ TEST(ties_and_repeats) {
   sr_eval_result_t r;
   char err[256];
   T_EQ_INT(sr_eval_loo(m, ds, &c, &r, err, sizeof(err)), SR_OK);
-  sr_model_destroy(m);
-  sr_dataset_destroy(ds);
   T_EQ_INT(r.evaluated, 2);
   T_EQ_INT(r.skipped, 1);
+  T_EQ_INT(r.seen_targets, 1);
   T_EQ_INT(r.history_events, 6);
   const sr_eval_metrics_t *x = &r.m[SR_EVAL_MODEL];
-  T_EQ_INT(x->hits, 1);
-  T_NEAR(x->ndcg, (1.0 / log2(3.0)) / 2, TOL);
-  T_NEAR(x->mrr, (1.0 / 2 + 1.0 / 4) / 2, TOL);
-  T_NEAR(x->coverage, 3.0 / 6, TOL);
+  T_EQ_INT(x->hits, 0);
+  T_NEAR(x->ndcg, 0, TOL);
+  T_NEAR(x->mrr, (1.0 / 4) / 2, TOL);
+  T_NEAR(x->coverage, 2.0 / 6, TOL);
   for (int i = SR_EVAL_POP; i <= SR_EVAL_MARKOV; i++) {
     x = &r.m[i];
-    T_EQ_INT(x->hits, 2);
-    T_NEAR(x->ndcg, 1.0 / log2(3.0), TOL);
-    T_NEAR(x->mrr, 0.5, TOL);
+    T_EQ_INT(x->hits, 1);
+    T_NEAR(x->ndcg, (1.0 / log2(3.0)) / 2, TOL);
+    T_NEAR(x->mrr, 0.5 / 2, TOL);
     T_NEAR(x->coverage, 3.0 / 6, TOL);
   }
   for (int i = 0; i < SR_EVAL__N_METHODS; i++) {
@@ -321,6 +321,24 @@ TEST(ties_and_repeats) {
     T_NEAR(r.m[i].s_mrr, r.m[i].mrr, TOL);
     T_NEAR(r.m[i].s_ndcg, r.m[i].ndcg, TOL);
   }
+
+  /* With a re-consumption window of 1.5 s the items consumed 1.5 s or more
+   * before each user's last history event are back: v1 filters b only,
+   * and its target a is rankable again; v2 filters b only.
+   *   model v1: e 1.5, a .5 (ties f, lower index)  a rank 1, list {e,a}
+   *   model v2 (h (-.5, 1)): f 1.5, c .5, e .5, a -.5, d -1: d rank 4,
+   *            list {f,c} */
+  c.seen.window_ms = 1500;
+  T_EQ_INT(sr_eval_loo(m, ds, &c, &r, err, sizeof(err)), SR_OK);
+  T_EQ_INT(r.seen_targets, 0);
+  x = &r.m[SR_EVAL_MODEL];
+  T_EQ_INT(x->hits, 1);
+  T_NEAR(x->ndcg, (1.0 / log2(3.0)) / 2, TOL);
+  T_NEAR(x->mrr, (1.0 / 2 + 1.0 / 5) / 2, TOL);
+  T_NEAR(x->coverage, 4.0 / 6, TOL);
+  c.seen.window_ms = 0;
+  sr_model_destroy(m);
+  sr_dataset_destroy(ds);
 
   /* Baseline ties go by item id, not by catalogue index: a model whose
    * catalogue is d c b a (so d has the lowest index) and no model at all
@@ -335,15 +353,15 @@ TEST(ties_and_repeats) {
   sr_model_destroy(mr);
   sr_dataset_destroy(ds);
   for (int i = SR_EVAL_POP; i <= SR_EVAL_MARKOV; i++) {
-    T_EQ_INT(rr.m[i].hits, 2);
-    T_EQ_INT(rn.m[i].hits, 2);
-    T_NEAR(rr.m[i].ndcg, 1.0 / log2(3.0), TOL);
-    T_NEAR(rn.m[i].ndcg, 1.0 / log2(3.0), TOL);
-    T_NEAR(rr.m[i].mrr, 0.5, TOL);
-    T_NEAR(rn.m[i].mrr, 0.5, TOL);
-    T_NEAR(rr.m[i].coverage, 3.0 / 4, TOL); /* lists {c,a} {a,d} */
-    T_NEAR(rn.m[i].s_mrr, 0.5, TOL);
-    T_NEAR(rr.m[i].s_mrr, 0.5, TOL);
+    T_EQ_INT(rr.m[i].hits, 1);
+    T_EQ_INT(rn.m[i].hits, 1);
+    T_NEAR(rr.m[i].ndcg, (1.0 / log2(3.0)) / 2, TOL);
+    T_NEAR(rn.m[i].ndcg, (1.0 / log2(3.0)) / 2, TOL);
+    T_NEAR(rr.m[i].mrr, 0.25, TOL);
+    T_NEAR(rn.m[i].mrr, 0.25, TOL);
+    T_NEAR(rr.m[i].coverage, 3.0 / 4, TOL); /* lists {c,d} {a,d} */
+    T_NEAR(rn.m[i].s_mrr, 0.25, TOL);
+    T_NEAR(rr.m[i].s_mrr, 0.25, TOL);
   }
 }
 
@@ -553,7 +571,9 @@ TEST(time_split) {
 TEST(user_topk_parity_api) {
   /* u1's a b c d: h = .125a + .25b + .5c + d = (-.375, -.75):
    *   a -.375, b -.75, c .375, d .75, e -1.125, f -.375
-   * SEEN_ALL filters a b c d: f e. Ring of 2 holds c d: a f (tie: a first).
+   * The default filter excludes a b c d: f e. With a window of 2.5 s, at
+   * the clock 5000 a (2000 <= 5000 - 2500) has expired, b c d have not:
+   * a f e (tie: a first). Only RATE consuming: d (CLICK) comes back: d f e.
    * An unknown item updates nothing; FORGET starts over. */
   sr_model_t *m = tiny_model();
   T_ASSERT(m);
@@ -564,7 +584,7 @@ TEST(user_topk_parity_api) {
       {SR_STR("d"), SR_EV_CLICK, 1, 5000}};
   int32_t idx[3];
   float sc[3], h[2];
-  int n = sr_eval_user_topk(m, ev, 7, SR_EVAL_SEEN_ALL, 0, 3, idx, sc, h);
+  int n = sr_eval_user_topk(m, ev, 7, NULL, 3, idx, sc, h);
   T_EQ_INT(n, 2);
   T_EQ_INT(idx[0], 5);
   T_EQ_INT(idx[1], 4);
@@ -572,21 +592,24 @@ TEST(user_topk_parity_api) {
   T_NEAR(sc[1], -1.125, 0);
   T_NEAR(h[0], -0.375, 0);
   T_NEAR(h[1], -0.75, 0);
-  n = sr_eval_user_topk(m, ev, 7, SR_EVAL_SEEN_RING, 2, 3, idx, NULL, NULL);
+  sr_seen_conf_t sk;
+  sr_seen_conf_defaults(&sk);
+  sk.window_ms = 2500;
+  n = sr_eval_user_topk(m, ev, 7, &sk, 3, idx, NULL, NULL);
   T_EQ_INT(n, 3);
   T_EQ_INT(idx[0], 0);
   T_EQ_INT(idx[1], 5);
-  T_EQ_INT(idx[2], 1);
-  /* ring 0: nothing filtered: d c a */
-  n = sr_eval_user_topk(m, ev + 3, 4, SR_EVAL_SEEN_RING, 0, 3, idx, sc, NULL);
+  T_EQ_INT(idx[2], 4);
+  sr_seen_conf_defaults(&sk);
+  T_EQ_INT(sr_seen_parse_types("rate", &sk.types, NULL, 0), SR_OK);
+  n = sr_eval_user_topk(m, ev + 3, 4, &sk, 3, idx, sc, NULL);
   T_EQ_INT(n, 3);
   T_EQ_INT(idx[0], 3);
-  T_EQ_INT(idx[1], 2);
-  T_EQ_INT(idx[2], 0);
-  T_EQ_INT(sr_eval_user_topk(m, ev, 7, SR_EVAL_SEEN_RING, -1, 3, idx, sc, NULL),
-           SR_ERR_INVALID_ARG);
-  T_EQ_INT(sr_eval_user_topk(m, ev, 7, SR_EVAL_SEEN_ALL, 0, 0, idx, sc, NULL),
-           SR_ERR_INVALID_ARG);
+  T_EQ_INT(idx[1], 5);
+  T_EQ_INT(idx[2], 4);
+  sk.max = 0;
+  T_EQ_INT(sr_eval_user_topk(m, ev, 7, &sk, 3, idx, sc, NULL), SR_ERR_INVALID_ARG);
+  T_EQ_INT(sr_eval_user_topk(m, ev, 7, NULL, 0, idx, sc, NULL), SR_ERR_INVALID_ARG);
   sr_model_destroy(m);
 }
 
