@@ -19,9 +19,12 @@ asan: deps
 	@cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DSR_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 
-# Release build tests, then the same suite under ASan+UBSan.
+# Release build tests, the unit tests once per OpenBLAS core this CPU can run
+# (scripts/blas_matrix.sh: one summary line per core), then the same suite
+# under ASan+UBSan.
 test: build asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	JOBS=$(JOBS) bash scripts/blas_matrix.sh $(BUILD)
 	cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) --timeout 600 -LE noasan
 
 test-fast: build

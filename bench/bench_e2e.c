@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "streamrec/blas.h"
 #include "streamrec/dataset.h"
 #include "streamrec/decode.h"
 #include "streamrec/kafka.h"
@@ -168,6 +169,7 @@ static double scoring_limit(const sr_model_t *m, int batch, int k) {
 }
 
 int main(int argc, char **argv) {
+  sr_blas_ensure_core(argc, argv); /* may re-execute with OPENBLAS_CORETYPE (blas.h) */
   int n_events = 200000, n_users = 10000, n_items = 10000, dim = 64, k = 10, batch = 64, parts = 4;
   double rate = 0;
   int batch_wait_us = -1; /* -1: the pipeline's default */
@@ -403,6 +405,10 @@ int main(int argc, char **argv) {
          "(at start %.2f %.2f %.2f)\n",
          ncpu, blas_threads, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
          la[1], la[2], la0[0], la0[1], la0[2]);
+  sr_blas_info_t bi;
+  char bdesc[192];
+  sr_blas_info(&bi);
+  printf("openblas: %s\n", sr_blas_describe(&bi, bdesc, sizeof(bdesc)));
   printf("setup: model=%s events=%d items=%d dim=%d k=%d batch.max=%d batch.wait.us=%d "
          "partitions=%d input=%s rate=%s\n",
          sr_model_kind_name(sr_model_kind(sr_pipeline_model(pctx.p))), n_events, n_items,

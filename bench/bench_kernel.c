@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "streamrec/blas.h"
 #include "streamrec/common.h"
 #include "streamrec/model.h"
 #include "streamrec/rank.h"
@@ -208,6 +209,10 @@ static void print_machine(void) {
   printf("machine: nproc=%ld cpu=\"%s\"\n", sysconf(_SC_NPROCESSORS_ONLN), model);
   printf("openblas: %s; core=%s; threads=%d\n", openblas_get_config(), openblas_get_corename(),
          openblas_get_num_threads());
+  sr_blas_info_t bi;
+  char desc[192];
+  sr_blas_info(&bi);
+  printf("openblas core choice: %s\n", sr_blas_describe(&bi, desc, sizeof(desc)));
 }
 
 /* Parses "a,b,c" into at most max positive ints; returns the count (0: bad). */
@@ -225,6 +230,7 @@ static int parse_list(const char *s, int *out, int max) {
 }
 
 int main(int argc, char **argv) {
+  sr_blas_ensure_core(argc, argv); /* may re-execute with OPENBLAS_CORETYPE (blas.h) */
   int quick = 0, threads = 0;
   int sel_cats[8], n_sel_cats = 0, sel_bs[8], n_sel_bs = 0;
   for (int i = 1; i < argc; i++) {

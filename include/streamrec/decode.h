@@ -68,4 +68,9 @@ sr_err_t sr_codec_decode_rec(sr_codec_t *c, const void *buf, size_t len, sr_rec_
 const char *sr_codec_event_schema_json(void);
 const char *sr_codec_rec_schema_json(void);
 
+/* Version of Avro C this module was built against ("1.11.1": pkg-config's
+ * modversion of avro-c at configure time, SR_AVRO_C_VERSION; Avro C has no
+ * run-time version call), for doctor and /metrics. Static storage. */
+const char *sr_codec_avro_version(void);
+
 #endif

@@ -226,4 +226,8 @@ void sr_broker_clear_errors(sr_broker_t *b, int apikey);
 int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
                              int n_kafka, int timeout_ms, char *errstr, size_t errsz);
 
+/* Version of the librdkafka linked at run time ("2.0.2": rd_kafka_version_str()),
+ * for doctor and /metrics. Static storage. Any thread. */
+const char *sr_kafka_version(void);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * broker: an embedded Kafka for demos and tests, built on the librdkafka
  * mock cluster (rdkafka_mock.h), plus sr_kafka_partition_count(), the one
- * metadata helper the CLI tools need.
+ * metadata helper the CLI tools need, and sr_kafka_version().
  *
  * The mock cluster speaks the real wire protocol on loopback (produce,
  * fetch, consumer groups, offset commits, idempotent producer ids), so every
@@ -188,6 +188,8 @@ static int sr_kafka_is_connection_prop(const char *key) {
     if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) return 1;
   return 0;
 }
+
+const char *sr_kafka_version(void) { return rd_kafka_version_str(); }
 
 int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
                              int n_kafka, int timeout_ms, char *errstr, size_t errsz) {

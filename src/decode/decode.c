@@ -181,6 +181,11 @@ void sr_codec_destroy(sr_codec_t *c) {
 const char *sr_codec_event_schema_json(void) { return SR_SCHEMA_USER_EVENT_JSON; }
 const char *sr_codec_rec_schema_json(void) { return SR_SCHEMA_RECOMMENDATION_JSON; }
 
+#ifndef SR_AVRO_C_VERSION /* set by CMakeLists.txt from pkg-config */
+#define SR_AVRO_C_VERSION "unknown"
+#endif
+const char *sr_codec_avro_version(void) { return SR_AVRO_C_VERSION; }
+
 /* ------------------------------------------------------------------------ */
 /* Validator: walks an untrusted body exactly as the schema says            */
 
