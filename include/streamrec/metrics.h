@@ -13,9 +13,12 @@
 #include "streamrec/pipeline.h"
 
 /* Appends the exposition text for stats and the served model to out (m
- * may be NULL: no streamrec_model_info). Label values (the model version,
- * the kind) are escaped per the text format (backslash, double quote, line
- * feed), so no model version can add or break exposition lines. */
+ * may be NULL: no streamrec_model_info), and the build and machine facts
+ * (streamrec_build_info: versions, OpenBLAS core in use, best and source,
+ * from sr_blas_info(); streamrec_blas_core_suboptimal). Label values (the
+ * model version, the kind, the CPU name, ...) are escaped per the text
+ * format (backslash, double quote, line feed), so no value can add or break
+ * exposition lines. */
 void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_t uptime_ms,
                        sr_buf_t *out);
 

@@ -3,7 +3,13 @@
  * hand (the format is a few lines of text) rather than with a client
  * library: Debian has no C Prometheus client package.
  */
+#include <stdio.h>
+
 #include "streamrec/metrics.h"
+
+#include "streamrec/blas.h"
+#include "streamrec/decode.h"
+#include "streamrec/kafka.h"
 
 /* Appends v as a Prometheus label value, without the quotes: the text
  * format (exposition format 0.0.4) escapes exactly backslash, double quote
@@ -26,6 +32,39 @@ static void sr_metrics_label_value(sr_buf_t *out, const char *v) {
 static void sr_metric(sr_buf_t *out, const char *name, const char *type, const char *help,
                       double v) {
   sr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+/* Appends [,]name="value" with the value escaped. */
+static void sr_metrics_label(sr_buf_t *out, int first, const char *name, const char *v) {
+  sr_buf_printf(out, "%s%s=\"", first ? "" : ",", name);
+  sr_metrics_label_value(out, v);
+  sr_buf_putc(out, '"');
+}
+
+/* streamrec_build_info and streamrec_blas_core_suboptimal: the facts
+ * `streamrec doctor` reports, for dashboards and alerts. */
+static void sr_metrics_build_info(sr_buf_t *out) {
+  sr_blas_info_t bi;
+  char threads[16];
+  sr_blas_info(&bi);
+  snprintf(threads, sizeof(threads), "%d", bi.threads);
+  sr_buf_printf(out, "# HELP streamrec_build_info Versions of streamrec and its libraries, the "
+                     "OpenBLAS core in use and the best one for this CPU (always 1).\n"
+                     "# TYPE streamrec_build_info gauge\n"
+                     "streamrec_build_info{");
+  sr_metrics_label(out, 1, "version", SR_VERSION);
+  sr_metrics_label(out, 0, "openblas_core", bi.core);
+  sr_metrics_label(out, 0, "openblas_core_best", bi.core_best);
+  sr_metrics_label(out, 0, "openblas_core_source", sr_blas_source_name(bi.source));
+  sr_metrics_label(out, 0, "openblas_threads", threads);
+  sr_metrics_label(out, 0, "librdkafka", sr_kafka_version());
+  sr_metrics_label(out, 0, "avro_c", sr_codec_avro_version());
+  sr_metrics_label(out, 0, "cpu", bi.model_name);
+  sr_buf_printf(out, "} 1\n");
+  sr_metric(out, "streamrec_blas_core_suboptimal", "gauge",
+            "1 when the OpenBLAS core in use ranks below the best one this CPU and OpenBLAS "
+            "support (streamrec doctor says why and how to fix it).",
+            sr_blas_core_suboptimal(&bi));
 }
 
 void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_t uptime_ms,
@@ -75,6 +114,10 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
             (double)s->kafka_down_ms / 1000.0);
   sr_metric(out, "streamrec_decode_rejected_total", "counter",
             "Events refused by the input rules (dead-lettered).", (double)s->rejected);
+  sr_metric(out, "streamrec_state_seen_dropped_total", "counter",
+            "Consumed items forgotten by the per-user bound state.seen.max (the oldest first; "
+            "they may be recommended again).",
+            (double)s->seen_dropped);
   sr_metric(out, "streamrec_state_full_total", "counter",
             "Events of new users refused because their partition's state was full "
             "(dead-lettered).",
@@ -84,6 +127,7 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
             (double)s->assigned_partitions);
   sr_metric(out, "streamrec_uptime_seconds", "gauge", "Seconds since the worker started.",
             (double)uptime_ms / 1000.0);
+  sr_metrics_build_info(out);
   if (m) {
     sr_buf_printf(out,
                   "# HELP streamrec_model_info The model being served.\n"
