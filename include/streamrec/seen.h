@@ -14,15 +14,26 @@
  * applied to that user, so serve and an offline replay of the same events
  * decide the same way whatever the wall clock.
  *
- * Representation: a log with one entry (item, time of its newest
- * consumption) per distinct item, ordered by that time (ties: arrival
- * order), in a ring buffer: the order the bound and the window drop from.
+ * Representation: a log with one entry per distinct item in a ring buffer,
+ * in the order the bound (and the window) drop from. Its mode is decided
+ * when its block is allocated (first entry after the set was empty):
+ *  - with a window (c->window_ms > 0): entries (item, time of its newest
+ *    consumption) ordered by that time (ties: arrival order); 12 bytes per
+ *    entry of capacity;
+ *  - with window 0 (the default): the items only, in arrival order (a
+ *    re-consumption moves its item to the tail, the most recent; the bound
+ *    drops the item consumed longest ago in that order); 4 bytes per entry
+ *    of capacity, and sr_seen_entries gives time 0 for every entry.
+ * An items-only set later used with a window (robustness: a process's
+ * conf does not change) becomes a with-times one whose entries all get the
+ * time of the event being applied (excluded for one more window); a
+ * with-times set used with window 0 keeps and maintains its times.
  * From SR_SEEN_INDEX_MIN items up, a CRoaring bitmap of the same items is
  * the membership index and gives the items in ascending order; below it a
  * scan of the log is both faster and smaller than a bitmap. An empty set
  * holds no heap memory (the log is freed whenever the set empties). The
- * log costs 12 bytes per entry of capacity (+ an 8-byte block header); the
- * capacity starts at 4 and doubles up to max.
+ * log block has an 8-byte header (capacity, mode); the capacity starts at 4
+ * and doubles up to max.
  *
  * The struct is public only so that user records can embed it (24 bytes);
  * its fields are private to src/seen.
@@ -77,7 +88,7 @@ static inline int sr_seen_consumes(const sr_seen_conf_t *c, sr_event_type_t t) {
 }
 
 typedef struct sr_seen_s {
-  void *log;     /* private: ring block (its capacity, items, times); NULL when empty */
+  void *log;     /* private: ring block (capacity, mode, items[, times]); NULL when empty */
   void *index;   /* private: roaring_bitmap_t * or NULL */
   uint32_t head; /* private: ring position of the oldest entry */
   uint32_t n;    /* private: entries (read with sr_seen_count) */
@@ -94,12 +105,14 @@ void sr_seen_clear(sr_seen_t *s);
  *  - FORGET: clears the set;
  *  - item < 0 (not in the catalogue) or a type that does not consume:
  *    adds nothing;
- *  - a consuming type: item's entry gets time max(its time, ts) and moves
- *    behind every entry with time <= that (a new entry when absent; the
- *    bound then drops the oldest entry first if the set is full, even when
- *    the new entry is older than it);
+ *  - a consuming type: with times, item's entry gets time max(its time,
+ *    ts) and moves behind every entry with time <= that; items-only, it
+ *    moves to the tail (a new entry when absent, at its place by time or at
+ *    the tail; the bound then drops the oldest entry first if the set is
+ *    full, even when the new entry is older than it);
  *  - then, with a window, drops entries with time <= clock - window (also
- *    for events that added nothing: the window follows the clock).
+ *    for events that added nothing: the window follows the clock). An
+ *    items-only set is first given times (all ts) when c has a window.
  * clock is the user's clock after the event (newest event time applied).
  * Returns the number of entries the bound dropped (0 or 1; more only if
  * c->max was lowered since the set filled up). */
@@ -107,8 +120,9 @@ int sr_seen_apply(sr_seen_t *s, const sr_seen_conf_t *c, sr_event_type_t type, i
                   int64_t ts, int64_t clock);
 
 /* Building blocks of sr_seen_apply (also for restore and tests). add
- * (item < 0: nothing) returns the number the bound dropped; expire (window
- * 0: nothing) the number expired. */
+ * (item < 0: nothing; an items-only set with a window conf is first given
+ * times, all ts) returns the number the bound dropped; expire (window 0 or
+ * an items-only set: nothing) the number expired. */
 int sr_seen_add(sr_seen_t *s, const sr_seen_conf_t *c, int32_t item, int64_t ts);
 int sr_seen_expire(sr_seen_t *s, const sr_seen_conf_t *c, int64_t clock);
 
@@ -119,20 +133,30 @@ uint32_t sr_seen_count(const sr_seen_t *s);
  * readers of an unchanging set are fine. */
 uint32_t sr_seen_sorted(const sr_seen_t *s, int32_t *out);
 /* Writes entries oldest first (item, time) to items/ts (capacity
- * sr_seen_count(s); ts may be NULL); returns how many. */
+ * sr_seen_count(s); ts may be NULL); returns how many. A set that keeps no
+ * times (window 0, see Representation) writes 0 for every time. */
 uint32_t sr_seen_entries(const sr_seen_t *s, int32_t *items, int64_t *ts);
 /* Heap bytes held (log block + index), as allocated (the index's blocks
- * are summed from CRoaring's structs; malloc's own overhead not counted). */
+ * are summed from CRoaring's structs; malloc's own overhead not counted).
+ * The block is 8 + 4 * capacity bytes items-only, 8 + 12 * capacity (4 *
+ * capacity rounded up to 8) with times. */
 size_t sr_seen_bytes(const sr_seen_t *s);
 
 /* Serialisation (the user-state changelog): appends a self-delimiting,
  * versioned encoding of the entries, oldest first (version byte, then
- * LEB128 varints: count, and per entry item and time delta; the format is
- * written out in src/seen/seen.c). At most 6 + 15 * count bytes. */
+ * LEB128 varints: count, and per entry the item, and with times the time
+ * delta; the format is written out in src/seen/seen.c). A set with times
+ * (and an empty set) writes version 1, an items-only set version 2. At
+ * most 6 + 15 * count bytes (6 + 5 * count for version 2). */
 void sr_seen_serialize(const sr_seen_t *s, sr_buf_t *out);
-/* Reads one encoding from p[0..len) (bytes from outside: every field is
- * checked; items must lie in [0, n_items), be distinct, times ascending).
- * Replaces *s's contents (frees what it held); keeps only the newest
+/* Reads one encoding, of either version, from p[0..len) (bytes from
+ * outside: every field is checked; items must lie in [0, n_items), be
+ * distinct, times ascending). Replaces *s's contents (frees what it held)
+ * with a set in the mode c gives (times kept iff c->window_ms > 0): the
+ * times of a version 1 encoding decoded into window 0 are checked, then
+ * dropped (the order is kept); absent_time is the time given to entries of
+ * an encoding without times (version 2) decoded into a window: pass the
+ * user's clock, so they stay excluded for one window. Keeps only the newest
  * c->max entries (the rest count as dropped in *dropped, which may be NULL)
  * and applies nothing else (no window). *used (may be NULL) gets the bytes
  * read; bytes after the encoding are not looked at. Returns SR_OK, or
@@ -141,7 +165,7 @@ void sr_seen_serialize(const sr_seen_t *s, sr_buf_t *out);
  * error *s is left empty and *used, *dropped are 0. Allocates at most
  * min(count, c->max) entries, and only after the count passed that check. */
 sr_err_t sr_seen_deserialize(sr_seen_t *s, const sr_seen_conf_t *c, int32_t n_items,
-                             const unsigned char *p, size_t len, size_t *used,
+                             int64_t absent_time, const unsigned char *p, size_t len, size_t *used,
                              uint32_t *dropped, char *errstr, size_t errsz);
 
 #endif

@@ -3,22 +3,39 @@
  *
  * Why it is built this way:
  *
- *  - The log is a ring of entries (item, time of its newest consumption),
- *    one per distinct item, ordered by time ascending; equal times keep
- *    arrival order, where a re-consumption counts as an arrival (the entry
- *    leaves its place and goes in after every entry with a time <= its new
- *    time). Both the bound (drop the oldest) and the window (drop while
- *    time <= clock - window) therefore pop from the head, exactly and in
- *    O(1) per entry. A new entry is placed by a search from the tail
- *    backwards: events mostly arrive in time order, so that is O(1) too; an
- *    out-of-order event shifts the entries newer than it by one.
- *  - The ring is one heap block: an 8-byte header (capacity), int32 items
- *    [cap] padded to 8 bytes, then int64 times[cap]: 12 bytes per entry, and
- *    the capacity lives in the block so that sr_seen_t stays at 24 bytes
- *    inside every user record. The capacity starts at 4 and doubles up to
- *    the bound; it never shrinks except when the set empties (clear,
- *    FORGET, or a window that expires every entry), which frees the block:
- *    an empty set holds no heap memory.
+ *  - The log is a ring with one entry per distinct item, in one of two
+ *    modes, decided when the block is allocated (the set's first entry
+ *    after it was empty) and recorded in the block header:
+ *     - with times (c->window_ms > 0): entries (item, time of its newest
+ *       consumption) ordered by time ascending; equal times keep arrival
+ *       order, where a re-consumption counts as an arrival (the entry
+ *       leaves its place and goes in after every entry with a time <= its
+ *       new time). Both the bound (drop the oldest) and the window (drop
+ *       while time <= clock - window) therefore pop from the head, exactly
+ *       and in O(1) per entry. A new entry is placed by a search from the
+ *       tail backwards: events mostly arrive in time order, so that is O(1)
+ *       too; an out-of-order event shifts the entries newer than it by one.
+ *     - items only (window 0, the default): times are never needed (nothing
+ *       expires), so the log holds the items alone in arrival order: a new
+ *       item is appended at the tail, a re-consumption moves its entry to
+ *       the tail (whichever side of it is shorter shifts by one), and the
+ *       bound pops the head (the item consumed longest ago in arrival
+ *       order). sr_seen_entries reports time 0 for every entry.
+ *    A process's conf does not change, but a set is robust to one that
+ *    does: an items-only set used with a window is converted to a
+ *    with-times block whose entries all get the time of the event being
+ *    applied (they stay excluded for one more window); a with-times set
+ *    used with window 0 keeps its times and maintains them as with a
+ *    window (only expiry is off).
+ *  - The ring is one heap block: an 8-byte header (uint32 capacity, uint32
+ *    flags: LOG_F_TIMES), then int32 items[cap], and with times the items
+ *    padded to 8 bytes and int64 times[cap]: 4 bytes per entry items-only,
+ *    12 with times. The capacity and the mode live in the block so that
+ *    sr_seen_t stays at 24 bytes inside every user record. The capacity
+ *    starts at 4 and doubles up to the bound; it never shrinks except when
+ *    the set empties (clear, FORGET, or a window that expires every entry),
+ *    which frees the block: an empty set holds no heap memory (and has no
+ *    mode: its next block decides again).
  *  - Membership: below SR_SEEN_INDEX_MIN entries a scan of <= 64 int32 is
  *    faster and smaller than any index. From SR_SEEN_INDEX_MIN up, a CRoaring
  *    bitmap of the same items answers sr_seen_has and gives the items in
@@ -34,30 +51,45 @@
  *    asserting/printing inside the library (add): creation failures abort
  *    here, like sr_malloc.
  *  - sr_seen_bytes is computed, not estimated: the ring block as allocated
+ *    (8 + 4 * cap items-only, 8 + pad8(4 * cap) + 8 * cap with times)
  *    plus the bitmap's heap blocks (the bitmap struct, its container-array
  *    block of allocation_size * (pointer + key + typecode), and per container
  *    its struct and payload: array capacity * 2, run capacity * 4, bitset
  *    8 KiB), walking the structs CRoaring 0.2.66 publishes in its installed
  *    headers. malloc's own overhead is not counted (seen.h).
  *
- * Serialisation (the user-state changelog; version 1). Varints are unsigned
- * LEB128 (7 bits per byte, least significant group first, high bit set on
- * every byte but the last), at most 10 bytes, and canonical (no over-long
- * encoding: a last byte of 0 is only allowed for the value 0 itself), so
- * one set has exactly one encoding.
- *   u8      version = 1
- *   varint  count (entries that follow)
- *   count times, oldest entry first:
- *     varint  item (0 <= item < n_items; distinct)
- *     varint  time: the first entry: zigzag(time) (times are int64 ms and
- *             may be negative; zigzag maps 0,-1,1,-2.. to 0,1,2,3..);
- *             every later entry: time - previous time, >= 0 (ascending
- *             times are built into the format; a delta that would pass
- *             INT64_MAX is refused).
+ * Serialisation (the user-state changelog). Varints are unsigned LEB128 (7
+ * bits per byte, least significant group first, high bit set on every byte
+ * but the last), at most 10 bytes, and canonical (no over-long encoding: a
+ * last byte of 0 is only allowed for the value 0 itself), so one set has
+ * exactly one encoding. A with-times set writes version 1, an items-only
+ * set version 2; an empty set (no block, so no mode) writes version 1 with
+ * count 0.
+ *   version 1 (with times):
+ *     u8      version = 1
+ *     varint  count (entries that follow)
+ *     count times, oldest entry first:
+ *       varint  item (0 <= item < n_items; distinct)
+ *       varint  time: the first entry: zigzag(time) (times are int64 ms and
+ *               may be negative; zigzag maps 0,-1,1,-2.. to 0,1,2,3..);
+ *               every later entry: time - previous time, >= 0 (ascending
+ *               times are built into the format; a delta that would pass
+ *               INT64_MAX is refused).
+ *   version 2 (items only):
+ *     u8      version = 2
+ *     varint  count (entries that follow)
+ *     count times, oldest entry (in arrival order) first:
+ *       varint  item (0 <= item < n_items; distinct)
+ * Either version decodes into either mode, the mode being the decoding
+ * conf's (c->window_ms > 0: with times): version 1 into window 0 validates
+ * the times, then drops them (the order is kept); version 2 into a window
+ * gives every entry the caller's absent_time (the user's clock, so they
+ * stay excluded for one window).
  * The decoder checks every field, never reads past len, refuses a count
- * that the remaining bytes cannot hold (each entry takes >= 2 bytes) before
- * it allocates anything, and allocates at most min(count, max) entries.
- * The stream is self-delimiting (*used); trailing bytes are the caller's.
+ * that the remaining bytes cannot hold (each entry takes >= 2 bytes in
+ * version 1, >= 1 in version 2) before it allocates anything, and allocates
+ * at most min(count, max) entries. The stream is self-delimiting (*used);
+ * trailing bytes are the caller's.
  *
  * Thread: none of its own; a set belongs to the thread that owns the user
  * record. No global state.
@@ -74,27 +106,36 @@
 
 _Static_assert(sizeof(sr_seen_t) == 24, "sr_seen_t is embedded in every user record");
 
-#define SEEN_VERSION 1
+#define SEEN_VERSION_TIMES 1 /* entries (item, time) */
+#define SEEN_VERSION_ITEMS 2 /* items only */
 #define LOG_MIN_CAP 4u
-#define LOG_HDR 8u        /* uint32 cap, uint32 reserved */
-#define VARINT_MAX 10     /* bytes of a 64-bit LEB128 varint */
-#define VARINT32_MAX 5    /* bytes of a 32-bit one */
-#define ENTRY_MIN_BYTES 2 /* item varint + time varint */
+#define LOG_HDR 8u     /* uint32 cap, uint32 flags */
+#define LOG_F_TIMES 1u /* flags: the block holds times[cap] after the items */
+#define VARINT_MAX 10  /* bytes of a 64-bit LEB128 varint */
+#define VARINT32_MAX 5 /* bytes of a 32-bit one */
+/* bytes an entry takes at least: item varint + time varint (v1), item (v2) */
+#define ENTRY_MIN_BYTES(version) ((version) == SEEN_VERSION_TIMES ? 2 : 1)
 
 /* ---- the ring block ---- */
 
 static inline size_t times_off(uint32_t cap) {
   return LOG_HDR + (((size_t)cap * sizeof(int32_t) + 7) & ~(size_t)7);
 }
-static inline size_t block_bytes(uint32_t cap) {
-  return times_off(cap) + (size_t)cap * sizeof(int64_t);
+static inline size_t block_bytes(uint32_t cap, int timed) {
+  return timed ? times_off(cap) + (size_t)cap * sizeof(int64_t)
+               : LOG_HDR + (size_t)cap * sizeof(int32_t);
 }
 static inline uint32_t log_cap(const sr_seen_t *s) {
-  return s->log ? *(const uint32_t *)s->log : 0;
+  return s->log ? ((const uint32_t *)s->log)[0] : 0;
+}
+/* 1 when the block holds times (also 0 for no block). */
+static inline int log_timed(const sr_seen_t *s) {
+  return s->log ? (((const uint32_t *)s->log)[1] & LOG_F_TIMES) != 0 : 0;
 }
 static inline int32_t *log_items(const sr_seen_t *s) {
   return (int32_t *)((unsigned char *)s->log + LOG_HDR);
 }
+/* Only for a block with times (log_timed). */
 static inline int64_t *log_times(const sr_seen_t *s, uint32_t cap) {
   return (int64_t *)((unsigned char *)s->log + times_off(cap));
 }
@@ -104,9 +145,9 @@ static inline uint32_t slot(uint32_t head, uint32_t k, uint32_t cap) {
   return i >= cap ? i - cap : i;
 }
 
-static void *block_new(uint32_t cap) {
-  void *b = sr_malloc(block_bytes(cap));
-  uint32_t hdr[2] = {cap, 0};
+static void *block_new(uint32_t cap, int timed) {
+  void *b = sr_malloc(block_bytes(cap, timed));
+  uint32_t hdr[2] = {cap, timed ? LOG_F_TIMES : 0};
   memcpy(b, hdr, sizeof(hdr));
   return b;
 }
@@ -117,29 +158,49 @@ static inline uint32_t conf_max(const sr_seen_conf_t *c) {
   return c->max < 1 ? 1 : c->max > SR_SEEN_MAX_LIMIT ? SR_SEEN_MAX_LIMIT : c->max;
 }
 
-/* Makes room for one more entry: doubles the capacity (from LOG_MIN_CAP),
- * capped at max but at least n + 1. The ring is unwrapped into the new
- * block (head 0). */
-static void log_grow(sr_seen_t *s, uint32_t max) {
+/* Moves the entries into a new block of capacity ncap (>= n) and mode
+ * timed, unwrapping the ring (head 0). Entries of an items-only block
+ * moved into a with-times one all get time t. */
+static void log_realloc(sr_seen_t *s, uint32_t ncap, int timed, int64_t t) {
   const uint32_t cap = log_cap(s);
-  uint32_t ncap = cap ? (cap > max / 2 ? max : cap * 2) : LOG_MIN_CAP;
-  if (ncap > max) ncap = max;
-  if (ncap < s->n + 1) ncap = s->n + 1;
-  void *nb = block_new(ncap);
+  const int was_timed = log_timed(s);
+  void *nb = block_new(ncap, timed);
   int32_t *ni = (int32_t *)((unsigned char *)nb + LOG_HDR);
-  int64_t *nt = (int64_t *)((unsigned char *)nb + times_off(ncap));
+  int64_t *nt = timed ? (int64_t *)((unsigned char *)nb + times_off(ncap)) : NULL;
   if (s->n) {
     const int32_t *oi = log_items(s);
-    const int64_t *ot = log_times(s, cap);
     const uint32_t first = SR_MIN(s->n, cap - s->head); /* entries before the wrap */
     memcpy(ni, oi + s->head, first * sizeof(int32_t));
-    memcpy(nt, ot + s->head, first * sizeof(int64_t));
     memcpy(ni + first, oi, (s->n - first) * sizeof(int32_t));
-    memcpy(nt + first, ot, (s->n - first) * sizeof(int64_t));
+    if (timed && was_timed) {
+      const int64_t *ot = log_times(s, cap);
+      memcpy(nt, ot + s->head, first * sizeof(int64_t));
+      memcpy(nt + first, ot, (s->n - first) * sizeof(int64_t));
+    } else if (timed) {
+      for (uint32_t i = 0; i < s->n; i++)
+        nt[i] = t;
+    }
   }
   sr_free(s->log);
   s->log = nb;
   s->head = 0;
+}
+
+/* Makes room for one more entry: doubles the capacity (from LOG_MIN_CAP),
+ * capped at max but at least n + 1. A new block (the set was empty) takes
+ * the mode `timed`; an existing one keeps its mode. */
+static void log_grow(sr_seen_t *s, uint32_t max, int timed) {
+  const uint32_t cap = log_cap(s);
+  uint32_t ncap = cap ? (cap > max / 2 ? max : cap * 2) : LOG_MIN_CAP;
+  if (ncap > max) ncap = max;
+  if (ncap < s->n + 1) ncap = s->n + 1;
+  log_realloc(s, ncap, s->log ? log_timed(s) : timed, 0);
+}
+
+/* An items-only set used with a window: every entry gets time t (the
+ * event being applied), conservatively excluded for one more window. */
+static void log_want_times(sr_seen_t *s, const sr_seen_conf_t *c, int64_t t) {
+  if (c->window_ms > 0 && s->log && !log_timed(s)) log_realloc(s, log_cap(s), 1, t);
 }
 
 /* ---- the index ---- */
@@ -233,10 +294,16 @@ static void log_drop_head(sr_seen_t *s) {
   if (s->n == 0) s->head = 0;
 }
 
-/* Inserts a new entry after every entry with time <= t (n < cap). */
+/* Inserts a new entry (n < cap): with times after every entry with time
+ * <= t, items-only at the tail. */
 static void log_insert(sr_seen_t *s, int32_t item, int64_t t) {
   const uint32_t cap = log_cap(s);
   int32_t *it = log_items(s);
+  if (!log_timed(s)) {
+    it[slot(s->head, s->n, cap)] = item;
+    s->n++;
+    return;
+  }
   int64_t *tm = log_times(s, cap);
   uint32_t k = s->n; /* logical position of the new entry */
   while (k > 0 && tm[slot(s->head, k - 1, cap)] > t) {
@@ -251,8 +318,31 @@ static void log_insert(sr_seen_t *s, int32_t item, int64_t t) {
   s->n++;
 }
 
-/* Moves the entry at logical position q to time t (>= its time): it goes
- * in after every entry with time <= t, the entries it passes shift back. */
+/* Items-only: moves the entry at logical position q to the tail (it
+ * becomes the most recent). Shifts the shorter side by one: the entries
+ * after q back, or those before q forward with the head advancing (the
+ * entry then lands in the slot after the old tail, which is q's old slot
+ * or a free one). */
+static void log_move_tail(sr_seen_t *s, uint32_t q) {
+  const uint32_t cap = log_cap(s);
+  int32_t *it = log_items(s);
+  const int32_t item = it[slot(s->head, q, cap)];
+  if (s->n - 1 - q <= q) {
+    for (uint32_t k = q; k + 1 < s->n; k++)
+      it[slot(s->head, k, cap)] = it[slot(s->head, k + 1, cap)];
+    it[slot(s->head, s->n - 1, cap)] = item;
+  } else {
+    for (uint32_t k = q; k > 0; k--)
+      it[slot(s->head, k, cap)] = it[slot(s->head, k - 1, cap)];
+    const uint32_t tail = slot(s->head, s->n < cap ? s->n : 0, cap);
+    s->head = slot(s->head, 1, cap);
+    it[tail] = item;
+  }
+}
+
+/* With times: moves the entry at logical position q to time t (>= its
+ * time): it goes in after every entry with time <= t, the entries it
+ * passes shift back. */
 static void log_move(sr_seen_t *s, uint32_t q, int64_t t) {
   const uint32_t cap = log_cap(s);
   int32_t *it = log_items(s);
@@ -367,12 +457,17 @@ void sr_seen_clear(sr_seen_t *s) {
 
 int sr_seen_add(sr_seen_t *s, const sr_seen_conf_t *c, int32_t item, int64_t ts) {
   if (item < 0) return 0;
+  log_want_times(s, c, ts);
   if (s->n &&
       (!s->index || roaring_bitmap_contains((const roaring_bitmap_t *)s->index, (uint32_t)item))) {
     const int64_t q = log_find(s, item);
     if (q >= 0) {
-      const int64_t old = log_times(s, log_cap(s))[slot(s->head, (uint32_t)q, log_cap(s))];
-      log_move(s, (uint32_t)q, SR_MAX(old, ts));
+      if (log_timed(s)) {
+        const int64_t old = log_times(s, log_cap(s))[slot(s->head, (uint32_t)q, log_cap(s))];
+        log_move(s, (uint32_t)q, SR_MAX(old, ts));
+      } else {
+        log_move_tail(s, (uint32_t)q);
+      }
       return 0;
     }
   }
@@ -383,7 +478,7 @@ int sr_seen_add(sr_seen_t *s, const sr_seen_conf_t *c, int32_t item, int64_t ts)
     log_drop_head(s);
     dropped++;
   }
-  if (s->n == log_cap(s)) log_grow(s, max);
+  if (s->n == log_cap(s)) log_grow(s, max, c->window_ms > 0);
   log_insert(s, item, ts);
   if (s->index) roaring_bitmap_add((roaring_bitmap_t *)s->index, (uint32_t)item);
   index_sync(s);
@@ -392,7 +487,8 @@ int sr_seen_add(sr_seen_t *s, const sr_seen_conf_t *c, int32_t item, int64_t ts)
 
 int sr_seen_expire(sr_seen_t *s, const sr_seen_conf_t *c, int64_t clock) {
   const int64_t w = c->window_ms;
-  if (w <= 0 || !s->n) return 0;
+  /* window 0, or entries without times (an items-only set): nothing expires */
+  if (w <= 0 || !s->n || !log_timed(s)) return 0;
   if (clock < INT64_MIN + w) return 0; /* clock - w < INT64_MIN: no time is that old */
   const int64_t limit = clock - w;
   const int64_t *tm = log_times(s, log_cap(s));
@@ -412,6 +508,7 @@ int sr_seen_apply(sr_seen_t *s, const sr_seen_conf_t *c, sr_event_type_t type, i
     return 0;
   }
   int dropped = 0;
+  log_want_times(s, c, ts); /* also for an event that adds nothing: the window applies */
   if (item >= 0 && sr_seen_consumes(c, type)) dropped = sr_seen_add(s, c, item, ts);
   if (c->window_ms > 0) sr_seen_expire(s, c, clock);
   return dropped;
@@ -449,18 +546,20 @@ uint32_t sr_seen_entries(const sr_seen_t *s, int32_t *items, int64_t *ts) {
   const uint32_t cap = log_cap(s);
   const uint32_t first = SR_MIN(s->n, cap - s->head);
   const int32_t *it = log_items(s);
-  const int64_t *tm = log_times(s, cap);
   memcpy(items, it + s->head, first * sizeof(int32_t));
   memcpy(items + first, it, (s->n - first) * sizeof(int32_t));
-  if (ts) {
+  if (ts && log_timed(s)) {
+    const int64_t *tm = log_times(s, cap);
     memcpy(ts, tm + s->head, first * sizeof(int64_t));
     memcpy(ts + first, tm, (s->n - first) * sizeof(int64_t));
+  } else if (ts) {
+    memset(ts, 0, (size_t)s->n * sizeof(int64_t));
   }
   return s->n;
 }
 
 size_t sr_seen_bytes(const sr_seen_t *s) {
-  size_t b = s->log ? block_bytes(log_cap(s)) : 0;
+  size_t b = s->log ? block_bytes(log_cap(s), log_timed(s)) : 0;
   if (s->index) b += index_bytes((const roaring_bitmap_t *)s->index);
   return b;
 }
@@ -484,9 +583,15 @@ void sr_seen_serialize(const sr_seen_t *s, sr_buf_t *out) {
   sr_buf_reserve(out, 1 + VARINT32_MAX + (size_t)s->n * (VARINT32_MAX + VARINT_MAX));
   unsigned char *p = out->data + out->len;
   size_t k = 0;
-  p[k++] = SEEN_VERSION;
+  const int timed = !s->log || log_timed(s); /* an empty set: version 1, count 0 */
+  p[k++] = timed ? SEEN_VERSION_TIMES : SEEN_VERSION_ITEMS;
   k += put_varint(p + k, s->n);
-  if (s->n) {
+  if (s->n && !timed) {
+    const uint32_t cap = log_cap(s);
+    const int32_t *it = log_items(s);
+    for (uint32_t j = 0; j < s->n; j++)
+      k += put_varint(p + k, (uint32_t)it[slot(s->head, j, cap)]);
+  } else if (s->n) {
     const uint32_t cap = log_cap(s);
     const int32_t *it = log_items(s);
     const int64_t *tm = log_times(s, cap);
@@ -528,8 +633,8 @@ static sr_err_t get_varint(const unsigned char *p, size_t len, size_t *pos, uint
 }
 
 sr_err_t sr_seen_deserialize(sr_seen_t *s, const sr_seen_conf_t *c, int32_t n_items,
-                             const unsigned char *p, size_t len, size_t *used, uint32_t *dropped,
-                             char *errstr, size_t errsz) {
+                             int64_t absent_time, const unsigned char *p, size_t len, size_t *used,
+                             uint32_t *dropped, char *errstr, size_t errsz) {
   sr_err_t err = SR_OK;
   roaring_bitmap_t *dup = NULL;     /* distinctness check for count >= INDEX_MIN */
   int32_t small[SR_SEEN_INDEX_MIN]; /* ... and the items themselves below it */
@@ -544,27 +649,30 @@ sr_err_t sr_seen_deserialize(sr_seen_t *s, const sr_seen_conf_t *c, int32_t n_it
     err = sr_seterr(errstr, errsz, SR_ERR_TRUNCATED, "seen: empty input (no version byte)");
     goto out;
   }
-  if (p[0] != SEEN_VERSION) {
-    err = sr_seterr(errstr, errsz, SR_ERR_VERSION, "seen: format version %u, expected %u",
-                    (unsigned)p[0], SEEN_VERSION);
+  const unsigned version = p[0];
+  if (version != SEEN_VERSION_TIMES && version != SEEN_VERSION_ITEMS) {
+    err = sr_seterr(errstr, errsz, SR_ERR_VERSION, "seen: format version %u, expected %u or %u",
+                    version, SEEN_VERSION_TIMES, SEEN_VERSION_ITEMS);
     goto out;
   }
+  const int enc_times = version == SEEN_VERSION_TIMES;
+  const int timed = c->window_ms > 0; /* the mode of the decoded set */
   pos = 1;
   if ((err = get_varint(p, len, &pos, &count, "count", errstr, errsz)) != SR_OK) goto out;
-  if (count > (len - pos) / ENTRY_MIN_BYTES || count > UINT32_MAX) {
+  if (count > (len - pos) / ENTRY_MIN_BYTES(version) || count > UINT32_MAX) {
     err = sr_seterr(errstr, errsz, SR_ERR_FORMAT,
                     "seen: count %" PRIu64 " needs at least %d bytes per entry, %zu remain", count,
-                    ENTRY_MIN_BYTES, len - pos);
+                    ENTRY_MIN_BYTES(version), len - pos);
     goto out;
   }
-  /* count <= (len - pos) / 2 from here: what is allocated is bounded by the input */
+  /* count <= len - pos from here: what is allocated is bounded by the input */
   keep = (uint32_t)SR_MIN(count, (uint64_t)conf_max(c));
   skip = (uint32_t)count - keep;
-  if (keep) s->log = block_new(keep);
+  if (keep) s->log = block_new(keep, timed);
   if (count >= SR_SEEN_INDEX_MIN) dup = bitmap_new();
 
   int32_t *items = keep ? log_items(s) : NULL;
-  int64_t *times = keep ? log_times(s, keep) : NULL;
+  int64_t *times = keep && timed ? log_times(s, keep) : NULL;
   int64_t prev = 0;
   for (uint32_t i = 0; i < (uint32_t)count; i++) {
     const size_t at = pos;
@@ -591,9 +699,12 @@ sr_err_t sr_seen_deserialize(sr_seen_t *s, const sr_seen_conf_t *c, int32_t n_it
                       item);
       goto out;
     }
-    if ((err = get_varint(p, len, &pos, &tv, "time", errstr, errsz)) != SR_OK) goto out;
-    int64_t t;
-    if (i == 0) {
+    int64_t t = absent_time;
+    if (!enc_times) {
+      /* version 2: no time */
+    } else if ((err = get_varint(p, len, &pos, &tv, "time", errstr, errsz)) != SR_OK) {
+      goto out;
+    } else if (i == 0) {
       t = unzigzag(tv);
     } else {
       if (tv > (uint64_t)INT64_MAX - (uint64_t)prev) {
@@ -608,7 +719,7 @@ sr_err_t sr_seen_deserialize(sr_seen_t *s, const sr_seen_conf_t *c, int32_t n_it
     prev = t;
     if (i >= skip) {
       items[i - skip] = (int32_t)item;
-      times[i - skip] = t;
+      if (times) times[i - skip] = t;
       s->n++;
     }
   }

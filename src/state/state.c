@@ -463,8 +463,9 @@ sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char 
   size_t used = 0;
   uint32_t dropped = 0;
   sr_seen_init(&seen);
-  sr_err_t err = sr_seen_deserialize(&seen, &s->seen, n_items, rec + SER_HDR + vec_bytes,
-                                     seen_bytes, &used, &dropped, NULL, 0);
+  sr_err_t err =
+      sr_seen_deserialize(&seen, &s->seen, n_items, (int64_t)get64(rec + 8),
+                          rec + SER_HDR + vec_bytes, seen_bytes, &used, &dropped, NULL, 0);
   if (err == SR_OK && used != seen_bytes) err = SR_ERR_FORMAT;
   if (err != SR_OK) {
     sr_seen_clear(&seen);
