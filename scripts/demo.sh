@@ -45,6 +45,8 @@ echo "== training a $KIND model"
 if ! "$BIN" train --events "$CSV" --out "$WORK/model.snap" --kind "$KIND" --max-seconds 120 --no-progress 2> "$WORK/train.log"; then
   cat "$WORK/train.log"; exit 1
 fi
+# the kernel decision (src/blas: streamrec makes OpenBLAS run the best core for this CPU)
+echo "   $(grep -m1 ' blas: ' "$WORK/train.log" | sed 's/.* blas: /OpenBLAS: /' || true)"
 
 echo "== loading events into topic 'events'"
 "$BIN" load --brokers "$BS" --csv "$CSV" 2> "$WORK/load.log"
