@@ -4,7 +4,10 @@
  * catalogue. Plain functions over plain arrays; no dependencies.
  *
  * Tie rule (part of the parity contract between serve and eval): higher
- * score first; equal scores order by lower item index first.
+ * score first; equal scores order by lower item index first. The rule is
+ * exact on equal inputs; serve's and eval's score rows come from sgemm
+ * calls of different shapes, so their lists agree up to near-ties
+ * (docs/ARCHITECTURE.md "Parity between serve and eval").
  */
 #ifndef STREAMREC_RANK_H
 #define STREAMREC_RANK_H
