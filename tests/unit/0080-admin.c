@@ -211,9 +211,11 @@ TEST(idle_connection_flood) {
     closed_at_ms[i] = -1;
     got503[i] = silent[i] = 0;
   }
-  /* Wait (bounded: 3 s) until the server closed every one of them. */
+  /* Wait (bounded: 5 s) until the server closed every one of them. The
+   * bounds below are hang detectors with room for a loaded host (the unit
+   * tests also run once per OpenBLAS core, two at a time). */
   int open = N;
-  while (open > 0 && sr_mono_us() - t0 < 3000000) {
+  while (open > 0 && sr_mono_us() - t0 < 5000000) {
     struct pollfd p[N];
     int map[N], np = 0;
     for (int i = 0; i < N; i++)
@@ -252,15 +254,15 @@ TEST(idle_connection_flood) {
   }
   fprintf(stderr,
           "idle flood: %d connections, cap %d, timeout %d ms: %d answered 503 and closed "
-          "within %d ms; %d idle ones held %d..%d ms; %d still open after 3 s\n",
+          "within %d ms; %d idle ones held %d..%d ms; %d still open after 5 s\n",
           N, CAP, TIMEOUT_MS, n503, max503, nidle, nidle ? minidle : -1, maxidle, open);
   T_EQ_INT(open, 0);
   T_EQ_INT(n503, N - CAP);
   T_EQ_INT(nidle, CAP);
-  T_ASSERT_MSG(max503 < 1000, "connections beyond the cap closed after %d ms", max503);
+  T_ASSERT_MSG(max503 < 2500, "connections beyond the cap closed after %d ms", max503);
   T_ASSERT_MSG(minidle >= TIMEOUT_MS - 50, "idle connection closed before the timeout (%d ms)",
                minidle);
-  T_ASSERT_MSG(maxidle < TIMEOUT_MS + 1000, "idle connections held %d ms", maxidle);
+  T_ASSERT_MSG(maxidle < TIMEOUT_MS + 2500, "idle connections held %d ms", maxidle);
   /* A slow client (half a request line) is cut at the timeout too. */
   int fd = t_connect(s.port);
   T_ASSERT(fd >= 0);
