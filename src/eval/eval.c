@@ -409,7 +409,9 @@ static void sr_ivec_reserve(sr_ivec_t *a, size_t extra) {
 
 /* Appends the seen set's items, ascending (the row's filter). */
 static void sr_ivec_push_seen(sr_ivec_t *a, const sr_seen_t *seen) {
-  sr_ivec_reserve(a, sr_seen_count(seen));
+  const uint32_t n = sr_seen_count(seen);
+  if (!n) return; /* a->v may still be NULL */
+  sr_ivec_reserve(a, n);
   a->n += sr_seen_sorted(seen, a->v + a->n);
 }
 
@@ -566,6 +568,7 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
     n_ex_arr = sr_malloc((size_t)B * sizeof(int));
   }
   sr_ivec_t excl = {0};
+  sr_ivec_reserve(&excl, 1); /* never NULL: rows point into it even when empty */
   sr_seen_t seen;
   sr_seen_init(&seen);
   size_t *row_off = sr_malloc(((size_t)B + 1) * sizeof(size_t));
@@ -967,6 +970,7 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     }
     for (int32_t u = 0; u < ds->n_users; u++)
       sr_model_state_init(m, state + (size_t)u * (size_t)p.ss);
+    sr_ivec_reserve(&p.excl, 1); /* never NULL: rows point into it even when empty */
     p.row_target = sr_malloc((size_t)B * sizeof(int32_t));
     p.row_off = sr_malloc(((size_t)B + 1) * sizeof(size_t));
     p.st_ptrs = sr_malloc((size_t)B * sizeof(*p.st_ptrs));
@@ -1012,9 +1016,11 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
           memcpy(p.H + (size_t)p.nb * (size_t)p.ss, h, (size_t)p.ss * sizeof(float));
           p.row_target[p.nb] = it;
           p.row_off[p.nb] = p.excl.n;
-          sr_ivec_reserve(&p.excl, n_seen);
-          memcpy(p.excl.v + p.excl.n, scratch, (size_t)n_seen * sizeof(int32_t));
-          p.excl.n += n_seen;
+          if (n_seen) {
+            sr_ivec_reserve(&p.excl, n_seen);
+            memcpy(p.excl.v + p.excl.n, scratch, (size_t)n_seen * sizeof(int32_t));
+            p.excl.n += n_seen;
+          }
           p.nb++;
           p.row_off[p.nb] = p.excl.n;
         }

@@ -606,7 +606,7 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
    * changes the set. Grows geometrically, so amortised allocation-free. */
   uint32_t n_seen = sr_seen_count(&u->seen);
   if (p->excl_len + n_seen > p->excl_cap) {
-    size_t cap = p->excl_cap ? p->excl_cap : 1024;
+    size_t cap = p->excl_cap;
     while (cap < p->excl_len + n_seen) cap *= 2;
     p->excl = sr_realloc(p->excl, cap * sizeof(*p->excl));
     p->excl_cap = cap;
@@ -825,6 +825,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->slots = sr_calloc((size_t)bm, sizeof(*p->slots));
   p->st_ptrs = sr_calloc((size_t)bm, sizeof(*p->st_ptrs));
   p->st_copy = sr_calloc((size_t)bm * (size_t)sr_model_state_size(model), sizeof(float));
+  p->excl_cap = 1024; /* grows with the rows' seen sets; never NULL */
+  p->excl = sr_malloc(p->excl_cap * sizeof(*p->excl));
   p->excl_ptrs = sr_calloc((size_t)bm, sizeof(*p->excl_ptrs));
   p->n_excl = sr_calloc((size_t)bm, sizeof(*p->n_excl));
   p->top_idx = sr_calloc((size_t)bm * (size_t)k, sizeof(*p->top_idx));
