@@ -35,7 +35,7 @@
 
 #include "streamrec/blas.h"
 #include "streamrec/dataset.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/kafka.h"
 #include "streamrec/model.h"
 #include "streamrec/pipeline.h"

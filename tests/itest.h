@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "streamrec/dataset.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/kafka.h"
 #include "streamrec/model.h"
 #include "streamrec/pipeline.h"

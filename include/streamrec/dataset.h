@@ -1,6 +1,6 @@
 /*
  * Event-history input for the offline tools (train, eval, split, gen/load):
- * the CSV contract, a string interning map, and an in-memory data set with
+ * the CSV contract and an in-memory data set with
  * each user's events in time order.
  *
  * CSV contract: the first four columns are user, item, rating (value),
@@ -16,21 +16,7 @@
 #include <stdio.h>
 #include "streamrec/common.h"
 #include "streamrec/event.h"
-
-/* ---- string interning: key -> dense id 0..count-1 ---- */
-typedef struct sr_strmap_s sr_strmap_t;
-/* Returns a new map; free with sr_strmap_destroy(). */
-sr_strmap_t *sr_strmap_new(size_t hint);
-void sr_strmap_destroy(sr_strmap_t *m); /* accepts NULL */
-/* Id of key, inserting a copy with the next id when absent (*inserted = 1). */
-int32_t sr_strmap_intern(sr_strmap_t *m, const char *key, size_t len, int *inserted);
-/* Id of key or -1. Read-only: safe from many threads while nobody interns. */
-int32_t sr_strmap_find(const sr_strmap_t *m, const char *key, size_t len);
-/* Key of id: borrowed, valid until the map is destroyed (not moved by interning). */
-sr_str_t sr_strmap_key(const sr_strmap_t *m, int32_t id);
-int32_t sr_strmap_count(const sr_strmap_t *m);
-/* Bytes held by the map (keys + index). */
-size_t sr_strmap_bytes(const sr_strmap_t *m);
+#include "streamrec/strmap.h"
 
 /* ---- one CSV line ---- */
 typedef struct sr_csv_row_s {

@@ -24,7 +24,7 @@
 #include "cli/cli.h"
 #include "streamrec/blas.h"
 #include "streamrec/common.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/kafka.h"
 
 extern char **environ;

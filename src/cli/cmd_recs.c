@@ -33,7 +33,7 @@
 
 #include "cli/cli.h"
 #include "streamrec/common.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/event.h"
 #include "streamrec/kafka.h"
 

@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "streamrec/dataset.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/kafka.h"
 #include "streamrec/snapshot.h"
 #include "streamrec/train.h"

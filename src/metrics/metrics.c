@@ -8,7 +8,7 @@
 #include "streamrec/metrics.h"
 
 #include "streamrec/blas.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/kafka.h"
 
 /* Appends v as a Prometheus label value, without the quotes: the text

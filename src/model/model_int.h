@@ -10,7 +10,7 @@
 #ifndef SR_MODEL_INT_H
 #define SR_MODEL_INT_H
 
-#include "streamrec/dataset.h"
+#include "streamrec/strmap.h"
 #include "streamrec/model.h"
 
 #define SR_MODEL_MAX_BLOCKS 24

@@ -36,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "streamrec/pipeline.h"
 #include "streamrec/score.h"
 #include "streamrec/state.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 
 static sr_codec_t *dec, *chk;
 static sr_buf_t enc1, enc2;

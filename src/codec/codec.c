@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "schemas_gen.h"
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 
 #define SR__HDR 5 /* magic byte + big-endian int32 schema id */
 

@@ -10,7 +10,7 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "test.h"
 
 /* ---- spec writer: Avro binary encoding by the book ---- */

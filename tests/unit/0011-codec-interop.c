@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "streamrec/decode.h"
+#include "streamrec/codec.h"
 #include "test.h"
 
 #define PYTHON "/usr/bin/python3"
