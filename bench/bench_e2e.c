@@ -66,8 +66,11 @@ static void dr_noop(void *o, void *mo, sr_err_t e, const char *r) {
 static void *producer_main(void *arg) {
   prod_ctx_t *c = arg;
   char es[256];
-  sr_publish_conf_t pc = {.brokers = c->bs, .client_id = "bench-load", .kafka = c->kv,
-                          .n_kafka = c->n_kv, .delivery_cb = dr_noop};
+  sr_publish_conf_t pc = {.brokers = c->bs,
+                          .client_id = "bench-load",
+                          .kafka = c->kv,
+                          .n_kafka = c->n_kv,
+                          .delivery_cb = dr_noop};
   sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
   if (!p) {
     fprintf(stderr, "bench: %s\n", es);
@@ -135,7 +138,8 @@ static sr_model_t *random_model(sr_model_kind_t kind, int n_items, int dim) {
   int nb = sr_model_params(m, b, 32);
   for (int i = 0; i < nb; i++) {
     if (!strcmp(b[i].name, "hparams")) continue; /* kind switches (decay factor, tying) */
-    for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = rndf() * 0.1f;
+    for (size_t j = 0; j < b[i].count; j++)
+      b[i].data[j] = rndf() * 0.1f;
   }
   sr_model_set_version(m, "bench-random");
   return m;
@@ -150,8 +154,10 @@ static double scoring_limit(const sr_model_t *m, int batch, int k) {
   int32_t *idx = calloc((size_t)batch * k, sizeof(int32_t));
   float *sco = calloc((size_t)batch * k, sizeof(float));
   int *cnt = calloc((size_t)batch, sizeof(int));
-  for (int i = 0; i < batch * d; i++) H[i] = rndf();
-  for (int i = 0; i < batch; i++) ptrs[i] = H + (size_t)i * d;
+  for (int i = 0; i < batch * d; i++)
+    H[i] = rndf();
+  for (int i = 0; i < batch; i++)
+    ptrs[i] = H + (size_t)i * d;
   int iters = 0;
   int64_t t0 = sr_mono_us();
   while (sr_mono_us() - t0 < 1500000 || iters < 5) {
@@ -181,12 +187,21 @@ int main(int argc, char **argv) {
   enum { MAXX = 16 };
   sr_kv_t xc[MAXX], xp[MAXX], xl[MAXX + 1];
   int nxc = 0, nxp = 0, nxl = 0;
-  static const struct option lo[] = {
-      {"events", 1, 0, 'e'}, {"users", 1, 0, 'u'}, {"items", 1, 0, 'i'}, {"dim", 1, 0, 'd'},
-      {"k", 1, 0, 'k'},      {"rate", 1, 0, 'r'},  {"batch-max", 1, 0, 'b'},
-      {"partitions", 1, 0, 'p'}, {"csv", 1, 0, 'c'}, {"snapshot", 1, 0, 's'},
-      {"kind", 1, 0, 'K'},       {"prop", 1, 0, 'X'}, {"batch-wait-us", 1, 0, 'w'},
-      {"blas-threads", 1, 0, 't'},   {0, 0, 0, 0}};
+  static const struct option lo[] = {{"events", 1, 0, 'e'},
+                                     {"users", 1, 0, 'u'},
+                                     {"items", 1, 0, 'i'},
+                                     {"dim", 1, 0, 'd'},
+                                     {"k", 1, 0, 'k'},
+                                     {"rate", 1, 0, 'r'},
+                                     {"batch-max", 1, 0, 'b'},
+                                     {"partitions", 1, 0, 'p'},
+                                     {"csv", 1, 0, 'c'},
+                                     {"snapshot", 1, 0, 's'},
+                                     {"kind", 1, 0, 'K'},
+                                     {"prop", 1, 0, 'X'},
+                                     {"batch-wait-us", 1, 0, 'w'},
+                                     {"blas-threads", 1, 0, 't'},
+                                     {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "X:", lo, NULL)) != -1) {
     switch (o) {
@@ -211,9 +226,12 @@ int main(int argc, char **argv) {
       *eq = 0;
       *dot = 0;
       sr_kv_t kv = {dot + 1, eq + 1};
-      if (!strcmp(optarg, "consumer") && nxc < MAXX) xc[nxc++] = kv;
-      else if (!strcmp(optarg, "producer") && nxp < MAXX) xp[nxp++] = kv;
-      else if (!strcmp(optarg, "load") && nxl < MAXX) xl[nxl++] = kv;
+      if (!strcmp(optarg, "consumer") && nxc < MAXX)
+        xc[nxc++] = kv;
+      else if (!strcmp(optarg, "producer") && nxp < MAXX)
+        xp[nxp++] = kv;
+      else if (!strcmp(optarg, "load") && nxl < MAXX)
+        xl[nxl++] = kv;
       else {
         fprintf(stderr, "bench: -X %s: unknown client or too many properties\n", optarg);
         return 2;
@@ -268,9 +286,13 @@ int main(int argc, char **argv) {
     double r = (double)(rnd() >> 11) / 9007199254740992.0;
     snprintf(item, sizeof(item), "i%d", (int)((double)n_items * r * r * r)); /* skewed */
     snprintf(evid, sizeof(evid), "b%d", i);
-    sr_event_t ev = {.event_id = sr_str_cstr(evid), .user_id = sr_str_cstr(keys[i]),
-                     .item_id = sr_str_cstr(item), .type = SR_EV_CLICK, .value = 1,
-                     .ts_ms = 1700000000000LL + i, .scenario = SR_STR("default")};
+    sr_event_t ev = {.event_id = sr_str_cstr(evid),
+                     .user_id = sr_str_cstr(keys[i]),
+                     .item_id = sr_str_cstr(item),
+                     .type = SR_EV_CLICK,
+                     .value = 1,
+                     .ts_ms = 1700000000000LL + i,
+                     .scenario = SR_STR("default")};
     sr_codec_encode_event(codec, &ev, &vals[i]);
   }
   if (ds) {
@@ -283,9 +305,13 @@ int main(int argc, char **argv) {
         char evid[24];
         snprintf(evid, sizeof(evid), "b%lld", (long long)s);
         snprintf(keys[s], 24, "%.*s", (int)uk.len, uk.ptr);
-        sr_event_t ev = {.event_id = sr_str_cstr(evid), .user_id = uk, .item_id = ik,
-                         .type = (sr_event_type_t)ds->ev_type[e], .value = ds->ev_value[e],
-                         .ts_ms = ds->ev_ts[e], .scenario = SR_STR("default")};
+        sr_event_t ev = {.event_id = sr_str_cstr(evid),
+                         .user_id = uk,
+                         .item_id = ik,
+                         .type = (sr_event_type_t)ds->ev_type[e],
+                         .value = ds->ev_value[e],
+                         .ts_ms = ds->ev_ts[e],
+                         .scenario = SR_STR("default")};
         sr_codec_encode_event(codec, &ev, &vals[s]);
       }
   }
@@ -308,7 +334,8 @@ int main(int argc, char **argv) {
   /* As serve does with its embedded broker (src/cli/cmd_serve.c): the mock
    * cluster holds empty fetches for the whole fetch.wait.max.ms. */
   int fetch_wait_set = 0;
-  for (int i = 0; i < nxc; i++) fetch_wait_set |= !strcmp(xc[i].key, "fetch.wait.max.ms");
+  for (int i = 0; i < nxc; i++)
+    fetch_wait_set |= !strcmp(xc[i].key, "fetch.wait.max.ms");
   if (!fetch_wait_set && nxc < MAXX) xc[nxc++] = (sr_kv_t){"fetch.wait.max.ms", "1"};
   pc.kafka_consumer = xc;
   pc.n_kafka_consumer = nxc;
@@ -328,8 +355,15 @@ int main(int argc, char **argv) {
   sleep(3);
   sr_kv_t lkv[MAXX + 1];
   lkv[0] = (sr_kv_t){"linger.ms", "1"};
-  for (int i = 0; i < nxl; i++) lkv[1 + i] = xl[i];
-  prod_ctx_t lc = {.bs = bs, .kv = lkv, .n_kv = 1 + nxl, .n = n_events, .vals = vals, .keys = keys, .rate = rate};
+  for (int i = 0; i < nxl; i++)
+    lkv[1 + i] = xl[i];
+  prod_ctx_t lc = {.bs = bs,
+                   .kv = lkv,
+                   .n_kv = 1 + nxl,
+                   .n = n_events,
+                   .vals = vals,
+                   .keys = keys,
+                   .rate = rate};
   pthread_create(&lt, NULL, producer_main, &lc);
   pthread_setname_np(lt, "sr-load");
   pthread_join(lt, NULL);
@@ -340,7 +374,8 @@ int main(int argc, char **argv) {
 
   /* Read both topics back: event timestamps by (partition, offset). */
   int64_t **ev_ts = calloc((size_t)parts, sizeof(int64_t *));
-  for (int p = 0; p < parts; p++) ev_ts[p] = calloc((size_t)n_events + 1, sizeof(int64_t));
+  for (int p = 0; p < parts; p++)
+    ev_ts[p] = calloc((size_t)n_events + 1, sizeof(int64_t));
   int64_t *lat = calloc((size_t)st.recs_sent + 1, sizeof(int64_t));
   int64_t *lat_ets = calloc((size_t)st.recs_sent + 1, sizeof(int64_t)); /* source event ts */
   int64_t n_lat = 0, rec_first = INT64_MAX, rec_last = 0;
@@ -360,7 +395,8 @@ int main(int argc, char **argv) {
       if (n > 0) last_msg = sr_mono_us();
       for (int i = 0; i < n; i++) {
         if (t == 0) {
-          if (msgs[i].offset <= n_events) ev_ts[msgs[i].partition][msgs[i].offset] = msgs[i].timestamp_ms;
+          if (msgs[i].offset <= n_events)
+            ev_ts[msgs[i].partition][msgs[i].offset] = msgs[i].timestamp_ms;
         } else {
           sr_rec_t r;
           if (sr_codec_decode_rec(codec, msgs[i].value, msgs[i].len, &r, es, sizeof(es)) == SR_OK &&
@@ -401,10 +437,12 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   double la[3] = {0, 0, 0};
   if (getloadavg(la, 3) != 3) la[0] = la[1] = la[2] = 0;
-  printf("machine: %ld cores; BLAS threads %d (OPENBLAS_NUM_THREADS=%s); load average at end %.2f %.2f %.2f "
+  printf("machine: %ld cores; BLAS threads %d (OPENBLAS_NUM_THREADS=%s); load average at end %.2f "
+         "%.2f %.2f "
          "(at start %.2f %.2f %.2f)\n",
-         ncpu, blas_threads, getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0],
-         la[1], la[2], la0[0], la0[1], la0[2]);
+         ncpu, blas_threads,
+         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "(all)", la[0], la[1],
+         la[2], la0[0], la0[1], la0[2]);
   sr_blas_info_t bi;
   char bdesc[192];
   sr_blas_info(&bi);
@@ -414,9 +452,12 @@ int main(int argc, char **argv) {
          sr_model_kind_name(sr_model_kind(sr_pipeline_model(pctx.p))), n_events, n_items,
          sr_model_dim(sr_pipeline_model(pctx.p)), k, batch, pc.batch_wait_us, parts,
          csv ? csv : "generated", rate > 0 ? "fixed" : "full speed");
-  for (int i = 0; i < nxc; i++) printf("consumer: %s=%s\n", xc[i].key, xc[i].value);
-  for (int i = 0; i < nxp; i++) printf("producer: %s=%s\n", xp[i].key, xp[i].value);
-  for (int i = 0; i < nxl; i++) printf("load producer: %s=%s\n", xl[i].key, xl[i].value);
+  for (int i = 0; i < nxc; i++)
+    printf("consumer: %s=%s\n", xc[i].key, xc[i].value);
+  for (int i = 0; i < nxp; i++)
+    printf("producer: %s=%s\n", xp[i].key, xp[i].value);
+  for (int i = 0; i < nxl; i++)
+    printf("load producer: %s=%s\n", xl[i].key, xl[i].value);
   if (rate > 0) printf("input rate: %.0f events/s requested\n", rate);
   printf("pipeline: consumed=%llu recommendations=%llu coalesced=%llu dlq=%llu unknown_items=%llu "
          "batches=%llu (mean %.1f events)\n",

@@ -93,12 +93,8 @@ typedef struct job_s {
 
 static void run_job(job_t *j) {
   switch (j->what) {
-  case 0:
-    sr_scorer_run(j->sc, j->states, j->B, j->excl, j->n_excl, j->oi, j->os, j->oc);
-    break;
-  case 1:
-    sr_model_score(j->m, j->H, j->B, j->S);
-    break;
+  case 0: sr_scorer_run(j->sc, j->states, j->B, j->excl, j->n_excl, j->oi, j->os, j->oc); break;
+  case 1: sr_model_score(j->m, j->H, j->B, j->S); break;
   case 5:
     sr_model_score(j->m, j->H, j->B, j->S);
     /* fall through */
@@ -110,19 +106,19 @@ static void run_job(job_t *j) {
   case 3: /* the unbatched alternative: one sgemv per user, then top-K */
     for (int u = 0; u < j->B; u++) {
       memcpy(j->S, j->item_bias, (size_t)j->N * sizeof(float));
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, j->N, D, 1.0f, j->item_out, D, j->states[u], 1,
-                  1.0f, j->S, 1);
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, j->N, D, 1.0f, j->item_out, D, j->states[u], 1, 1.0f,
+                  j->S, 1);
       j->oc[u] = sr_rank_topk(j->S, j->N, j->excl[u], j->n_excl[u], K, j->oi + (size_t)u * K,
                               j->os + (size_t)u * K);
     }
     break;
   case 6: /* the other output orientation: S^T (N x B) = item_out . H^T, no bias */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, j->B, D, 1.0f, j->item_out, D,
-                j->H, D, 0.0f, j->S, j->B);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, j->B, D, 1.0f, j->item_out, D, j->H,
+                D, 0.0f, j->S, j->B);
     break;
   case 4:
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->sq, j->sq, j->sq, 1.0f, j->A,
-                j->sq, j->Bm, j->sq, 0.0f, j->C, j->sq);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->sq, j->sq, j->sq, 1.0f, j->A, j->sq,
+                j->Bm, j->sq, 0.0f, j->C, j->sq);
     break;
   }
 }
@@ -172,9 +168,11 @@ static sr_model_t *make_model(int32_t n) {
   int nb = sr_model_params(m, bl, 24);
   for (int b = 0; b < nb && b < 24; b++) {
     if (!strcmp(bl[b].name, "item_out"))
-      for (size_t i = 0; i < bl[b].count; i++) bl[b].data[i] = frand() * 0.5f;
+      for (size_t i = 0; i < bl[b].count; i++)
+        bl[b].data[i] = frand() * 0.5f;
     if (!strcmp(bl[b].name, "item_bias"))
-      for (size_t i = 0; i < bl[b].count; i++) bl[b].data[i] = frand() * 0.1f;
+      for (size_t i = 0; i < bl[b].count; i++)
+        bl[b].data[i] = frand() * 0.1f;
   }
   return m;
 }
@@ -197,7 +195,8 @@ static void print_machine(void) {
         char *c = strchr(line, ':');
         if (c) {
           c++;
-          while (*c == ' ') c++;
+          while (*c == ' ')
+            c++;
           c[strcspn(c, "\n")] = 0;
           snprintf(model, sizeof(model), "%s", c);
         }
@@ -282,14 +281,13 @@ int main(int argc, char **argv) {
   free(A);
   free(Bm);
   free(big.C);
-  printf("reference sgemm %dx%dx%d: %.1f GFLOP/s (%.1f ms)\n", sq, sq, sq, gf_big,
-         t_big * 1e3);
+  printf("reference sgemm %dx%dx%d: %.1f GFLOP/s (%.1f ms)\n", sq, sq, sq, gf_big, t_big * 1e3);
   printf("d=%d K=%d, %d seen items filtered per user; GFLOP/s = 2*N*d*B / time of "
          "score+top-K\n\n",
          D, K, N_EXCL);
-  printf("%9s %4s %10s %9s %7s %12s | %10s %7s | %11s %8s %8s | %8s\n", "items", "B",
-         "ms/batch", "GFLOP/s", "%sgemm", "users/s", "untiled ms", "%sgemm", "sgemm-only",
-         "sgemm ms", "topK ms", "S^T ms");
+  printf("%9s %4s %10s %9s %7s %12s | %10s %7s | %11s %8s %8s | %8s\n", "items", "B", "ms/batch",
+         "GFLOP/s", "%sgemm", "users/s", "untiled ms", "%sgemm", "sgemm-only", "sgemm ms",
+         "topK ms", "S^T ms");
 
   const int32_t cats_full[] = {10000, 100000, 1000000}, cats_quick[] = {10000, 100000};
   const int bs_full[] = {1, 8, 32, 64, 128, 256}, bs_quick[] = {1, 64, 256};
@@ -324,7 +322,8 @@ int main(int argc, char **argv) {
   float *os = malloc((size_t)max_b * K * sizeof(float));
   int *oc = malloc(max_b * sizeof(int));
   for (int u = 0; u < max_b; u++) {
-    for (int j = 0; j < D; j++) Hs[(size_t)u * D + j] = frand();
+    for (int j = 0; j < D; j++)
+      Hs[(size_t)u * D + j] = frand();
     states[u] = Hs + (size_t)u * D;
     excl[u] = malloc(N_EXCL * sizeof(int32_t));
     n_excl[u] = N_EXCL;
@@ -334,18 +333,26 @@ int main(int argc, char **argv) {
     const int32_t N = cats[c];
     sr_model_t *m = make_model(N);
     for (int u = 0; u < max_b; u++)
-      for (int e = 0; e < N_EXCL; e++) excl[u][e] = (int32_t)(rnd() % (uint32_t)N);
+      for (int e = 0; e < N_EXCL; e++)
+        excl[u][e] = (int32_t)(rnd() % (uint32_t)N);
     for (int b = 0; b < n_bs; b++) {
       const int B = bs[b];
       sr_scorer_t *sc = sr_scorer_new(m, B, K);
       if (!sc) {
-        printf("%9d %4d   (cannot allocate %zu MB of scores)\n", N, B,
-               (size_t)B * N * 4 >> 20);
+        printf("%9d %4d   (cannot allocate %zu MB of scores)\n", N, B, (size_t)B * N * 4 >> 20);
         continue;
       }
-      job_t j = {.what = 0, .sc = sc, .m = m, .states = states,
-                 .excl = (const int32_t *const *)excl, .n_excl = n_excl, .B = B, .N = N,
-                 .oi = oi, .os = os, .oc = oc};
+      job_t j = {.what = 0,
+                 .sc = sc,
+                 .m = m,
+                 .states = states,
+                 .excl = (const int32_t *const *)excl,
+                 .n_excl = n_excl,
+                 .B = B,
+                 .N = N,
+                 .oi = oi,
+                 .os = os,
+                 .oc = oc};
       double t_all = time_job(&j);
       for (int u = 0; u < B; u++)
         if (oc[u] != K) {
@@ -383,9 +390,17 @@ int main(int argc, char **argv) {
     if (N == 10000) {
       /* one sgemv per user for comparison */
       const int B = 64;
-      job_t j = {.what = 3, .states = states, .excl = (const int32_t *const *)excl,
-                 .n_excl = n_excl, .B = B, .N = N, .oi = oi, .os = os, .oc = oc,
-                 .item_out = block(m, "item_out"), .item_bias = block(m, "item_bias")};
+      job_t j = {.what = 3,
+                 .states = states,
+                 .excl = (const int32_t *const *)excl,
+                 .n_excl = n_excl,
+                 .B = B,
+                 .N = N,
+                 .oi = oi,
+                 .os = os,
+                 .oc = oc,
+                 .item_out = block(m, "item_out"),
+                 .item_bias = block(m, "item_bias")};
       j.S = xalloc((size_t)N * sizeof(float));
       double t = time_job(&j);
       free(j.S);
@@ -405,7 +420,8 @@ int main(int argc, char **argv) {
          "S^T ms = the same product computed item-major (item_out . H^T, no bias): another "
          "OpenBLAS packing path, for comparison (serve does not use it)\n");
   print_load("at end");
-  for (int u = 0; u < max_b; u++) free(excl[u]);
+  for (int u = 0; u < max_b; u++)
+    free(excl[u]);
   free(Hs);
   free(states);
   free(excl);

@@ -56,7 +56,8 @@ static double cpu_s(void) {
 
 /* the decay model's step: h = a*h + e (restrict: lets the compiler use SIMD) */
 static void decay_step(float *restrict h, const float *restrict e, float a, int d) {
-  for (int j = 0; j < d; j++) h[j] = a * h[j] + e[j];
+  for (int j = 0; j < d; j++)
+    h[j] = a * h[j] + e[j];
 }
 
 static size_t rss_bytes(void) {
@@ -78,7 +79,8 @@ static inline int user_id(char *buf, uint64_t n) {
     n /= 10;
   } while (n);
   memcpy(buf, "user-", 5);
-  for (int i = 0; i < t; i++) buf[5 + i] = tmp[t - 1 - i];
+  for (int i = 0; i < t; i++)
+    buf[5 + i] = tmp[t - 1 - i];
   return 5 + t;
 }
 
@@ -95,7 +97,8 @@ static int run_one(size_t n_users, int dim, int history, int parts, size_t n_upd
     fprintf(stderr, "bench_state: bad dim\n");
     return 1;
   }
-  for (int p = 0; p < parts; p++) sr_state_partition_add(s, p);
+  for (int p = 0; p < parts; p++)
+    sr_state_partition_add(s, p);
 
   int64_t t0 = sr_mono_ns();
   double c_ins0 = cpu_s();
@@ -107,7 +110,8 @@ static int run_one(size_t n_users, int dim, int history, int parts, size_t n_upd
       return 1;
     }
     float *h = sr_user_vec(s, usr);
-    for (int j = 0; j < dim; j++) h[j] = 0.01f * (float)j; /* as a model init would */
+    for (int j = 0; j < dim; j++)
+      h[j] = 0.01f * (float)j; /* as a model init would */
     for (int k = 0; k < history; k++) {
       usr->last_ts = 1 + k;
       sr_user_seen_apply(s, usr, SR_EV_VIEW, (int32_t)(rnd64() % N_ITEMS), usr->last_ts);
@@ -126,8 +130,8 @@ static int run_one(size_t n_users, int dim, int history, int parts, size_t n_upd
   size_t seen_total = 0;
   for (size_t u = 0; u < n_users && u < 100000; u++) {
     int len = user_id(id, u);
-    seen_total +=
-        sr_seen_count(&sr_state_get(s, (int32_t)(u % (size_t)parts), id, (size_t)len, 0, NULL)->seen);
+    seen_total += sr_seen_count(
+        &sr_state_get(s, (int32_t)(u % (size_t)parts), id, (size_t)len, 0, NULL)->seen);
   }
   printf("users=%zu partitions=%d d=%d history=%d random items per user (%.1f distinct on "
          "average)\n",
@@ -157,9 +161,8 @@ static int run_one(size_t n_users, int dim, int history, int parts, size_t n_upd
   double t_upd = (double)(sr_mono_ns() - t0) * 1e-9, c_upd = cpu_s() - c0;
   printf("  update (get + d=%d decay step + seen set, uniform random users): %zu in %.2f s = "
          "%.2f M updates/s (%.0f ns each; CPU time %.0f ns each = %.2f M/s)\n",
-         dim, n_updates, t_upd, (double)n_updates / t_upd * 1e-6,
-         t_upd / (double)n_updates * 1e9, c_upd / (double)n_updates * 1e9,
-         (double)n_updates / c_upd * 1e-6);
+         dim, n_updates, t_upd, (double)n_updates / t_upd * 1e-6, t_upd / (double)n_updates * 1e9,
+         c_upd / (double)n_updates * 1e9, (double)n_updates / c_upd * 1e-6);
   if (dim == 64 && n_users >= 1000000) {
     double gb10m = per_user * 10e6 / 1e9;
     printf("  issue #4: %.1f bytes/user with %d-item seen sets; 10M users -> %.2f GB %s 6 GB\n",
@@ -189,7 +192,8 @@ static int run_movielens(const char *path, int copies, int dim, int parts) {
   char id[32];
   size_t rss0 = rss_bytes();
   sr_state_t *s = sr_state_new(dim, NULL);
-  for (int p = 0; p < parts; p++) sr_state_partition_add(s, p);
+  for (int p = 0; p < parts; p++)
+    sr_state_partition_add(s, p);
   const size_t n_users = (size_t)ds->n_users * (size_t)copies;
   int64_t t0 = sr_mono_ns();
   for (size_t n = 0; n < n_users; n++) {
@@ -197,7 +201,8 @@ static int run_movielens(const char *path, int copies, int dim, int parts) {
     int l = user_id(id, n);
     sr_user_t *usr = sr_state_get(s, (int32_t)(n % (size_t)parts), id, (size_t)l, 1, NULL);
     float *h = sr_user_vec(s, usr);
-    for (int j = 0; j < dim; j++) h[j] = 0.01f * (float)j;
+    for (int j = 0; j < dim; j++)
+      h[j] = 0.01f * (float)j;
     for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) {
       if (ds->ev_ts[e] > usr->last_ts) usr->last_ts = ds->ev_ts[e];
       sr_user_seen_apply(s, usr, (sr_event_type_t)ds->ev_type[e], ds->ev_item[e], ds->ev_ts[e]);
@@ -208,7 +213,8 @@ static int run_movielens(const char *path, int copies, int dim, int parts) {
   size_t seen_total = 0;
   for (size_t n = 0; n < (size_t)ds->n_users; n++) {
     int l = user_id(id, n);
-    seen_total += sr_seen_count(&sr_state_get(s, (int32_t)(n % (size_t)parts), id, (size_t)l, 0, NULL)->seen);
+    seen_total +=
+        sr_seen_count(&sr_state_get(s, (int32_t)(n % (size_t)parts), id, (size_t)l, 0, NULL)->seen);
   }
   /* median history length */
   int32_t *sorted = malloc((size_t)ds->n_users * sizeof(int32_t));
@@ -222,10 +228,10 @@ static int run_movielens(const char *path, int copies, int dim, int parts) {
   printf("movielens %s: %d users x %d copies = %zu users, d=%d; %lld ratings, history "
          "median %d, mean %.1f, longest %lld; seen items kept %.1f per user (%zu of %lld: "
          "%s), %llu dropped by state.seen.max %u\n",
-         path, ds->n_users, copies, n_users, dim, (long long)ds->n_events,
-         sorted[ds->n_users / 2], (double)ds->n_events / (double)ds->n_users,
-         (long long)longest, (double)seen_total / (double)ds->n_users, seen_total,
-         (long long)ds->n_events, seen_total == (size_t)ds->n_events ? "all" : "NOT all",
+         path, ds->n_users, copies, n_users, dim, (long long)ds->n_events, sorted[ds->n_users / 2],
+         (double)ds->n_events / (double)ds->n_users, (long long)longest,
+         (double)seen_total / (double)ds->n_users, seen_total, (long long)ds->n_events,
+         seen_total == (size_t)ds->n_events ? "all" : "NOT all",
          (unsigned long long)sr_state_seen_dropped(s), (unsigned)sr_state_seen_conf(s)->max);
   printf("  replay: %.2f s; RSS: +%.1f MB = %.1f bytes/user measured (sr_state_bytes: %.1f "
          "bytes/user)\n",

@@ -47,7 +47,8 @@ static inline void it_events_make(it_events_t *e, int n_users, int n_items, int 
   for (int t = 0; t < per_user; t++)
     for (int u = 0; u < n_users; u++) {
       s = s * 1103515245u + 12345u;
-      int next = ((s >> 8) % 10) < 8 ? (cur[u] + 1) % n_items : (int)((s >> 12) % (unsigned)n_items);
+      int next =
+          ((s >> 8) % 10) < 8 ? (cur[u] + 1) % n_items : (int)((s >> 12) % (unsigned)n_items);
       cur[u] = next;
       snprintf(e->users[k], 16, "u%d", u);
       snprintf(e->items[k], 16, "i%d", next);
@@ -102,8 +103,11 @@ static inline int it_produce_raw(const char *brokers, const char *topic, const c
                                  const sr_buf_t *vals, int n) {
   char es[256];
   static const sr_kv_t big[] = {{"message.max.bytes", "4000000"}};
-  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "it-producer", .delivery_cb = it_dr,
-                          .kafka = big, .n_kafka = 1};
+  sr_publish_conf_t pc = {.brokers = brokers,
+                          .client_id = "it-producer",
+                          .delivery_cb = it_dr,
+                          .kafka = big,
+                          .n_kafka = 1};
   sr_publish_t *p = sr_publish_new(&pc, es, sizeof(es));
   if (!p) {
     fprintf(stderr, "it_produce_raw: %s\n", es);
@@ -126,7 +130,7 @@ static inline int it_produce_events(const char *brokers, const it_events_t *e) {
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
   sr_buf_t *vals = calloc((size_t)e->n, sizeof(sr_buf_t));
   const char **keys = calloc((size_t)e->n, sizeof(char *));
-  char (*ids)[32] = calloc((size_t)e->n, 32);
+  char(*ids)[32] = calloc((size_t)e->n, 32);
   for (int i = 0; i < e->n; i++) {
     snprintf(ids[i], 32, "ev-%d", i);
     sr_event_t ev = {.event_id = sr_str_cstr(ids[i]),
@@ -141,7 +145,8 @@ static inline int it_produce_events(const char *brokers, const it_events_t *e) {
     keys[i] = e->users[i];
   }
   int n = it_produce_raw(brokers, "events", keys, vals, e->n);
-  for (int i = 0; i < e->n; i++) sr_buf_free(&vals[i]);
+  for (int i = 0; i < e->n; i++)
+    sr_buf_free(&vals[i]);
   free(vals);
   free(keys);
   free(ids);
@@ -166,7 +171,8 @@ static inline void it_copy_hdr(const sr_msg_t *m, const char *name, char *out, s
   const void *v;
   size_t len;
   out[0] = 0;
-  if (sr_ingest_msg_header(m, name, &v, &len)) snprintf(out, cap, "%.*s", (int)len, (const char *)v);
+  if (sr_ingest_msg_header(m, name, &v, &len))
+    snprintf(out, cap, "%.*s", (int)len, (const char *)v);
 }
 
 /* Reads `want` messages of topic with a fresh consumer group (from the
@@ -177,8 +183,12 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
   static int seq = 0;
   snprintf(group, sizeof(group), "it-reader-%d-%d", (int)getpid(), seq++);
   static const sr_kv_t big[] = {{"fetch.message.max.bytes", "4000000"}};
-  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = topic,
-                         .client_id = "it-reader", .kafka = big, .n_kafka = 1};
+  sr_ingest_conf_t ic = {.brokers = brokers,
+                         .group = group,
+                         .topic = topic,
+                         .client_id = "it-reader",
+                         .kafka = big,
+                         .n_kafka = 1};
   sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
   if (!in) {
     fprintf(stderr, "it_read_topic: %s\n", es);
@@ -199,12 +209,14 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
         snprintf(o->key, sizeof(o->key), "%.*s", (int)msgs[i].key_len, (const char *)msgs[i].key);
         o->key_len = msgs[i].key_len;
         o->value = malloc(msgs[i].len ? msgs[i].len : 1);
-        if (msgs[i].len) memcpy(o->value, msgs[i].value, msgs[i].len); /* a CONSUME dead letter has no value */
+        if (msgs[i].len)
+          memcpy(o->value, msgs[i].value, msgs[i].len); /* a CONSUME dead letter has no value */
         o->len = msgs[i].len;
         it_copy_hdr(&msgs[i], "streamrec.error", o->hdr_error, sizeof(o->hdr_error));
         it_copy_hdr(&msgs[i], "streamrec.reason", o->hdr_reason, sizeof(o->hdr_reason));
         it_copy_hdr(&msgs[i], "streamrec.source.topic", o->hdr_topic, sizeof(o->hdr_topic));
-        it_copy_hdr(&msgs[i], "streamrec.source.partition", o->hdr_partition, sizeof(o->hdr_partition));
+        it_copy_hdr(&msgs[i], "streamrec.source.partition", o->hdr_partition,
+                    sizeof(o->hdr_partition));
         it_copy_hdr(&msgs[i], "streamrec.source.offset", o->hdr_offset, sizeof(o->hdr_offset));
         it_copy_hdr(&msgs[i], "streamrec.truncated", o->hdr_truncated, sizeof(o->hdr_truncated));
         it_copy_hdr(&msgs[i], "streamrec.original.key.size", o->hdr_key_size,
@@ -220,12 +232,12 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
 }
 
 static inline void it_msgs_free(it_msg_t *m, int n) {
-  for (int i = 0; i < n; i++) free(m[i].value);
+  for (int i = 0; i < n; i++)
+    free(m[i].value);
 }
 
 /* Committed offsets of group for partitions 0..n-1 of "events". */
-static inline int it_committed(const char *brokers, const char *group, int n_parts,
-                               int64_t *offs) {
+static inline int it_committed(const char *brokers, const char *group, int n_parts, int64_t *offs) {
   char es[256];
   int32_t parts[64];
   /* Observe only: a subscribed reader would join the group under test and
@@ -237,7 +249,8 @@ static inline int it_committed(const char *brokers, const char *group, int n_par
                          .observe_only = 1};
   sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
   if (!in) return -1;
-  for (int i = 0; i < n_parts; i++) parts[i] = i;
+  for (int i = 0; i < n_parts; i++)
+    parts[i] = i;
   sr_err_t e = sr_ingest_committed(in, parts, offs, n_parts, 10000);
   sr_ingest_destroy(in);
   return e == SR_OK ? 0 : -1;

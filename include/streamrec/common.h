@@ -49,13 +49,12 @@ typedef struct sr_buf_s {
   size_t cap;
 } sr_buf_t;
 void sr_buf_init(sr_buf_t *b);
-void sr_buf_free(sr_buf_t *b); /* releases memory; b may be reused after init */
+void sr_buf_free(sr_buf_t *b);  /* releases memory; b may be reused after init */
 void sr_buf_reset(sr_buf_t *b); /* len = 0, keeps capacity */
 void sr_buf_reserve(sr_buf_t *b, size_t extra);
 void sr_buf_append(sr_buf_t *b, const void *p, size_t n);
 void sr_buf_putc(sr_buf_t *b, unsigned char c);
-void sr_buf_printf(sr_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void sr_buf_printf(sr_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- clocks ---- */
 int64_t sr_now_ms(void);  /* wall clock, ms since epoch */
@@ -67,7 +66,8 @@ uint64_t sr_hash64(const void *p, size_t n);
 
 /* ---- logging to stderr: "2026-11-23T11:30:00.123Z LEVEL module: msg" ---- */
 typedef enum { SR_LOG_ERROR = 0, SR_LOG_WARN, SR_LOG_INFO, SR_LOG_DEBUG } sr_log_level_t;
-void sr_log_set_level(sr_log_level_t lvl); /* default INFO; env SR_LOG_LEVEL=debug|info|warn|error */
+void sr_log_set_level(
+    sr_log_level_t lvl); /* default INFO; env SR_LOG_LEVEL=debug|info|warn|error */
 sr_log_level_t sr_log_get_level(void);
 void sr_log(sr_log_level_t lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -83,10 +83,10 @@ sr_err_t sr_seterr(char *errstr, size_t errsz, sr_err_t err, const char *fmt, ..
 /* ---- files ---- */
 /* Writes data to path atomically: temp file in the same directory, fsync,
  * rename, fsync(dir) (Redis rdb.c). */
-sr_err_t sr_file_write_atomic(const char *path, const void *data, size_t len,
-                              char *errstr, size_t errsz);
+sr_err_t sr_file_write_atomic(const char *path, const void *data, size_t len, char *errstr,
+                              size_t errsz);
 /* Reads a whole file into *out (new allocation, free with free()). */
-sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len,
-                          char *errstr, size_t errsz);
+sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len, char *errstr,
+                          size_t errsz);
 
 #endif

@@ -20,12 +20,12 @@
 typedef enum { SR_CONF_INT, SR_CONF_STR, SR_CONF_BOOL } sr_conf_type_t;
 
 typedef struct sr_conf_opt_s {
-  const char *name;  /* "batch.max" */
+  const char *name; /* "batch.max" */
   sr_conf_type_t type;
-  const char *def;   /* default as text; NULL = unset */
+  const char *def;    /* default as text; NULL = unset */
   long long min, max; /* for INT */
   const char *help;
-  const char *flag;  /* long command-line flag ("batch-max") or NULL */
+  const char *flag; /* long command-line flag ("batch-max") or NULL */
 } sr_conf_opt_t;
 
 typedef struct sr_conf_s sr_conf_t;
@@ -34,14 +34,17 @@ typedef struct sr_conf_s sr_conf_t;
 sr_conf_t *sr_conf_new(const sr_conf_opt_t *table, int n);
 void sr_conf_destroy(sr_conf_t *c); /* accepts NULL */
 /* Sets key (table name or kafka.*) from text. Errors: SR_ERR_CONF. */
-sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr,
-                     size_t errsz);
+sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr, size_t errsz);
 /* Reads "key = value" lines ('#' comments). Errors name file:line. */
 sr_err_t sr_conf_load_file(sr_conf_t *c, const char *path, char *errstr, size_t errsz);
 /* Typed getters; the name must be in the table (abort otherwise: a bug). */
 const char *sr_conf_str(const sr_conf_t *c, const char *name); /* NULL when unset */
 long long sr_conf_int(const sr_conf_t *c, const char *name);
-typedef enum { SR_CONF_KAFKA_BOTH = 0, SR_CONF_KAFKA_CONSUMER, SR_CONF_KAFKA_PRODUCER } sr_conf_client_t;
+typedef enum {
+  SR_CONF_KAFKA_BOTH = 0,
+  SR_CONF_KAFKA_CONSUMER,
+  SR_CONF_KAFKA_PRODUCER
+} sr_conf_client_t;
 /* kafka.* properties for `which`, prefix stripped. Borrowed until destroy. */
 const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, sr_conf_client_t which, int *n);
 /* Option by its long flag, or NULL. */

@@ -20,8 +20,8 @@
 
 /* ---- one CSV line ---- */
 typedef struct sr_csv_row_s {
-  sr_str_t user;  /* borrowed from the line */
-  sr_str_t item;  /* borrowed from the line */
+  sr_str_t user; /* borrowed from the line */
+  sr_str_t item; /* borrowed from the line */
   float value;
   int64_t ts_ms;
   int type; /* sr_event_type_t, or -1 when the column is absent */
@@ -30,8 +30,7 @@ typedef struct sr_csv_row_s {
 /* Parses line[0..len) (no newline; a trailing '\r' is ignored). The line is
  * not modified; row strings point into it. Returns SR_OK, SR_ERR_NOT_FOUND
  * for an empty line, or SR_ERR_FORMAT with the reason in errstr. */
-sr_err_t sr_csv_parse(const char *line, size_t len, sr_csv_row_t *row, char *errstr,
-                      size_t errsz);
+sr_err_t sr_csv_parse(const char *line, size_t len, sr_csv_row_t *row, char *errstr, size_t errsz);
 
 /* ---- in-memory data set ---- */
 typedef struct sr_dataset_s {
@@ -46,15 +45,14 @@ typedef struct sr_dataset_s {
   float *ev_value;
   int64_t *ev_ts;
   uint8_t *ev_type;
-  int64_t *ev_seq; /* position in the source file (0-based, data lines only) */
+  int64_t *ev_seq;   /* position in the source file (0-based, data lines only) */
   int64_t bad_lines; /* lines skipped while loading */
 } sr_dataset_t;
 
 /* Loads a CSV file (path "-" = stdin). Bad lines are skipped, counted in
  * bad_lines and reported (first 10) through sr_log_warn. Returns a new data
  * set in *out (free with sr_dataset_destroy). */
-sr_err_t sr_dataset_load_csv(const char *path, sr_dataset_t **out, char *errstr,
-                             size_t errsz);
+sr_err_t sr_dataset_load_csv(const char *path, sr_dataset_t **out, char *errstr, size_t errsz);
 /* Builds a data set from parallel arrays of rows in "file order". Used by
  * the Kafka-topic reader of train and by tests. Copies everything. */
 sr_err_t sr_dataset_from_rows(const sr_csv_row_t *rows, int64_t n, sr_dataset_t **out);

@@ -13,41 +13,41 @@
 #ifndef STREAMREC_ERR_H
 #define STREAMREC_ERR_H
 
-#define SR_ERR_MAP(X)                                                          \
-  X(OK, 0, 0, "success")                                                       \
-  X(NOMEM, -1, 1, "out of memory")                                             \
-  X(INVALID_ARG, -2, 0, "invalid argument")                                    \
-  X(IO, -3, 1, "input/output error")                                           \
-  X(FORMAT, -4, 0, "malformed file")                                           \
-  X(CHECKSUM, -5, 0, "checksum mismatch")                                      \
-  X(TRUNCATED, -6, 0, "truncated input")                                       \
-  X(VERSION, -7, 0, "unsupported format version")                              \
-  X(BAD_FRAMING, -8, 0, "bad Confluent framing (magic byte or length)")        \
-  X(UNKNOWN_SCHEMA, -9, 0, "unknown schema id")                                \
-  X(BAD_AVRO, -10, 0, "invalid Avro body")                                     \
-  X(MISSING_FIELD, -11, 0, "required field missing or empty")                  \
-  X(UNKNOWN_ITEM, -12, 0, "item not in model catalogue")                       \
-  X(KAFKA, -13, 0, "Kafka client error")                                       \
-  X(TIMEOUT, -14, 1, "timed out")                                              \
-  X(CONF, -15, 0, "invalid configuration")                                     \
-  X(NOT_FOUND, -16, 0, "not found")                                            \
-  X(QUEUE_FULL, -17, 1, "queue full")                                          \
-  X(DELIVERY, -18, 1, "message delivery failed")                               \
-  X(STATE, -19, 0, "invalid state for operation")                              \
-  X(MODEL, -20, 0, "model mismatch")                                           \
-  X(FATAL, -21, 0, "fatal error")                                             \
-  X(INVALID_FIELD, -22, 0, "field value outside the accepted range")          \
-  X(KEY_MISMATCH, -23, 0, "Kafka key is not the event's user id")             \
-  X(TOO_LARGE, -24, 0, "message larger than the producer accepts")            \
-  X(STATE_FULL, -25, 1, "partition state holds its maximum of users")         \
-  X(CONSUME, -26, 0, "consumer error reported for a partition")               \
+#define SR_ERR_MAP(X)                                                                              \
+  X(OK, 0, 0, "success")                                                                           \
+  X(NOMEM, -1, 1, "out of memory")                                                                 \
+  X(INVALID_ARG, -2, 0, "invalid argument")                                                        \
+  X(IO, -3, 1, "input/output error")                                                               \
+  X(FORMAT, -4, 0, "malformed file")                                                               \
+  X(CHECKSUM, -5, 0, "checksum mismatch")                                                          \
+  X(TRUNCATED, -6, 0, "truncated input")                                                           \
+  X(VERSION, -7, 0, "unsupported format version")                                                  \
+  X(BAD_FRAMING, -8, 0, "bad Confluent framing (magic byte or length)")                            \
+  X(UNKNOWN_SCHEMA, -9, 0, "unknown schema id")                                                    \
+  X(BAD_AVRO, -10, 0, "invalid Avro body")                                                         \
+  X(MISSING_FIELD, -11, 0, "required field missing or empty")                                      \
+  X(UNKNOWN_ITEM, -12, 0, "item not in model catalogue")                                           \
+  X(KAFKA, -13, 0, "Kafka client error")                                                           \
+  X(TIMEOUT, -14, 1, "timed out")                                                                  \
+  X(CONF, -15, 0, "invalid configuration")                                                         \
+  X(NOT_FOUND, -16, 0, "not found")                                                                \
+  X(QUEUE_FULL, -17, 1, "queue full")                                                              \
+  X(DELIVERY, -18, 1, "message delivery failed")                                                   \
+  X(STATE, -19, 0, "invalid state for operation")                                                  \
+  X(MODEL, -20, 0, "model mismatch")                                                               \
+  X(FATAL, -21, 0, "fatal error")                                                                  \
+  X(INVALID_FIELD, -22, 0, "field value outside the accepted range")                               \
+  X(KEY_MISMATCH, -23, 0, "Kafka key is not the event's user id")                                  \
+  X(TOO_LARGE, -24, 0, "message larger than the producer accepts")                                 \
+  X(STATE_FULL, -25, 1, "partition state holds its maximum of users")                              \
+  X(CONSUME, -26, 0, "consumer error reported for a partition")                                    \
   X(ENCODE, -27, 0, "recommendation could not be encoded")
 
 typedef enum sr_err_e {
 #define SR__ERR_ENUM(name, code, retriable, msg) SR_ERR_##name = code,
   SR_ERR_MAP(SR__ERR_ENUM)
 #undef SR__ERR_ENUM
-  SR_OK = SR_ERR_OK
+      SR_OK = SR_ERR_OK
 } sr_err_t;
 
 /* Human-readable description of err. Never NULL; static storage. Any thread. */

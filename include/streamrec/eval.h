@@ -48,13 +48,13 @@ typedef enum sr_eval_method_e {
 const char *sr_eval_method_name(sr_eval_method_t m);
 
 typedef struct sr_eval_conf_s {
-  int k;              /* list length for HR/NDCG/coverage/novelty/ILD (10) */
-  int n_negatives;    /* sampled protocol beside full ranking: 0 = off, 100 = SASRec */
-  uint64_t seed;      /* seed of the negative sampler (42) */
-  int batch;          /* users (or events) per sr_model_score call (256) */
-  int min_history;    /* users need at least this many history events (2: LOO
-                       * "users with at least 3 events") */
-  double warmup_frac; /* prequential: fraction of events only applied (0.2) */
+  int k;               /* list length for HR/NDCG/coverage/novelty/ILD (10) */
+  int n_negatives;     /* sampled protocol beside full ranking: 0 = off, 100 = SASRec */
+  uint64_t seed;       /* seed of the negative sampler (42) */
+  int batch;           /* users (or events) per sr_model_score call (256) */
+  int min_history;     /* users need at least this many history events (2: LOO
+                        * "users with at least 3 events") */
+  double warmup_frac;  /* prequential: fraction of events only applied (0.2) */
   sr_seen_conf_t seen; /* the seen-item filter, serve's state.seen.* rules (defaults) */
 } sr_eval_conf_t;
 
@@ -63,14 +63,14 @@ void sr_eval_conf_defaults(sr_eval_conf_t *c);
 /* Figures of one method. Means are over evaluated users; users whose target
  * the catalogue does not know count as misses (0 for hr, ndcg, mrr). */
 typedef struct sr_eval_metrics_s {
-  int valid;        /* 0 when the method was not run (SR_EVAL_MODEL without a model) */
-  int64_t hits;     /* full ranking: target rank < k */
-  double hr;        /* hits / evaluated */
-  double ndcg;      /* mean 1/log2(rank+2) when rank < k, else 0 */
-  double mrr;       /* mean 1/(rank+1), whole ranking (not truncated at k) */
-  double coverage;  /* distinct items over all top-k lists / catalogue size */
-  double novelty;   /* mean over lists of mean -log2(history share) of the list's items */
-  double ild;       /* mean over lists of mean pairwise 1 - cos(item_out); NaN without a model */
+  int valid;       /* 0 when the method was not run (SR_EVAL_MODEL without a model) */
+  int64_t hits;    /* full ranking: target rank < k */
+  double hr;       /* hits / evaluated */
+  double ndcg;     /* mean 1/log2(rank+2) when rank < k, else 0 */
+  double mrr;      /* mean 1/(rank+1), whole ranking (not truncated at k) */
+  double coverage; /* distinct items over all top-k lists / catalogue size */
+  double novelty;  /* mean over lists of mean -log2(history share) of the list's items */
+  double ild;      /* mean over lists of mean pairwise 1 - cos(item_out); NaN without a model */
   /* Sampled protocol (n_negatives > 0): target ranked against the sampled
    * negatives only. NaN / 0 when off. */
   int64_t s_hits;
@@ -98,18 +98,17 @@ typedef struct sr_eval_result_s {
  * order) is the target and every earlier event is history; other users'
  * events are all history. m may be NULL (baselines only). Returns SR_OK or
  * SR_ERR_INVALID_ARG with errstr. Fills *res. */
-sr_err_t sr_eval_loo(const sr_model_t *m, const sr_dataset_t *events,
-                     const sr_eval_conf_t *conf, sr_eval_result_t *res, char *errstr,
-                     size_t errsz);
+sr_err_t sr_eval_loo(const sr_model_t *m, const sr_dataset_t *events, const sr_eval_conf_t *conf,
+                     sr_eval_result_t *res, char *errstr, size_t errsz);
 
 /* The same over a split (e.g. written by sr_eval_split_loo): history is
  * train, each test user's target is its earliest test event (later ones
  * are ignored with a warning). Test users with fewer than conf->min_history
  * train events are skipped. Users are matched by id. With the split of a
  * data set, the result equals sr_eval_loo() on that data set. */
-sr_err_t sr_eval_split(const sr_model_t *m, const sr_dataset_t *train,
-                       const sr_dataset_t *test, const sr_eval_conf_t *conf,
-                       sr_eval_result_t *res, char *errstr, size_t errsz);
+sr_err_t sr_eval_split(const sr_model_t *m, const sr_dataset_t *train, const sr_dataset_t *test,
+                       const sr_eval_conf_t *conf, sr_eval_result_t *res, char *errstr,
+                       size_t errsz);
 
 /* Prequential (test-then-train) replay. */
 typedef struct sr_eval_preq_result_s {
@@ -134,14 +133,14 @@ typedef struct sr_eval_preq_result_s {
  * excludes is a miss). Incremental most-popular is scored beside it from
  * counts of the events applied so far, with the same filter. m may be NULL. */
 sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
-                             const sr_eval_conf_t *conf, sr_eval_preq_result_t *res,
-                             char *errstr, size_t errsz);
+                             const sr_eval_conf_t *conf, sr_eval_preq_result_t *res, char *errstr,
+                             size_t errsz);
 
 /* ---- split ---- */
 typedef struct sr_eval_split_stats_s {
-  int32_t users, items;  /* in ds */
-  int64_t events;        /* in ds */
-  int32_t test_users;    /* users with a test event */
+  int32_t users, items; /* in ds */
+  int64_t events;       /* in ds */
+  int32_t test_users;   /* users with a test event */
   int64_t train_events, test_events;
 } sr_eval_split_stats_t;
 
@@ -150,8 +149,8 @@ typedef struct sr_eval_split_stats_s {
  * (header "userId,itemId,value,timestamp_ms,type", then one line per event:
  * users in data set order, events in time order; timestamps in ms) to
  * train and test. st may be NULL. */
-void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
-                       sr_buf_t *test, sr_eval_split_stats_t *st);
+void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train, sr_buf_t *test,
+                       sr_eval_split_stats_t *st);
 
 /* Split by global time: ds's events in time order (ties in file order, as
  * the prequential protocol replays them); the first floor(frac * n) go to

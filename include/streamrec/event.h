@@ -10,14 +10,14 @@
 #include "streamrec/common.h"
 
 /* Order and names match enum io.streamrec.EventType. */
-#define SR_EVENT_TYPE_MAP(X)                                                   \
+#define SR_EVENT_TYPE_MAP(X)                                                                       \
   X(VIEW) X(CLICK) X(CART) X(PURCHASE) X(RATE) X(IMPRESSION) X(SKIP) X(FORGET)
 
 typedef enum sr_event_type_e {
 #define SR__EVT(n) SR_EV_##n,
   SR_EVENT_TYPE_MAP(SR__EVT)
 #undef SR__EVT
-  SR_EV__CNT
+      SR_EV__CNT
 } sr_event_type_t;
 
 /* "VIEW" ... "FORGET"; "?" for out-of-range. Static storage. */
@@ -30,8 +30,8 @@ typedef struct sr_event_s {
   sr_str_t user_id;
   sr_str_t item_id;
   sr_event_type_t type;
-  float value;    /* rating or weight, 0 when none */
-  int64_t ts_ms;  /* event time, ms since epoch */
+  float value;       /* rating or weight, 0 when none */
+  int64_t ts_ms;     /* event time, ms since epoch */
   sr_str_t scenario; /* "default" when none */
 } sr_event_t;
 

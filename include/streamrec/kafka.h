@@ -108,8 +108,8 @@ int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, 
 
 /* Commits next_offsets[i] (the offset of the next message to read) for
  * parts[i] of the subscribed topic. async = 0 blocks until the broker acked. */
-sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets,
-                          int n, int async, char *errstr, size_t errsz);
+sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets, int n,
+                          int async, char *errstr, size_t errsz);
 /* Reads the committed offsets of parts from the group coordinator
  * (-1 = none). Blocking, up to timeout_ms. For tests and the admin view. */
 sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *offsets, int n,
@@ -148,8 +148,7 @@ typedef struct sr_header_s {
 
 /* Delivery report: msg_opaque as given to send; err SR_OK or
  * SR_ERR_DELIVERY with the client's reason. Runs on the polling thread. */
-typedef void(sr_delivery_cb_t)(void *opaque, void *msg_opaque, sr_err_t err,
-                               const char *reason);
+typedef void(sr_delivery_cb_t)(void *opaque, void *msg_opaque, sr_err_t err, const char *reason);
 
 typedef struct sr_publish_conf_s {
   const char *brokers;
@@ -173,10 +172,9 @@ void sr_publish_destroy(sr_publish_t *p);
  * message.max.bytes: this message can never be sent, others can), or
  * SR_ERR_KAFKA with errstr for other permanent errors (unknown topic, fatal
  * producer state). On error no delivery report will follow. */
-sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
-                         const void *key, size_t klen, const void *value, size_t vlen,
-                         const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
-                         size_t errsz);
+sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition, const void *key,
+                         size_t klen, const void *value, size_t vlen, const sr_header_t *hdrs,
+                         int n_hdrs, void *msg_opaque, char *errstr, size_t errsz);
 /* Fetches topic's metadata now (what the first send would do): call at start
  * for the topics a worker will write, so the first event does not pay for
  * it. Idempotent per topic. */

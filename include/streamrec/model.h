@@ -33,7 +33,7 @@ typedef enum sr_model_kind_e {
 } sr_model_kind_t;
 
 const char *sr_model_kind_name(sr_model_kind_t k); /* "decay", "gru", "?" */
-int sr_model_kind_parse(const char *s);             /* -1 when unknown */
+int sr_model_kind_parse(const char *s);            /* -1 when unknown */
 
 /* A named parameter block, float32, row-major. data is owned by the model. */
 typedef struct sr_param_block_s {
@@ -46,8 +46,8 @@ typedef struct sr_param_block_s {
  * item_ids: n_items distinct ids (copied). Returns NULL with errstr set on
  * bad arguments or when parameter memory cannot be allocated. Free with
  * sr_model_destroy(). */
-sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
-                         const sr_str_t *item_ids, char *errstr, size_t errsz);
+sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const sr_str_t *item_ids,
+                         char *errstr, size_t errsz);
 void sr_model_destroy(sr_model_t *m); /* accepts NULL */
 
 /* Lists the parameter blocks in a fixed, kind-defined order. Returns the
@@ -76,8 +76,8 @@ void sr_model_state_init(const sr_model_t *m, float *h);
 /* One event: updates h in place. item is a valid index (unknown items are
  * the caller's business: they update nothing). dt_ms = time since the user's
  * previous event (0 for the first). Thread-safe; allocation-free. */
-void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type,
-                   float value, int64_t dt_ms);
+void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type, float value,
+                   int64_t dt_ms);
 
 /* Scores n user states against the whole catalogue:
  * S[u * n_items + i] = score of item i for state H[u * state_size ...].

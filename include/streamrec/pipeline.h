@@ -28,41 +28,41 @@
 typedef struct sr_pipeline_s sr_pipeline_t;
 
 typedef struct sr_pipeline_conf_s {
-  const char *brokers;       /* required */
-  const char *group;         /* consumer group, default "streamrec" */
-  const char *events_topic;  /* default "events" */
-  const char *recs_topic;    /* default "recommendations" */
-  const char *dlq_topic;     /* default "events.dlq" */
-  const char *client_id;     /* default "streamrec" */
-  int k;                     /* items per recommendation, default 10 */
-  int batch_max;             /* users per scoring micro-batch, default 64 */
-  int batch_wait_us;         /* max wait to fill a batch, default 1000 */
-  sr_seen_conf_t seen;       /* the seen-item filter: what consumes an item, the
-                                re-consumption window and the bound per user
-                                (sr_seen_conf_defaults) */
-  int coalesce;              /* 1: a user's events within one micro-batch share one
-                                recommendation (for the newest); 0 (default): one
-                                recommendation per event */
-  int32_t event_schema_id;   /* default 1 */
-  int32_t rec_schema_id;     /* default 2 */
-  int commit_interval_ms;    /* default 500 */
-  int max_inflight_batches;  /* back-pressure bound, default 4096 */
-  int idle_exit_ms;          /* >0: return from run after this long without input once
-                                at least one event was processed (demos, benches) */
+  const char *brokers;      /* required */
+  const char *group;        /* consumer group, default "streamrec" */
+  const char *events_topic; /* default "events" */
+  const char *recs_topic;   /* default "recommendations" */
+  const char *dlq_topic;    /* default "events.dlq" */
+  const char *client_id;    /* default "streamrec" */
+  int k;                    /* items per recommendation, default 10 */
+  int batch_max;            /* users per scoring micro-batch, default 64 */
+  int batch_wait_us;        /* max wait to fill a batch, default 1000 */
+  sr_seen_conf_t seen;      /* the seen-item filter: what consumes an item, the
+                               re-consumption window and the bound per user
+                               (sr_seen_conf_defaults) */
+  int coalesce;             /* 1: a user's events within one micro-batch share one
+                               recommendation (for the newest); 0 (default): one
+                               recommendation per event */
+  int32_t event_schema_id;  /* default 1 */
+  int32_t rec_schema_id;    /* default 2 */
+  int commit_interval_ms;   /* default 500 */
+  int max_inflight_batches; /* back-pressure bound, default 4096 */
+  int idle_exit_ms;         /* >0: return from run after this long without input once
+                               at least one event was processed (demos, benches) */
   /* Input rules (docs/ARCHITECTURE.md "Input rules"); a violation is
    * dead-lettered with INVALID_FIELD or KEY_MISMATCH. */
-  int id_max_bytes;          /* event_id, user_id, item_id, scenario: at most this many
-                                bytes, default 1024 */
-  int64_t future_max_ms;     /* timestamp at most this far ahead of the worker's clock,
-                                default 86400000 (1 day); never before 1970 */
-  int key_check;             /* 1 (default): the Kafka key must be the user_id */
-  int64_t users_max;         /* users one partition's state may hold, default and
-                                ceiling SR_STATE_USERS_MAX; events of new users past it
-                                are dead-lettered (STATE_FULL) */
-  int shutdown_timeout_ms;   /* how long stop waits for outputs in flight, default
-                                10000; what is not delivered then is not committed */
-  int64_t max_events;        /* >0: stop after this many input messages */
-  const sr_kv_t *kafka;      /* passed to both consumer and producer */
+  int id_max_bytes;        /* event_id, user_id, item_id, scenario: at most this many
+                              bytes, default 1024 */
+  int64_t future_max_ms;   /* timestamp at most this far ahead of the worker's clock,
+                              default 86400000 (1 day); never before 1970 */
+  int key_check;           /* 1 (default): the Kafka key must be the user_id */
+  int64_t users_max;       /* users one partition's state may hold, default and
+                              ceiling SR_STATE_USERS_MAX; events of new users past it
+                              are dead-lettered (STATE_FULL) */
+  int shutdown_timeout_ms; /* how long stop waits for outputs in flight, default
+                              10000; what is not delivered then is not committed */
+  int64_t max_events;      /* >0: stop after this many input messages */
+  const sr_kv_t *kafka;    /* passed to both consumer and producer */
   int n_kafka;
   const sr_kv_t *kafka_consumer; /* consumer only, applied after `kafka` */
   int n_kafka_consumer;
@@ -86,9 +86,9 @@ typedef struct sr_pipeline_stats_s {
   uint64_t delivery_failed;
   uint64_t batches;
   uint64_t commits;
-  uint64_t users;          /* users in state now (0 once partitions are revoked) */
-  uint64_t users_peak;     /* most users held at once */
-  uint64_t score_ns;       /* time in scoring + top-K */
+  uint64_t users;      /* users in state now (0 once partitions are revoked) */
+  uint64_t users_peak; /* most users held at once */
+  uint64_t score_ns;   /* time in scoring + top-K */
   uint64_t assigned_partitions;
   uint64_t consume_errors; /* per-partition consumer errors (dead-lettered) */
   uint64_t rejected;       /* events refused by the input rules (dead-lettered) */
@@ -104,8 +104,8 @@ typedef struct sr_pipeline_stats_s {
 /* Returns a new pipeline serving `model` (takes ownership on success; on
  * failure the caller keeps it) or NULL with errstr. Creates the Kafka
  * clients; does not consume yet. Any thread; then use from one thread. */
-sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model,
-                               char *errstr, size_t errsz);
+sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model, char *errstr,
+                               size_t errsz);
 
 /* Runs until sr_pipeline_stop(), idle_exit_ms, max_events, or a fatal
  * error. On return everything delivered has been committed and the group

@@ -34,9 +34,8 @@ sr_err_t sr_scorer_set_model(sr_scorer_t *sc, const sr_model_t *m);
  * batch instead of one per item tile).
  * Writes k results per user to out_idx[u*k ..], out_score[u*k ..] and the
  * count to out_cnt[u]. */
-void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n,
-                   const int32_t *const *excl, const int *n_excl, int32_t *out_idx,
-                   float *out_score, int *out_cnt);
+void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n, const int32_t *const *excl,
+                   const int *n_excl, int32_t *out_idx, float *out_score, int *out_cnt);
 
 int sr_scorer_k(const sr_scorer_t *sc);
 int sr_scorer_max_batch(const sr_scorer_t *sc);

@@ -43,8 +43,8 @@ typedef struct sr_snapshot_info_s {
  * a non-finite or out-of-range parameter (SR_ERR_MODEL) or an empty, too
  * long or non-UTF-8 item id (SR_ERR_INVALID_ARG). Returns SR_OK or an error
  * with errstr. */
-sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *path,
-                           char *errstr, size_t errsz);
+sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *path, char *errstr,
+                           size_t errsz);
 
 /* Loads and verifies a snapshot. On SR_OK *mp is a new model (free with
  * sr_model_destroy) whose version is the file's, and *info (may be NULL) is
@@ -55,8 +55,8 @@ sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *
  * (SR_ERR_FORMAT) and non-finite or out-of-range parameters (SR_ERR_MODEL),
  * with a message naming the file and, where there is one, the item or
  * block index. */
-sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t *info,
-                          char *errstr, size_t errsz);
+sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t *info, char *errstr,
+                          size_t errsz);
 
 /* sr_snapshot_load on the len bytes at data (borrowed, only read during the
  * call; the model copies what it keeps). name stands for the file in

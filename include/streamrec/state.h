@@ -70,8 +70,7 @@ float *sr_user_vec(const sr_state_t *s, sr_user_t *u);
  * (sr_seen_apply with the user's clock u->last_ts, which the caller has
  * already advanced for this event). Returns the entries the bound dropped
  * (0 or 1), also counted in sr_state_seen_dropped(). */
-int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_t item,
-                       int64_t ts);
+int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_t item, int64_t ts);
 const sr_seen_conf_t *sr_state_seen_conf(const sr_state_t *s);
 /* Seen entries dropped by the bound (state.seen.max) since creation. */
 uint64_t sr_state_seen_dropped(const sr_state_t *s);
@@ -84,11 +83,11 @@ uint64_t sr_state_seen_dropped(const sr_state_t *s);
  * SR_ERR_FORMAT (bad seen set or trailing bytes), SR_ERR_STATE (partition
  * not present), SR_ERR_STATE_FULL (user bound). */
 void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, sr_buf_t *out);
-sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec,
-                          size_t len, int32_t n_items);
+sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec, size_t len,
+                          int32_t n_items);
 
 int sr_state_state_size(const sr_state_t *s);
-size_t sr_state_users(const sr_state_t *s);           /* all partitions */
+size_t sr_state_users(const sr_state_t *s); /* all partitions */
 size_t sr_state_partition_users(const sr_state_t *s, int32_t partition);
 /* Memory held: records, indexes and the seen sets' heap (the latter is a
  * walk over every user: for benchmarks and tests, not the hot path). */

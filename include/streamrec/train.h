@@ -24,8 +24,8 @@ typedef struct sr_train_conf_s {
   float valid_frac; /* fraction of users whose last event is held out for early stopping */
   int patience;     /* epochs without validation improvement before stopping */
   uint64_t seed;
-  int threads;      /* BLAS threads; 0 = all cores */
-  int progress;     /* 1 = progress line on stderr (auto: isatty) */
+  int threads;        /* BLAS threads; 0 = all cores */
+  int progress;       /* 1 = progress line on stderr (auto: isatty) */
   double max_seconds; /* stop after this much training time; 0 = no limit */
 } sr_train_conf_t;
 

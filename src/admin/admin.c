@@ -118,7 +118,8 @@ void sr_loop_destroy(sr_loop_t *l) {
 
 int sr_loop_wait(sr_loop_t *l) {
   l->result = -1;
-  while (l->result < 0) uv_run(&l->loop, UV_RUN_DEFAULT);
+  while (l->result < 0)
+    uv_run(&l->loop, UV_RUN_DEFAULT);
   return l->result;
 }
 

@@ -40,15 +40,15 @@ typedef struct sr_admin_http_s {
   http_parser parser;
   sr_admin_render_cb_t *render; /* may be NULL: every path answers 404 */
   void *opaque;
-  sr_buf_t *out;      /* borrowed for the duration of one sr_admin_http_feed() */
+  sr_buf_t *out; /* borrowed for the duration of one sr_admin_http_feed() */
   char path[SR_ADMIN_MAX_URL_BYTES + 1];
   size_t path_len;
-  int url_too_long;   /* the URL passed SR_ADMIN_MAX_URL_BYTES: 414 at the headers' end */
-  int refuse;         /* != 0: status of a refusal decided in a callback */
-  int responded;      /* a response was appended; write it, then _next() */
-  int keep_alive;     /* with responded: the connection may carry another request */
-  int status;         /* with responded: the status sent */
-  int error;          /* with responded: a refusal (4xx by the handler, not render) */
+  int url_too_long; /* the URL passed SR_ADMIN_MAX_URL_BYTES: 414 at the headers' end */
+  int refuse;       /* != 0: status of a refusal decided in a callback */
+  int responded;    /* a response was appended; write it, then _next() */
+  int keep_alive;   /* with responded: the connection may carry another request */
+  int status;       /* with responded: the status sent */
+  int error;        /* with responded: a refusal (4xx by the handler, not render) */
 } sr_admin_http_t;
 
 /* Prepares h for the first request of a connection. render and opaque are

@@ -141,8 +141,8 @@ sr_err_t sr_broker_set_down(sr_broker_t *b, int32_t broker_id, int down) {
 
 sr_err_t sr_broker_set_leader(sr_broker_t *b, const char *topic, int32_t partition,
                               int32_t broker_id) {
-  int n = partition >= 0 ? partition + 1 : sr_kafka_partition_count(b->bootstrap, topic, NULL, 0,
-                                                                      5000, NULL, 0);
+  int n = partition >= 0 ? partition + 1
+                         : sr_kafka_partition_count(b->bootstrap, topic, NULL, 0, 5000, NULL, 0);
   for (int32_t p = partition >= 0 ? partition : 0; p < n; p++) {
     rd_kafka_resp_err_t err = rd_kafka_mock_partition_set_leader(b->mc, topic, p, broker_id);
     if (err) {
@@ -157,8 +157,8 @@ sr_err_t sr_broker_set_leader(sr_broker_t *b, const char *topic, int32_t partiti
 sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t broker_id) {
   rd_kafka_resp_err_t err = rd_kafka_mock_coordinator_set(b->mc, "group", group, broker_id);
   if (err) {
-    sr_log_error(SR_BROKER_MOD, "coordinator of group %s -> broker %d: %s", group,
-                 (int)broker_id, rd_kafka_err2str(err));
+    sr_log_error(SR_BROKER_MOD, "coordinator of group %s -> broker %d: %s", group, (int)broker_id,
+                 rd_kafka_err2str(err));
     return SR_ERR_INVALID_ARG;
   }
   return SR_OK;
@@ -167,7 +167,8 @@ sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t br
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err) {
   if (cnt <= 0) return;
   rd_kafka_resp_err_t *errs = sr_malloc((size_t)cnt * sizeof(*errs));
-  for (int i = 0; i < cnt; i++) errs[i] = (rd_kafka_resp_err_t)kafka_err;
+  for (int i = 0; i < cnt; i++)
+    errs[i] = (rd_kafka_resp_err_t)kafka_err;
   rd_kafka_mock_push_request_errors_array(b->mc, (int16_t)apikey, (size_t)cnt, errs);
   sr_free(errs);
 }
@@ -181,8 +182,8 @@ void sr_broker_clear_errors(sr_broker_t *b, int apikey) {
 /* Properties that say how to reach and authenticate to the cluster: the
  * ones of a tool's client that the metadata client takes over. */
 static int sr_kafka_is_connection_prop(const char *key) {
-  static const char *const prefixes[] = {"security.", "sasl.",   "ssl.",       "ssl_",
-                                         "socket.",   "broker.", "client.dns", "api.version",
+  static const char *const prefixes[] = {"security.",  "sasl.",     "ssl.",       "ssl_",
+                                         "socket.",    "broker.",   "client.dns", "api.version",
                                          "reconnect.", "enable.ssl"};
   for (size_t i = 0; i < SR_ARRAY_SIZE(prefixes); i++)
     if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) return 1;
@@ -225,8 +226,7 @@ int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv
    * whatever allow.auto.create.topics says, and a typo must be an error. */
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
   if (err) {
-    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "metadata from %s: %s", brokers,
-              rd_kafka_err2str(err));
+    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "metadata from %s: %s", brokers, rd_kafka_err2str(err));
     goto out;
   }
   for (int i = 0; i < md->topic_cnt; i++) {

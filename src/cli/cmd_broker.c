@@ -18,17 +18,16 @@
 #include "streamrec/kafka.h"
 
 static void broker_usage(FILE *f) {
-  fprintf(f,
-          "usage: streamrec broker [--partitions N] [--brokers-count N]\n"
-          "\n"
-          "Runs an in-memory Kafka cluster (librdkafka mock cluster) on 127.0.0.1 with\n"
-          "the topics events, recommendations and events.dlq, until SIGINT/SIGTERM.\n"
-          "The first line on stdout is 'bootstrap=HOST:PORT[,HOST:PORT...]'.\n"
-          "Each partition keeps at most 5 MiB / 100000 batches (older data is dropped).\n"
-          "\n"
-          "  --partitions N      partitions per topic (default 4)\n"
-          "  --brokers-count N   number of brokers (default 1)\n"
-          "  -h, --help          this help\n");
+  fprintf(f, "usage: streamrec broker [--partitions N] [--brokers-count N]\n"
+             "\n"
+             "Runs an in-memory Kafka cluster (librdkafka mock cluster) on 127.0.0.1 with\n"
+             "the topics events, recommendations and events.dlq, until SIGINT/SIGTERM.\n"
+             "The first line on stdout is 'bootstrap=HOST:PORT[,HOST:PORT...]'.\n"
+             "Each partition keeps at most 5 MiB / 100000 batches (older data is dropped).\n"
+             "\n"
+             "  --partitions N      partitions per topic (default 4)\n"
+             "  --brokers-count N   number of brokers (default 1)\n"
+             "  -h, --help          this help\n");
 }
 
 static int broker_parse_int(const char *opt, const char *s, int min, int max, int *out) {
@@ -36,8 +35,8 @@ static int broker_parse_int(const char *opt, const char *s, int min, int max, in
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno || end == s || *end || v < min || v > max) {
-    fprintf(stderr, "streamrec broker: %s: expected an integer in [%d, %d], got '%s'\n", opt,
-            min, max, s);
+    fprintf(stderr, "streamrec broker: %s: expected an integer in [%d, %d], got '%s'\n", opt, min,
+            max, s);
     return -1;
   }
   *out = (int)v;
@@ -61,12 +60,8 @@ int sr_cmd_broker(int argc, char **argv) {
     case 'b':
       if (broker_parse_int("--brokers-count", optarg, 1, 64, &n_brokers)) return 2;
       break;
-    case 'h':
-      broker_usage(stdout);
-      return 0;
-    default:
-      broker_usage(stderr);
-      return 2;
+    case 'h': broker_usage(stdout); return 0;
+    default: broker_usage(stderr); return 2;
     }
   }
   if (optind < argc) {
@@ -82,8 +77,9 @@ int sr_cmd_broker(int argc, char **argv) {
   }
   printf("bootstrap=%s\n", sr_broker_bootstrap(b));
   fflush(stdout);
-  sr_log_info("broker", "%d broker(s), topics events, recommendations, events.dlq with %d "
-                        "partition(s) each; Ctrl-C to stop",
+  sr_log_info("broker",
+              "%d broker(s), topics events, recommendations, events.dlq with %d "
+              "partition(s) each; Ctrl-C to stop",
               n_brokers, partitions);
 
   int sig = sr_cli_wait_signal();

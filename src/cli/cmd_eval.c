@@ -20,37 +20,39 @@ typedef enum { SR_PROTO_LOO, SR_PROTO_S100, SR_PROTO_PREQ } sr_proto_t;
 static const char *const sr_proto_names[] = {"loo", "s100", "prequential"};
 
 static void sr_eval_usage(FILE *f) {
-  fprintf(f,
-          "usage: streamrec eval [--snapshot FILE] --events FILE [options]\n"
-          "       streamrec eval [--snapshot FILE] --train FILE --test FILE [options]\n\n"
-          "Offline evaluation with full-ranking metrics (docs/EVALUATION.md). States are\n"
-          "built by replaying each user's events exactly as serve does; the snapshot's\n"
-          "model is reported beside two baselines computed from the same history\n"
-          "(most-popular, first-order Markov). Without --snapshot only the baselines run.\n\n"
-          "options:\n"
-          "  --snapshot FILE   model snapshot written by `train`\n"
-          "  --events FILE     event CSV: leave-one-out by time inside it\n"
-          "  --train FILE      history of a split (from `split`)\n"
-          "  --test FILE       targets of a split: each user's earliest test event\n"
-          "  --protocol P      loo | s100 | prequential (default loo)\n"
-          "                      loo: target ranked against the whole catalogue\n"
-          "                      s100: loo plus the sampled protocol (target vs 100\n"
-          "                            uniformly sampled non-interacted items)\n"
-          "                      prequential: replay in time order, test then train\n"
-          "  --k N             list length (default 10)\n"
-          "  --negatives N     sampled negatives for s100 (default 100)\n"
-          "  --seed S          seed of the negative sampler (default 42)\n"
-          "  --min-count N     with --events: one-pass filter dropping users and items\n"
-          "                    with fewer than N interactions first (default: none)\n"
-          "  --min-history N   history events a user needs to be evaluated (default 2)\n"
-          "  --warmup X        prequential warm-up fraction (default 0.2)\n"
-          "  --batch N         users per scoring call (default 256)\n"
-          "  --seen-types LIST, --seen-window-ms MS, --seen-max N\n"
-          "                    the seen-item filter, as serve's state.seen.types,\n"
-          "                    state.seen.window.ms and state.seen.max (same defaults:\n"
-          "                    " SR_SEEN_TYPES_DEFAULT ", 0, " SR_XSTR(SR_SEEN_MAX_DEFAULT) "); give serve's values\n"
-          "                    to measure the lists serve publishes\n"
-          "  --json            print one JSON object instead of the table\n");
+  fprintf(
+      f,
+      "usage: streamrec eval [--snapshot FILE] --events FILE [options]\n"
+      "       streamrec eval [--snapshot FILE] --train FILE --test FILE [options]\n\n"
+      "Offline evaluation with full-ranking metrics (docs/EVALUATION.md). States are\n"
+      "built by replaying each user's events exactly as serve does; the snapshot's\n"
+      "model is reported beside two baselines computed from the same history\n"
+      "(most-popular, first-order Markov). Without --snapshot only the baselines run.\n\n"
+      "options:\n"
+      "  --snapshot FILE   model snapshot written by `train`\n"
+      "  --events FILE     event CSV: leave-one-out by time inside it\n"
+      "  --train FILE      history of a split (from `split`)\n"
+      "  --test FILE       targets of a split: each user's earliest test event\n"
+      "  --protocol P      loo | s100 | prequential (default loo)\n"
+      "                      loo: target ranked against the whole catalogue\n"
+      "                      s100: loo plus the sampled protocol (target vs 100\n"
+      "                            uniformly sampled non-interacted items)\n"
+      "                      prequential: replay in time order, test then train\n"
+      "  --k N             list length (default 10)\n"
+      "  --negatives N     sampled negatives for s100 (default 100)\n"
+      "  --seed S          seed of the negative sampler (default 42)\n"
+      "  --min-count N     with --events: one-pass filter dropping users and items\n"
+      "                    with fewer than N interactions first (default: none)\n"
+      "  --min-history N   history events a user needs to be evaluated (default 2)\n"
+      "  --warmup X        prequential warm-up fraction (default 0.2)\n"
+      "  --batch N         users per scoring call (default 256)\n"
+      "  --seen-types LIST, --seen-window-ms MS, --seen-max N\n"
+      "                    the seen-item filter, as serve's state.seen.types,\n"
+      "                    state.seen.window.ms and state.seen.max (same defaults:\n"
+      "                    " SR_SEEN_TYPES_DEFAULT ", 0, " SR_XSTR(
+          SR_SEEN_MAX_DEFAULT) "); give serve's values\n"
+                               "                    to measure the lists serve publishes\n"
+                               "  --json            print one JSON object instead of the table\n");
 }
 
 static json_t *sr_jreal(double x) { return isnan(x) ? json_null() : json_real(x); }
@@ -89,8 +91,8 @@ static void sr_print_table(const sr_eval_result_t *r, const char *proto, const c
     sr_fmt_cell(c[3], sizeof(c[3]), m->coverage, 4);
     sr_fmt_cell(c[4], sizeof(c[4]), m->novelty, 3);
     sr_fmt_cell(c[5], sizeof(c[5]), m->ild, 4);
-    printf("%-14s %8s %8s %8s %8s %8s %8s\n", sr_eval_method_name((sr_eval_method_t)i), c[0],
-           c[1], c[2], c[3], c[4], c[5]);
+    printf("%-14s %8s %8s %8s %8s %8s %8s\n", sr_eval_method_name((sr_eval_method_t)i), c[0], c[1],
+           c[2], c[3], c[4], c[5]);
   }
   if (r->n_negatives > 0) {
     printf("\nsampled: target vs %d sampled non-interacted items (all of them when fewer)\n",
@@ -171,8 +173,8 @@ static void sr_print_preq(const sr_eval_preq_result_t *r, const char *snap, cons
   printf("\nelapsed %.2f s (loading %.2f s)\n", r->elapsed_s, load_s);
 }
 
-static json_t *sr_json_preq(const sr_eval_preq_result_t *r, const char *snap,
-                            const char *version, double warm, double load_s) {
+static json_t *sr_json_preq(const sr_eval_preq_result_t *r, const char *snap, const char *version,
+                            double warm, double load_s) {
   json_t *o = json_object();
   json_object_set_new(o, "protocol", json_string("prequential"));
   json_object_set_new(o, "k", json_integer(r->k));
@@ -236,17 +238,24 @@ int sr_cmd_eval(int argc, char **argv) {
   const char *snap = NULL, *events = NULL, *train = NULL, *test = NULL;
   sr_proto_t proto = SR_PROTO_LOO;
   int json = 0, min_count = 0, negatives = 100;
-  static const struct option longopts[] = {
-      {"snapshot", required_argument, 0, 'S'}, {"events", required_argument, 0, 'e'},
-      {"train", required_argument, 0, 'r'},    {"test", required_argument, 0, 't'},
-      {"protocol", required_argument, 0, 'p'}, {"k", required_argument, 0, 'k'},
-      {"negatives", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
-      {"min-count", required_argument, 0, 'c'}, {"min-history", required_argument, 0, 'H'},
-      {"warmup", required_argument, 0, 'w'},   {"batch", required_argument, 0, 'b'},
-      {"seen-types", required_argument, 0, 'T'}, {"seen-window-ms", required_argument, 0, 'W'},
-      {"seen-max", required_argument, 0, 'M'},
-      {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+  static const struct option longopts[] = {{"snapshot", required_argument, 0, 'S'},
+                                           {"events", required_argument, 0, 'e'},
+                                           {"train", required_argument, 0, 'r'},
+                                           {"test", required_argument, 0, 't'},
+                                           {"protocol", required_argument, 0, 'p'},
+                                           {"k", required_argument, 0, 'k'},
+                                           {"negatives", required_argument, 0, 'n'},
+                                           {"seed", required_argument, 0, 's'},
+                                           {"min-count", required_argument, 0, 'c'},
+                                           {"min-history", required_argument, 0, 'H'},
+                                           {"warmup", required_argument, 0, 'w'},
+                                           {"batch", required_argument, 0, 'b'},
+                                           {"seen-types", required_argument, 0, 'T'},
+                                           {"seen-window-ms", required_argument, 0, 'W'},
+                                           {"seen-max", required_argument, 0, 'M'},
+                                           {"json", no_argument, 0, 'j'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

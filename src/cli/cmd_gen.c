@@ -46,7 +46,8 @@ static uint64_t gen_splitmix64(uint64_t *x) {
 }
 
 static void gen_rng_seed(gen_rng_t *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = gen_splitmix64(&seed);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = gen_splitmix64(&seed);
 }
 
 static inline uint64_t gen_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -90,25 +91,25 @@ static uint32_t gen_search(const double *cdf, uint32_t n, double x) {
 /* -------------------------------------------------------------- model */
 #define GEN_MAX_TASTES 3
 #define GEN_NSUCC 3
-#define GEN_P_SEQ 0.35   /* next item is a successor of the previous one */
-#define GEN_P_TASTE 0.80 /* otherwise: from one of the user's clusters ... */
-                         /* ... else from global popularity (exploration) */
+#define GEN_P_SEQ 0.35    /* next item is a successor of the previous one */
+#define GEN_P_TASTE 0.80  /* otherwise: from one of the user's clusters ... */
+                          /* ... else from global popularity (exploration) */
 #define GEN_P_SESSION 0.5 /* next event continues a recently active user */
 #define GEN_RING 64
-#define GEN_T0 1600000000LL       /* 2020-09-13, seconds */
+#define GEN_T0 1600000000LL          /* 2020-09-13, seconds */
 #define GEN_SPAN (2LL * 365 * 86400) /* the history covers about two years */
 
 typedef struct {
   uint32_t n_items, n_users, k; /* k clusters */
   /* items are handled by popularity rank r (0 = most popular) */
-  double *pop_cdf;      /* n_items */
-  uint32_t *item_id;    /* rank -> printed id (a shuffle of 1..n_items) */
-  uint32_t *cl_off;     /* k + 1: cluster c holds ranks cl_rank[cl_off[c]..cl_off[c+1]) */
+  double *pop_cdf;   /* n_items */
+  uint32_t *item_id; /* rank -> printed id (a shuffle of 1..n_items) */
+  uint32_t *cl_off;  /* k + 1: cluster c holds ranks cl_rank[cl_off[c]..cl_off[c+1]) */
   uint32_t *cl_rank;
-  double *cl_cdf;       /* same layout as cl_rank */
-  uint32_t *succ;       /* n_items * GEN_NSUCC */
-  double *act_cdf;      /* n_users: activity by user rank */
-  uint32_t *user_id;    /* user rank -> printed id */
+  double *cl_cdf;    /* same layout as cl_rank */
+  uint32_t *succ;    /* n_items * GEN_NSUCC */
+  double *act_cdf;   /* n_users: activity by user rank */
+  uint32_t *user_id; /* user rank -> printed id */
   /* per user (by rank) */
   uint8_t *n_tastes;
   uint32_t *tastes; /* n_users * GEN_MAX_TASTES */
@@ -146,7 +147,8 @@ static int gen_mark(gen_model_t *m, uint32_t u, uint32_t r) {
 }
 
 static void gen_shuffle_ids(uint32_t *ids, uint32_t n, gen_rng_t *rng) {
-  for (uint32_t i = 0; i < n; i++) ids[i] = i + 1;
+  for (uint32_t i = 0; i < n; i++)
+    ids[i] = i + 1;
   for (uint32_t i = n; i > 1; i--) {
     uint32_t j = gen_below(rng, i);
     uint32_t t = ids[i - 1];
@@ -165,7 +167,8 @@ static void gen_model_init(gen_model_t *m, uint32_t n_users, uint32_t n_items, i
 
   m->pop_cdf = sr_malloc(n_items * sizeof(double));
   double acc = 0;
-  for (uint32_t r = 0; r < n_items; r++) m->pop_cdf[r] = (acc += 1.0 / (r + 1.0));
+  for (uint32_t r = 0; r < n_items; r++)
+    m->pop_cdf[r] = (acc += 1.0 / (r + 1.0));
   m->item_id = sr_malloc(n_items * sizeof(uint32_t));
   gen_shuffle_ids(m->item_id, n_items, rng);
 
@@ -173,8 +176,10 @@ static void gen_model_init(gen_model_t *m, uint32_t n_users, uint32_t n_items, i
   m->cl_off = sr_calloc(m->k + 1, sizeof(uint32_t));
   m->cl_rank = sr_malloc(n_items * sizeof(uint32_t));
   m->cl_cdf = sr_malloc(n_items * sizeof(double));
-  for (uint32_t r = 0; r < n_items; r++) m->cl_off[gen_cluster_of(m, r) + 1]++;
-  for (uint32_t c = 0; c < m->k; c++) m->cl_off[c + 1] += m->cl_off[c];
+  for (uint32_t r = 0; r < n_items; r++)
+    m->cl_off[gen_cluster_of(m, r) + 1]++;
+  for (uint32_t c = 0; c < m->k; c++)
+    m->cl_off[c + 1] += m->cl_off[c];
   uint32_t *fill = sr_calloc(m->k, sizeof(uint32_t));
   for (uint32_t r = 0; r < n_items; r++) {
     uint32_t c = gen_cluster_of(m, r), at = m->cl_off[c] + fill[c]++;
@@ -188,14 +193,16 @@ static void gen_model_init(gen_model_t *m, uint32_t n_users, uint32_t n_items, i
   for (uint32_t r = 0; r < n_items; r++)
     for (int j = 0; j < GEN_NSUCC; j++) {
       uint32_t s = r;
-      for (int t = 0; t < 8 && s == r; t++) s = gen_from_cluster(m, rng, gen_cluster_of(m, r));
+      for (int t = 0; t < 8 && s == r; t++)
+        s = gen_from_cluster(m, rng, gen_cluster_of(m, r));
       m->succ[(size_t)r * GEN_NSUCC + j] = s;
     }
 
   /* users: skewed activity (weight 1/rank^0.7), 1-3 tastes, a rating bias */
   m->act_cdf = sr_malloc(n_users * sizeof(double));
   acc = 0;
-  for (uint32_t u = 0; u < n_users; u++) m->act_cdf[u] = (acc += pow(u + 1.0, -0.7));
+  for (uint32_t u = 0; u < n_users; u++)
+    m->act_cdf[u] = (acc += pow(u + 1.0, -0.7));
   m->user_id = sr_malloc(n_users * sizeof(uint32_t));
   gen_shuffle_ids(m->user_id, n_users, rng);
   m->n_tastes = sr_malloc(n_users);
@@ -213,7 +220,8 @@ static void gen_model_init(gen_model_t *m, uint32_t n_users, uint32_t n_items, i
   /* the pair set costs 16 bytes per event: skip it for huge outputs */
   if (n_events > 0 && n_events <= 50 * 1000 * 1000) {
     uint64_t cap = 1024;
-    while (cap < (uint64_t)n_events * 2) cap <<= 1;
+    while (cap < (uint64_t)n_events * 2)
+      cap <<= 1;
     m->seen = sr_calloc(cap, sizeof(uint64_t));
     m->seen_mask = cap - 1;
   }
@@ -267,24 +275,22 @@ static float gen_rating(const gen_model_t *m, gen_rng_t *rng, uint32_t u, uint32
 /* ------------------------------------------------------------ command */
 
 static void gen_usage(FILE *f) {
-  fprintf(f,
-          "usage: streamrec gen --users N --items M --events E --out FILE [--seed S]\n"
-          "\n"
-          "Writes a synthetic rating history as CSV (header userId,movieId,rating,timestamp;\n"
-          "timestamps in seconds, increasing through the file): Zipf item popularity,\n"
-          "item clusters with 1-3 tastes per user, sequential habits (fixed successor\n"
-          "items), skewed user activity in sessions, ratings 0.5..5. Same seed, same file.\n"
-          "\n"
-          "  --users N     number of users (>= 1)\n"
-          "  --items M     number of items (>= 1)\n"
-          "  --events E    number of events (rows) to write (>= 0)\n"
-          "  --out FILE    output path ('-' = stdout); written atomically\n"
-          "  --seed S      PRNG seed (default 42)\n"
-          "  -h, --help    this help\n");
+  fprintf(f, "usage: streamrec gen --users N --items M --events E --out FILE [--seed S]\n"
+             "\n"
+             "Writes a synthetic rating history as CSV (header userId,movieId,rating,timestamp;\n"
+             "timestamps in seconds, increasing through the file): Zipf item popularity,\n"
+             "item clusters with 1-3 tastes per user, sequential habits (fixed successor\n"
+             "items), skewed user activity in sessions, ratings 0.5..5. Same seed, same file.\n"
+             "\n"
+             "  --users N     number of users (>= 1)\n"
+             "  --items M     number of items (>= 1)\n"
+             "  --events E    number of events (rows) to write (>= 0)\n"
+             "  --out FILE    output path ('-' = stdout); written atomically\n"
+             "  --seed S      PRNG seed (default 42)\n"
+             "  -h, --help    this help\n");
 }
 
-static int gen_parse_i64(const char *opt, const char *s, int64_t min, int64_t max,
-                         int64_t *out) {
+static int gen_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -309,11 +315,13 @@ static void gen_fsync_dir(const char *path) {
 }
 
 int sr_cmd_gen(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"users", required_argument, NULL, 'u'}, {"items", required_argument, NULL, 'i'},
-      {"events", required_argument, NULL, 'e'}, {"out", required_argument, NULL, 'o'},
-      {"seed", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"users", required_argument, NULL, 'u'},
+                                       {"items", required_argument, NULL, 'i'},
+                                       {"events", required_argument, NULL, 'e'},
+                                       {"out", required_argument, NULL, 'o'},
+                                       {"seed", required_argument, NULL, 's'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   int64_t users = -1, items = -1, events = -1, seed = 42;
   const char *out = NULL;
   int c;
@@ -333,15 +341,9 @@ int sr_cmd_gen(int argc, char **argv) {
     case 's':
       if (gen_parse_i64("--seed", optarg, INT64_MIN, INT64_MAX, &seed)) return 2;
       break;
-    case 'o':
-      out = optarg;
-      break;
-    case 'h':
-      gen_usage(stdout);
-      return 0;
-    default:
-      gen_usage(stderr);
-      return 2;
+    case 'o': out = optarg; break;
+    case 'h': gen_usage(stdout); return 0;
+    default: gen_usage(stderr); return 2;
     }
   }
   if (optind < argc) {

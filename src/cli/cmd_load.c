@@ -111,8 +111,8 @@ static int load_parse_num(const char *opt, const char *s, double min, double max
   errno = 0;
   double v = strtod(s, &end);
   if (errno || end == s || *end || !(v >= min && v <= max)) {
-    fprintf(stderr, "streamrec load: %s: expected a number in [%g, %g], got '%s'\n", opt, min,
-            max, s);
+    fprintf(stderr, "streamrec load: %s: expected a number in [%g, %g], got '%s'\n", opt, min, max,
+            s);
     return -1;
   }
   *out = v;
@@ -124,21 +124,21 @@ static int load_parse_num(const char *opt, const char *s, double min, double max
 static int load_is_header(const char *line, size_t len, int64_t lineno) {
   int commas = 0;
   if (lineno != 1) return 0;
-  for (size_t i = 0; i < len; i++) commas += line[i] == ',';
+  for (size_t i = 0; i < len; i++)
+    commas += line[i] == ',';
   return commas >= 3;
 }
 
 int sr_cmd_load(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"brokers", required_argument, NULL, 'b'},
-      {"topic", required_argument, NULL, 't'},
-      {"csv", required_argument, NULL, 'c'},
-      {"rate", required_argument, NULL, 'r'},
-      {"limit", required_argument, NULL, 'l'},
-      {"event-schema-id", required_argument, NULL, 's'},
-      {"connect-timeout-ms", required_argument, NULL, 'T'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
+                                       {"topic", required_argument, NULL, 't'},
+                                       {"csv", required_argument, NULL, 'c'},
+                                       {"rate", required_argument, NULL, 'r'},
+                                       {"limit", required_argument, NULL, 'l'},
+                                       {"event-schema-id", required_argument, NULL, 's'},
+                                       {"connect-timeout-ms", required_argument, NULL, 'T'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   const char *brokers = NULL, *topic = "events", *csv = NULL;
   double rate = 0, limit_d = 0, schema_d = SR_DEFAULT_EVENT_SCHEMA_ID;
   double connect_d = SR_CLI_CONNECT_TIMEOUT_MS;
@@ -151,15 +151,9 @@ int sr_cmd_load(int argc, char **argv) {
   optind = 0;
   while ((c = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
     switch (c) {
-    case 'b':
-      brokers = optarg;
-      break;
-    case 't':
-      topic = optarg;
-      break;
-    case 'c':
-      csv = optarg;
-      break;
+    case 'b': brokers = optarg; break;
+    case 't': topic = optarg; break;
+    case 'c': csv = optarg; break;
     case 'r':
       if (load_parse_num("--rate", optarg, 1e-3, 1e9, &rate)) goto usage_err;
       break;
@@ -187,8 +181,8 @@ int sr_cmd_load(int argc, char **argv) {
     case 'X': {
       char *eq = strchr(optarg, '=');
       if (!eq || eq == optarg || n_x == LOAD_MAX_X) {
-        fprintf(stderr, "streamrec load: -X expects key=value (at most %d), got '%s'\n",
-                LOAD_MAX_X, optarg);
+        fprintf(stderr, "streamrec load: -X expects key=value (at most %d), got '%s'\n", LOAD_MAX_X,
+                optarg);
         goto usage_err;
       }
       xbufs[n_x] = sr_strdup(optarg);
@@ -202,8 +196,7 @@ int sr_cmd_load(int argc, char **argv) {
       load_usage(stdout);
       rc = 0;
       goto out_args;
-    default:
-      goto usage_err;
+    default: goto usage_err;
     }
   }
   if (optind < argc) {
@@ -225,7 +218,8 @@ int sr_cmd_load(int argc, char **argv) {
   /* A producer queues into the void when no broker answers and fails each
    * message only after message.timeout.ms: ask first, with a bound. */
   if (connect_ms > 0) {
-    int n_parts = sr_kafka_partition_count(brokers, topic, xprops, n_x, connect_ms, err, sizeof(err));
+    int n_parts =
+        sr_kafka_partition_count(brokers, topic, xprops, n_x, connect_ms, err, sizeof(err));
     if (n_parts <= 0) {
       fprintf(stderr,
               "streamrec load: cannot reach Kafka at %s within %d ms, or topic %s is not "
@@ -243,8 +237,12 @@ int sr_cmd_load(int argc, char **argv) {
     goto out_args;
   }
   load_dr_t dr = {0};
-  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "streamrec-load", .kafka = xprops,
-                          .n_kafka = n_x, .delivery_cb = load_dr_cb, .opaque = &dr};
+  sr_publish_conf_t pc = {.brokers = brokers,
+                          .client_id = "streamrec-load",
+                          .kafka = xprops,
+                          .n_kafka = n_x,
+                          .delivery_cb = load_dr_cb,
+                          .opaque = &dr};
   sr_publish_t *pub = sr_publish_new(&pc, err, sizeof(err));
   if (!pub) {
     fprintf(stderr, "streamrec load: %s\n", err);
@@ -305,7 +303,8 @@ int sr_cmd_load(int argc, char **argv) {
     }
 
     int idlen = snprintf(event_id, sizeof(event_id), "%s:%lld", base, (long long)lineno);
-    sr_event_t ev = {.event_id = sr_str_make(event_id, (size_t)SR_MIN(idlen, (int)sizeof(event_id) - 1)),
+    sr_event_t ev = {.event_id =
+                         sr_str_make(event_id, (size_t)SR_MIN(idlen, (int)sizeof(event_id) - 1)),
                      .user_id = row.user,
                      .item_id = row.item,
                      .type = row.type < 0 ? SR_EV_RATE : (sr_event_type_t)row.type,
@@ -344,9 +343,8 @@ int sr_cmd_load(int argc, char **argv) {
     if ((++queued & 1023) == 0) sr_publish_poll(pub, 0);
     if (load_stalled(pub, &dr, &seen, &since, connect_ms)) { /* brokers gone mid-load */
       stalled = 1;
-      fprintf(stderr,
-              "streamrec load: %s:%lld: no delivery report from %s for %d ms; giving up\n", csv,
-              (long long)lineno, brokers, connect_ms);
+      fprintf(stderr, "streamrec load: %s:%lld: no delivery report from %s for %d ms; giving up\n",
+              csv, (long long)lineno, brokers, connect_ms);
     }
   }
   if (ferror(f)) fprintf(stderr, "streamrec load: read %s: %s\n", csv, strerror(errno));
@@ -363,24 +361,22 @@ int sr_cmd_load(int argc, char **argv) {
   while (sr_publish_outq_len(pub) > 0 && load_stop == sigs_before && !stalled) {
     sr_publish_flush(pub, 200);
     if (load_stalled(pub, &dr, &seen, &since, connect_ms)) {
-      fprintf(stderr, "streamrec load: no delivery report from %s for %d ms; giving up\n",
-              brokers, connect_ms);
+      fprintf(stderr, "streamrec load: no delivery report from %s for %d ms; giving up\n", brokers,
+              connect_ms);
       stalled = 1;
     }
   }
   int undelivered = sr_publish_outq_len(pub);
   if (undelivered > 0) {
-    fprintf(stderr, "streamrec load: %d message(s) undelivered, counted as failed\n",
-            undelivered);
+    fprintf(stderr, "streamrec load: %d message(s) undelivered, counted as failed\n", undelivered);
     sr_publish_purge(pub);
     sr_publish_flush(pub, 1000); /* serves the purge reports */
   }
   double elapsed = (double)(sr_mono_us() - t_start) / 1e6;
   sr_publish_destroy(pub); /* purges what might be left: reported as failed */
   int64_t failed = dr.failed + send_failed;
-  printf("sent=%lld failed=%lld bad_lines=%lld elapsed=%.2fs rate=%.0f msgs/s\n",
-         (long long)dr.ok, (long long)failed, (long long)bad, elapsed,
-         elapsed > 0 ? (double)dr.ok / elapsed : 0.0);
+  printf("sent=%lld failed=%lld bad_lines=%lld elapsed=%.2fs rate=%.0f msgs/s\n", (long long)dr.ok,
+         (long long)failed, (long long)bad, elapsed, elapsed > 0 ? (double)dr.ok / elapsed : 0.0);
   fflush(stdout);
   rc = failed > 0 || load_stop || stalled ? 1 : 0;
 
@@ -397,6 +393,7 @@ usage_err:
   load_usage(stderr);
   rc = 2;
 out_args:
-  for (int i = 0; i < n_x; i++) sr_free(xbufs[i]);
+  for (int i = 0; i < n_x; i++)
+    sr_free(xbufs[i]);
   return rc;
 }

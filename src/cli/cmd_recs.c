@@ -73,8 +73,7 @@ static void recs_usage(FILE *f) {
           SR_CLI_EXIT_UNREACHABLE, SR_DEFAULT_REC_SCHEMA_ID, SR_CLI_CONNECT_TIMEOUT_MS);
 }
 
-static int recs_parse_i64(const char *opt, const char *s, int64_t min, int64_t max,
-                          int64_t *out) {
+static int recs_parse_i64(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -123,14 +122,13 @@ static int recs_print_json(const sr_rec_t *r, const rd_kafka_message_t *rkm) {
   }
   /* "s:o" steals the reference to items and to the _kafka object, also
    * when packing fails, so there is nothing to release on that path */
-  json_t *o = json_pack("{s:s%, s:s%, s:o, s:s%, s:s%, s:i, s:I, s:I, s:I, s:o}", "user_id",
-                        r->user_id.ptr, r->user_id.len, "scenario", r->scenario.ptr,
-                        r->scenario.len, "items", items, "model_version", r->model_version.ptr,
-                        r->model_version.len, "source_event_id", r->source_event_id.ptr,
-                        r->source_event_id.len, "source_partition", (int)r->source_partition,
-                        "source_offset", (json_int_t)r->source_offset, "event_time",
-                        (json_int_t)r->event_time, "produced_at", (json_int_t)r->produced_at,
-                        "_kafka", recs_kafka_meta(rkm));
+  json_t *o = json_pack(
+      "{s:s%, s:s%, s:o, s:s%, s:s%, s:i, s:I, s:I, s:I, s:o}", "user_id", r->user_id.ptr,
+      r->user_id.len, "scenario", r->scenario.ptr, r->scenario.len, "items", items, "model_version",
+      r->model_version.ptr, r->model_version.len, "source_event_id", r->source_event_id.ptr,
+      r->source_event_id.len, "source_partition", (int)r->source_partition, "source_offset",
+      (json_int_t)r->source_offset, "event_time", (json_int_t)r->event_time, "produced_at",
+      (json_int_t)r->produced_at, "_kafka", recs_kafka_meta(rkm));
   if (!o) return -1;
   json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
   fputc('\n', stdout);
@@ -146,8 +144,8 @@ static void recs_print_text(const sr_rec_t *r, const rd_kafka_message_t *rkm) {
          (int)r->source_event_id.len, r->source_event_id.ptr, r->source_partition,
          r->source_offset);
   for (int i = 0; i < r->n_items; i++)
-    printf(" %.*s:%.3f%s", (int)r->items[i].item_id.len, r->items[i].item_id.ptr,
-           r->items[i].score, r->items[i].explore ? "*" : "");
+    printf(" %.*s:%.3f%s", (int)r->items[i].item_id.len, r->items[i].item_id.ptr, r->items[i].score,
+           r->items[i].explore ? "*" : "");
   printf(" (%lld ms after event)\n", (long long)(r->produced_at - r->event_time));
 }
 
@@ -177,21 +175,11 @@ int sr_cmd_recs(int argc, char **argv) {
   optind = 0;
   while ((c = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
     switch (c) {
-    case 'b':
-      brokers = optarg;
-      break;
-    case 't':
-      topic = optarg;
-      break;
-    case 'B':
-      from_beginning = 1;
-      break;
-    case 'e':
-      exit_at_end = 1;
-      break;
-    case 'j':
-      as_json = 1;
-      break;
+    case 'b': brokers = optarg; break;
+    case 't': topic = optarg; break;
+    case 'B': from_beginning = 1; break;
+    case 'e': exit_at_end = 1; break;
+    case 'j': as_json = 1; break;
     case 'l':
       if (recs_parse_i64("--limit", optarg, 0, INT64_MAX, &limit)) goto usage_err;
       break;
@@ -199,13 +187,12 @@ int sr_cmd_recs(int argc, char **argv) {
       if (recs_parse_i64("--rec-schema-id", optarg, 0, INT32_MAX, &schema_id)) goto usage_err;
       break;
     case 'T': /* needed for the partition count: no 0 = "skip" here */
-      if (recs_parse_i64("--connect-timeout-ms", optarg, 1, 3600000, &connect_ms))
-        goto usage_err;
+      if (recs_parse_i64("--connect-timeout-ms", optarg, 1, 3600000, &connect_ms)) goto usage_err;
       break;
     case 'X':
       if (!strchr(optarg, '=') || optarg[0] == '=' || n_x == RECS_MAX_X) {
-        fprintf(stderr, "streamrec recs: -X expects key=value (at most %d), got '%s'\n",
-                RECS_MAX_X, optarg);
+        fprintf(stderr, "streamrec recs: -X expects key=value (at most %d), got '%s'\n", RECS_MAX_X,
+                optarg);
         goto usage_err;
       }
       xbufs[n_x++] = sr_strdup(optarg);
@@ -214,8 +201,7 @@ int sr_cmd_recs(int argc, char **argv) {
       recs_usage(stdout);
       rc = 0;
       goto out;
-    default:
-      goto usage_err;
+    default: goto usage_err;
     }
   }
   if (optind < argc) {
@@ -367,8 +353,7 @@ int sr_cmd_recs(int argc, char **argv) {
       if (as_json)
         recs_print_error_json(rkm, what);
       else
-        printf("[%" PRId32 "@%" PRId64 "] undecodable: %s\n", rkm->partition, rkm->offset,
-               what);
+        printf("[%" PRId32 "@%" PRId64 "] undecodable: %s\n", rkm->partition, rkm->offset, what);
     } else if (as_json) {
       if (recs_print_json(&rec, rkm) == 0) {
         n_recs++;
@@ -399,6 +384,7 @@ out:
   }
   sr_codec_destroy(codec);
   sr_free(at_eof);
-  for (int i = 0; i < n_x; i++) sr_free(xbufs[i]);
+  for (int i = 0; i < n_x; i++)
+    sr_free(xbufs[i]);
   return rc;
 }

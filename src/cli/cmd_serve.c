@@ -36,8 +36,7 @@ const sr_conf_opt_t sr_serve_opts[] = {
     {"topic.recommendations", SR_CONF_STR, "recommendations", 0, 0,
      "output topic of Recommendations", "recs-topic"},
     {"topic.dlq", SR_CONF_STR, "events.dlq", 0, 0,
-     "dead-letter topic for undecodable input (original key/value + reason headers)",
-     "dlq-topic"},
+     "dead-letter topic for undecodable input (original key/value + reason headers)", "dlq-topic"},
     {"k", SR_CONF_INT, "10", 1, 1000, "items per recommendation", "k"},
     {"batch.max", SR_CONF_INT, "64", 1, 4096, "users per scoring micro-batch (one sgemm)",
      "batch-max"},
@@ -66,8 +65,8 @@ const sr_conf_opt_t sr_serve_opts[] = {
      "dropped (and may be recommended again; counted in "
      "streamrec_state_seen_dropped_total)",
      "seen-max"},
-    {"schema.id.event", SR_CONF_INT, "1", 0, 2147483647,
-     "Confluent schema id of UserEvent", "event-schema-id"},
+    {"schema.id.event", SR_CONF_INT, "1", 0, 2147483647, "Confluent schema id of UserEvent",
+     "event-schema-id"},
     {"schema.id.recommendation", SR_CONF_INT, "2", 0, 2147483647,
      "Confluent schema id of Recommendation", "rec-schema-id"},
     {"commit.interval.ms", SR_CONF_INT, "500", 1, 3600000,
@@ -97,8 +96,7 @@ const sr_conf_opt_t sr_serve_opts[] = {
      NULL},
     {"admin.addr", SR_CONF_STR, "127.0.0.1", 0, 0, "admin HTTP listen address", "admin-addr"},
     {"admin.port", SR_CONF_INT, "0", -1, 65535,
-     "admin HTTP port for /metrics, /healthz, /readyz (0 = off, -1 = any free port)",
-     "admin-port"},
+     "admin HTTP port for /metrics, /healthz, /readyz (0 = off, -1 = any free port)", "admin-port"},
     {"admin.max.connections", SR_CONF_INT, "64", 1, 65536,
      "admin HTTP connections open at once; more are answered 503 and closed (each one is a "
      "descriptor the Kafka clients cannot use)",
@@ -110,10 +108,9 @@ const sr_conf_opt_t sr_serve_opts[] = {
     {"embedded.partitions", SR_CONF_INT, "4", 1, 1024,
      "partitions per topic of the embedded broker (without --brokers)", "partitions"},
     {"idle.exit.ms", SR_CONF_INT, "0", 0, 86400000,
-     "exit after this long without input once events were processed (0 = never)",
-     "idle-exit-ms"},
-    {"max.events", SR_CONF_INT, "0", 0, I64MAX, "exit after this many input messages (0 = no limit)",
-     "max-events"},
+     "exit after this long without input once events were processed (0 = never)", "idle-exit-ms"},
+    {"max.events", SR_CONF_INT, "0", 0, I64MAX,
+     "exit after this many input messages (0 = no limit)", "max-events"},
 };
 const int sr_serve_n_opts = (int)SR_ARRAY_SIZE(sr_serve_opts);
 
@@ -135,8 +132,7 @@ static void *sr_serve_thread(void *arg) {
   return NULL;
 }
 
-static int sr_serve_render(void *opaque, const char *path, sr_buf_t *out,
-                           const char **ctype) {
+static int sr_serve_render(void *opaque, const char *path, sr_buf_t *out, const char **ctype) {
   sr_serve_ctx_t *ctx = opaque;
   sr_pipeline_stats_t st;
   sr_pipeline_stats(ctx->pipe, &st);
@@ -177,8 +173,9 @@ static void sr_serve_usage(FILE *f) {
           "the recommendations are acknowledged. SIGINT/SIGTERM: finish, commit, leave.\n\n"
           "options:\n");
   sr_conf_usage(sr_serve_opts, sr_serve_n_opts, f);
-  fprintf(f, "  %-28s %s\n  %-28s %s\n", "--config FILE", "read key = value lines",
-          "-X key=value", "set any key; kafka.X goes to both Kafka clients, kafka.consumer.X / kafka.producer.X to one");
+  fprintf(f, "  %-28s %s\n  %-28s %s\n", "--config FILE", "read key = value lines", "-X key=value",
+          "set any key; kafka.X goes to both Kafka clients, kafka.consumer.X / kafka.producer.X to "
+          "one");
 }
 
 /* Parses argv into conf. Returns 0, or the exit code to return. */
@@ -208,9 +205,12 @@ int sr_serve_parse_args(sr_conf_t *conf, int argc, char **argv) {
     }
     const char *eq = strchr(a, '=');
     snprintf(flag, sizeof(flag), "%.*s", eq ? (int)(eq - a - 2) : (int)strlen(a + 2), a + 2);
-    if (eq) val = eq + 1;
-    else if (i + 1 < argc) val = argv[++i];
-    else goto missing;
+    if (eq)
+      val = eq + 1;
+    else if (i + 1 < argc)
+      val = argv[++i];
+    else
+      goto missing;
     if (!strcmp(flag, "config")) {
       if (sr_conf_load_file(conf, val, es, sizeof(es)) != SR_OK) goto bad;
       continue;
@@ -282,8 +282,7 @@ int sr_cmd_serve(int argc, char **argv) {
      * 1 ms wait is for the embedded broker only, unless set explicitly. */
     int has = 0, n;
     for (int w = 0; w < 2; w++) {
-      const sr_kv_t *kv =
-          sr_conf_kafka(conf, w ? SR_CONF_KAFKA_CONSUMER : SR_CONF_KAFKA_BOTH, &n);
+      const sr_kv_t *kv = sr_conf_kafka(conf, w ? SR_CONF_KAFKA_CONSUMER : SR_CONF_KAFKA_BOTH, &n);
       for (int i = 0; i < n; i++)
         has |= !strcmp(kv[i].key, "fetch.wait.max.ms");
     }
@@ -307,8 +306,8 @@ int sr_cmd_serve(int argc, char **argv) {
   pc.k = (int)sr_conf_int(conf, "k");
   pc.batch_max = (int)sr_conf_int(conf, "batch.max");
   pc.batch_wait_us = (int)sr_conf_int(conf, "batch.wait.us");
-  if (sr_seen_parse_types(sr_conf_str(conf, "state.seen.types"), &pc.seen.types, es,
-                          sizeof(es)) != SR_OK) {
+  if (sr_seen_parse_types(sr_conf_str(conf, "state.seen.types"), &pc.seen.types, es, sizeof(es)) !=
+      SR_OK) {
     fprintf(stderr, "serve: %s\n", es);
     goto out;
   }
@@ -372,12 +371,15 @@ int sr_cmd_serve(int argc, char **argv) {
     while (!ctx.done) {
       sig = sr_loop_wait(loop);
       if (sig > 0 && !ctx.done) {
-        sr_log_warn("serve", "signal %d again: stopping without waiting for deliveries or "
-                             "committing (uncommitted events are processed again)", sig);
+        sr_log_warn("serve",
+                    "signal %d again: stopping without waiting for deliveries or "
+                    "committing (uncommitted events are processed again)",
+                    sig);
         sr_pipeline_abort(ctx.pipe);
         /* The pipeline thread may sit in a blocking client call (a commit
          * or a leave against an unreachable coordinator): give it 5 s. */
-        for (int i = 0; i < 50 && !ctx.done; i++) usleep(100 * 1000);
+        for (int i = 0; i < 50 && !ctx.done; i++)
+          usleep(100 * 1000);
         if (!ctx.done) {
           fprintf(stderr, "serve: pipeline did not stop within 5 s of the second signal: "
                           "exiting; nothing uncommitted was lost (it is processed again)\n");
@@ -426,12 +428,16 @@ int sr_cmd_config(int argc, char **argv) {
            "out-of-range values stop the worker at startup with `file:line: reason`.\n\n"
            "Kafka client defaults chosen for latency first (override with `kafka.*`):\n\n"
            "| client | property | value | why |\n|---|---|---|---|\n"
-           "| consumer | `enable.auto.commit` | `false` | offsets are committed by the pipeline after delivery |\n"
+           "| consumer | `enable.auto.commit` | `false` | offsets are committed by the pipeline "
+           "after delivery |\n"
            "| consumer | `enable.auto.offset.store` | `false` | same |\n"
            "| consumer | `auto.offset.reset` | `earliest` | a new group reads the whole topic |\n"
-           "| consumer | `fetch.wait.max.ms` | `10` (`1` with the embedded broker) | a fetch returns quickly when the topic is quiet; the embedded (mock) broker holds empty fetches for the whole wait |\n"
+           "| consumer | `fetch.wait.max.ms` | `10` (`1` with the embedded broker) | a fetch "
+           "returns quickly when the topic is quiet; the embedded (mock) broker holds empty "
+           "fetches for the whole wait |\n"
            "| producer | `enable.idempotence` | `true` | no duplicates or reordering on retries |\n"
-           "| producer | `acks` | `all` | a recommendation counts as delivered only when replicated |\n"
+           "| producer | `acks` | `all` | a recommendation counts as delivered only when "
+           "replicated |\n"
            "| producer | `linger.ms` | `1` | batches form within a millisecond |\n\n");
     sr_conf_markdown(sr_serve_opts, sr_serve_n_opts, "streamrec serve", stdout);
     return 0;

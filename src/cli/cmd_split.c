@@ -51,11 +51,14 @@ int sr_cmd_split(int argc, char **argv) {
   const char *in = NULL, *dir = NULL;
   int min_count = 0, min_events = 3, by_time = 0;
   double frac = 0.2;
-  static const struct option longopts[] = {
-      {"loo", required_argument, 0, 'l'},       {"out", required_argument, 0, 'o'},
-      {"min-count", required_argument, 0, 'c'}, {"min-events", required_argument, 0, 'm'},
-      {"time", required_argument, 0, 't'},      {"frac", required_argument, 0, 'f'},
-      {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+  static const struct option longopts[] = {{"loo", required_argument, 0, 'l'},
+                                           {"out", required_argument, 0, 'o'},
+                                           {"min-count", required_argument, 0, 'c'},
+                                           {"min-events", required_argument, 0, 'm'},
+                                           {"time", required_argument, 0, 't'},
+                                           {"frac", required_argument, 0, 'f'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

@@ -61,7 +61,8 @@ static sr_err_t sr_train_load_topic(const char *brokers, const char *topic, int3
   sr_buf_init(&t.arena);
   t.codec = sr_codec_new(schema_id, SR_DEFAULT_REC_SCHEMA_ID, es, essz);
   if (!t.codec) return SR_ERR_FATAL;
-  int64_t n = sr_ingest_read_snapshot(brokers, topic, NULL, 0, sr_train_on_msg, &t, 120000, es, essz);
+  int64_t n =
+      sr_ingest_read_snapshot(brokers, topic, NULL, 0, sr_train_on_msg, &t, 120000, es, essz);
   sr_err_t err = SR_OK;
   if (n < 0) {
     err = SR_ERR_KAFKA;
@@ -70,8 +71,8 @@ static sr_err_t sr_train_load_topic(const char *brokers, const char *topic, int3
       t.rows[i].user.ptr = (const char *)t.arena.data + t.user_off[i];
       t.rows[i].item.ptr = (const char *)t.arena.data + t.item_off[i];
     }
-    fprintf(stderr, "train: read %lld messages from %s (%lld undecodable, skipped)\n",
-            (long long)n, topic, (long long)t.bad);
+    fprintf(stderr, "train: read %lld messages from %s (%lld undecodable, skipped)\n", (long long)n,
+            topic, (long long)t.bad);
     err = sr_dataset_from_rows(t.rows, t.n, out);
     if (err == SR_OK) (*out)->bad_lines = t.bad;
   }
@@ -87,33 +88,34 @@ static void sr_train_usage(FILE *f) {
   sr_train_conf_t d, dd;
   sr_train_conf_defaults(&d, SR_MODEL_GRU);
   sr_train_conf_defaults(&dd, SR_MODEL_DECAY);
-  fprintf(f,
-          "usage: streamrec train (--events FILE | --brokers B --topic T) --out SNAPSHOT [options]\n\n"
-          "Trains a model from an event CSV (user,item,value,timestamp[,type]; MovieLens\n"
-          "ratings.csv as is), or from a Kafka topic of UserEvents read from the beginning\n"
-          "up to the end offsets found at start, and writes a versioned snapshot.\n\n"
-          "options:\n"
-          "  --events FILE       event history CSV\n"
-          "  --brokers B         read UserEvents from Kafka instead (with --topic)\n"
-          "  --topic T           topic to read (default events)\n"
-          "  --event-schema-id N Confluent schema id of UserEvent (default 1)\n"
-          "  --out FILE          snapshot to write (required)\n"
-          "  --kind K            model kind: gru (sequential, the default) | decay\n"
-          "defaults below are gru's, decay's in brackets:\n"
-          "  --dim D             embedding size (default %d [%d])\n"
-          "  --epochs E          maximum epochs (default %d [%d])\n"
-          "  --batch N           positions per gradient step (default %d [%d])\n"
-          "  --lr X              Adam learning rate (default %g [%g])\n"
-          "  --l2 X              weight decay (default %g [%g])\n"
-          "  --valid-frac X      users held out for early stopping (default %g [%g])\n"
-          "  --patience N        epochs without improvement before stopping (default %d [%d])\n"
-          "  --seed S            random seed (default %llu)\n"
-          "  --threads N         worker threads, 0 = all cores (default %d)\n"
-          "  --max-seconds X     stop training after X seconds (default: no limit)\n"
-          "  --no-progress       no progress line even on a terminal\n",
-          d.dim, dd.dim, d.epochs, dd.epochs, d.batch, dd.batch, (double)d.lr, (double)dd.lr,
-          (double)d.l2, (double)dd.l2, (double)d.valid_frac, (double)dd.valid_frac, d.patience,
-          dd.patience, (unsigned long long)d.seed, d.threads);
+  fprintf(
+      f,
+      "usage: streamrec train (--events FILE | --brokers B --topic T) --out SNAPSHOT [options]\n\n"
+      "Trains a model from an event CSV (user,item,value,timestamp[,type]; MovieLens\n"
+      "ratings.csv as is), or from a Kafka topic of UserEvents read from the beginning\n"
+      "up to the end offsets found at start, and writes a versioned snapshot.\n\n"
+      "options:\n"
+      "  --events FILE       event history CSV\n"
+      "  --brokers B         read UserEvents from Kafka instead (with --topic)\n"
+      "  --topic T           topic to read (default events)\n"
+      "  --event-schema-id N Confluent schema id of UserEvent (default 1)\n"
+      "  --out FILE          snapshot to write (required)\n"
+      "  --kind K            model kind: gru (sequential, the default) | decay\n"
+      "defaults below are gru's, decay's in brackets:\n"
+      "  --dim D             embedding size (default %d [%d])\n"
+      "  --epochs E          maximum epochs (default %d [%d])\n"
+      "  --batch N           positions per gradient step (default %d [%d])\n"
+      "  --lr X              Adam learning rate (default %g [%g])\n"
+      "  --l2 X              weight decay (default %g [%g])\n"
+      "  --valid-frac X      users held out for early stopping (default %g [%g])\n"
+      "  --patience N        epochs without improvement before stopping (default %d [%d])\n"
+      "  --seed S            random seed (default %llu)\n"
+      "  --threads N         worker threads, 0 = all cores (default %d)\n"
+      "  --max-seconds X     stop training after X seconds (default: no limit)\n"
+      "  --no-progress       no progress line even on a terminal\n",
+      d.dim, dd.dim, d.epochs, dd.epochs, d.batch, dd.batch, (double)d.lr, (double)dd.lr,
+      (double)d.l2, (double)dd.l2, (double)d.valid_frac, (double)dd.valid_frac, d.patience,
+      dd.patience, (unsigned long long)d.seed, d.threads);
 }
 
 /* Options given on the command line (the rest take the kind's defaults). */
@@ -146,17 +148,25 @@ int sr_cmd_train(int argc, char **argv) {
   const char *events = NULL, *out = NULL, *brokers = NULL, *topic = "events";
   int32_t schema_id = SR_DEFAULT_EVENT_SCHEMA_ID;
   unsigned given = 0;
-  static const struct option longopts[] = {
-      {"events", required_argument, 0, 'e'},   {"out", required_argument, 0, 'o'},
-      {"kind", required_argument, 0, 'K'},     {"dim", required_argument, 0, 'd'},
-      {"epochs", required_argument, 0, 'E'},   {"batch", required_argument, 0, 'b'},
-      {"lr", required_argument, 0, 'l'},       {"l2", required_argument, 0, 'L'},
-      {"valid-frac", required_argument, 0, 'v'}, {"patience", required_argument, 0, 'p'},
-      {"seed", required_argument, 0, 's'},     {"threads", required_argument, 0, 't'},
-      {"max-seconds", required_argument, 0, 'm'}, {"no-progress", no_argument, 0, 'n'},
-      {"brokers", required_argument, 0, 'B'},  {"topic", required_argument, 0, 'T'},
-      {"event-schema-id", required_argument, 0, 'S'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  static const struct option longopts[] = {{"events", required_argument, 0, 'e'},
+                                           {"out", required_argument, 0, 'o'},
+                                           {"kind", required_argument, 0, 'K'},
+                                           {"dim", required_argument, 0, 'd'},
+                                           {"epochs", required_argument, 0, 'E'},
+                                           {"batch", required_argument, 0, 'b'},
+                                           {"lr", required_argument, 0, 'l'},
+                                           {"l2", required_argument, 0, 'L'},
+                                           {"valid-frac", required_argument, 0, 'v'},
+                                           {"patience", required_argument, 0, 'p'},
+                                           {"seed", required_argument, 0, 's'},
+                                           {"threads", required_argument, 0, 't'},
+                                           {"max-seconds", required_argument, 0, 'm'},
+                                           {"no-progress", no_argument, 0, 'n'},
+                                           {"brokers", required_argument, 0, 'B'},
+                                           {"topic", required_argument, 0, 'T'},
+                                           {"event-schema-id", required_argument, 0, 'S'},
+                                           {"help", no_argument, 0, 'h'},
+                                           {0, 0, 0, 0}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -197,7 +207,8 @@ int sr_cmd_train(int argc, char **argv) {
     return 2;
   }
   if (tc.dim < 1 || tc.dim > 1024 || tc.epochs < 1 || tc.batch < 1 || !(tc.lr > 0)) {
-    fprintf(stderr, "train: invalid hyper-parameters (dim 1..1024, epochs >= 1, batch >= 1, lr > 0)\n");
+    fprintf(stderr,
+            "train: invalid hyper-parameters (dim 1..1024, epochs >= 1, batch >= 1, lr > 0)\n");
     return 2;
   }
   char es[512];
@@ -232,8 +243,8 @@ int sr_cmd_train(int argc, char **argv) {
   printf("train: kind=%s dim=%d items=%d users=%llu events=%llu epochs=%u loss=%.4f "
          "valid_ndcg@10=%.4f train_time=%.1fs total_time=%.1fs snapshot=%s version=%s\n",
          sr_model_kind_name(tc.kind), tc.dim, (int)sr_model_n_items(m),
-         (unsigned long long)info.train_users, (unsigned long long)info.train_events,
-         info.epochs, (double)info.train_loss, (double)info.valid_metric, train_s,
+         (unsigned long long)info.train_users, (unsigned long long)info.train_events, info.epochs,
+         (double)info.train_loss, (double)info.valid_metric, train_s,
          (double)(sr_mono_us() - t0) / 1e6, out, info.version);
   rc = 0;
 out:

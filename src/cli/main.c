@@ -32,7 +32,9 @@ static const sr_cmd_t sr_cmds[] = {
 };
 
 static void sr_usage(FILE *f) {
-  fprintf(f, "streamrec %s: real-time recommendations on Kafka\n\nusage: streamrec COMMAND [options]\n\ncommands:\n",
+  fprintf(f,
+          "streamrec %s: real-time recommendations on Kafka\n\nusage: streamrec COMMAND "
+          "[options]\n\ncommands:\n",
           SR_VERSION);
   for (size_t i = 0; i < sizeof(sr_cmds) / sizeof(sr_cmds[0]); i++)
     fprintf(f, "  %-8s %s\n", sr_cmds[i].name, sr_cmds[i].help);

@@ -31,8 +31,15 @@
 #define SR__HDR 5 /* magic byte + big-endian int32 schema id */
 
 /* The wire kinds our two schemas use. */
-typedef enum { SR__K_STRING, SR__K_INT, SR__K_LONG, SR__K_FLOAT, SR__K_BOOL, SR__K_ENUM,
-               SR__K_ITEMS } sr__kind_t;
+typedef enum {
+  SR__K_STRING,
+  SR__K_INT,
+  SR__K_LONG,
+  SR__K_FLOAT,
+  SR__K_BOOL,
+  SR__K_ENUM,
+  SR__K_ITEMS
+} sr__kind_t;
 
 typedef struct sr__field_s {
   const char *name;
@@ -40,31 +47,52 @@ typedef struct sr__field_s {
 } sr__field_t;
 
 /* Field order is wire order: it must match the .avsc files (checked at codec creation). */
-enum { SR__EV_EVENT_ID, SR__EV_USER_ID, SR__EV_ITEM_ID, SR__EV_TYPE, SR__EV_VALUE, SR__EV_TS,
-       SR__EV_SCENARIO, SR__EV__CNT };
+enum {
+  SR__EV_EVENT_ID,
+  SR__EV_USER_ID,
+  SR__EV_ITEM_ID,
+  SR__EV_TYPE,
+  SR__EV_VALUE,
+  SR__EV_TS,
+  SR__EV_SCENARIO,
+  SR__EV__CNT
+};
 static const sr__field_t sr__ev_fields[SR__EV__CNT] = {
     {"event_id", SR__K_STRING}, {"user_id", SR__K_STRING}, {"item_id", SR__K_STRING},
     {"type", SR__K_ENUM},       {"value", SR__K_FLOAT},    {"timestamp", SR__K_LONG},
     {"scenario", SR__K_STRING}};
 
 enum { SR__RI_ITEM_ID, SR__RI_SCORE, SR__RI_PROPENSITY, SR__RI_EXPLORE, SR__RI__CNT };
-static const sr__field_t sr__ri_fields[SR__RI__CNT] = {
-    {"item_id", SR__K_STRING}, {"score", SR__K_FLOAT}, {"propensity", SR__K_FLOAT},
-    {"explore", SR__K_BOOL}};
+static const sr__field_t sr__ri_fields[SR__RI__CNT] = {{"item_id", SR__K_STRING},
+                                                       {"score", SR__K_FLOAT},
+                                                       {"propensity", SR__K_FLOAT},
+                                                       {"explore", SR__K_BOOL}};
 #define SR__RI_MIN_BYTES 10 /* empty item_id (1) + 2 floats (8) + boolean (1) */
 
-enum { SR__REC_USER_ID, SR__REC_SCENARIO, SR__REC_ITEMS, SR__REC_MODEL_VERSION,
-       SR__REC_SOURCE_EVENT_ID, SR__REC_SOURCE_PARTITION, SR__REC_SOURCE_OFFSET,
-       SR__REC_EVENT_TIME, SR__REC_PRODUCED_AT, SR__REC__CNT };
-static const sr__field_t sr__rec_fields[SR__REC__CNT] = {
-    {"user_id", SR__K_STRING},          {"scenario", SR__K_STRING},
-    {"items", SR__K_ITEMS},             {"model_version", SR__K_STRING},
-    {"source_event_id", SR__K_STRING},  {"source_partition", SR__K_INT},
-    {"source_offset", SR__K_LONG},      {"event_time", SR__K_LONG},
-    {"produced_at", SR__K_LONG}};
+enum {
+  SR__REC_USER_ID,
+  SR__REC_SCENARIO,
+  SR__REC_ITEMS,
+  SR__REC_MODEL_VERSION,
+  SR__REC_SOURCE_EVENT_ID,
+  SR__REC_SOURCE_PARTITION,
+  SR__REC_SOURCE_OFFSET,
+  SR__REC_EVENT_TIME,
+  SR__REC_PRODUCED_AT,
+  SR__REC__CNT
+};
+static const sr__field_t sr__rec_fields[SR__REC__CNT] = {{"user_id", SR__K_STRING},
+                                                         {"scenario", SR__K_STRING},
+                                                         {"items", SR__K_ITEMS},
+                                                         {"model_version", SR__K_STRING},
+                                                         {"source_event_id", SR__K_STRING},
+                                                         {"source_partition", SR__K_INT},
+                                                         {"source_offset", SR__K_LONG},
+                                                         {"event_time", SR__K_LONG},
+                                                         {"produced_at", SR__K_LONG}};
 
 static const avro_type_t sr__avro_type[] = {
-    [SR__K_STRING] = AVRO_STRING, [SR__K_INT] = AVRO_INT32,   [SR__K_LONG] = AVRO_INT64,
+    [SR__K_STRING] = AVRO_STRING, [SR__K_INT] = AVRO_INT32,    [SR__K_LONG] = AVRO_INT64,
     [SR__K_FLOAT] = AVRO_FLOAT,   [SR__K_BOOL] = AVRO_BOOLEAN, [SR__K_ENUM] = AVRO_ENUM,
     [SR__K_ITEMS] = AVRO_ARRAY};
 
@@ -108,8 +136,8 @@ static sr_err_t sr__check_schema(avro_schema_t s, const sr__field_t *f, size_t n
                          "schema %s: enum %s symbols differ from SR_EVENT_TYPE_MAP",
                          avro_schema_name(s), f[i].name);
     } else if (f[i].kind == SR__K_ITEMS) {
-      sr_err_t err = sr__check_schema(avro_schema_array_items(fs), sr__ri_fields, SR__RI__CNT,
-                                      errstr, errsz);
+      sr_err_t err =
+          sr__check_schema(avro_schema_array_items(fs), sr__ri_fields, SR__RI__CNT, errstr, errsz);
       if (err) return err;
     }
   }
@@ -139,8 +167,8 @@ sr_codec_t *sr_codec_new(int32_t event_schema_id, int32_t rec_schema_id, char *e
   c->ev_id = event_schema_id;
   c->rec_id = rec_schema_id;
   sr_buf_init(&c->scratch);
-  if (sr__load(SR_SCHEMA_USER_EVENT_JSON, sr__ev_fields, SR__EV__CNT, &c->ev_schema,
-               &c->ev_iface, &c->ev_in, &c->ev_out, errstr, errsz) ||
+  if (sr__load(SR_SCHEMA_USER_EVENT_JSON, sr__ev_fields, SR__EV__CNT, &c->ev_schema, &c->ev_iface,
+               &c->ev_in, &c->ev_out, errstr, errsz) ||
       sr__load(SR_SCHEMA_RECOMMENDATION_JSON, sr__rec_fields, SR__REC__CNT, &c->rec_schema,
                &c->rec_iface, &c->rec_in, &c->rec_out, errstr, errsz))
     goto fail;
@@ -243,8 +271,12 @@ static size_t sr__utf8_prefix(const unsigned char *p, size_t n) {
     unsigned c = p[i];
     size_t len;
     unsigned lo = 0x80, hi = 0xbf;
-    if (c < 0x80) { i++; continue; }
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+      len = 2;
     else if (c >= 0xe0 && c <= 0xef) {
       len = 3;
       if (c == 0xe0) lo = 0xa0;
@@ -253,7 +285,8 @@ static size_t sr__utf8_prefix(const unsigned char *p, size_t n) {
       len = 4;
       if (c == 0xf0) lo = 0x90;
       if (c == 0xf4) hi = 0x8f;
-    } else return i;
+    } else
+      return i;
     if (i + len > n) return i;
     if (p[i + 1] < lo || p[i + 1] > hi) return i;
     for (size_t k = 2; k < len; k++)
@@ -282,13 +315,13 @@ static sr_err_t sr__walk_items(sr__rd_t *r, const char *field) {
     if (count == 0) return SR_OK;
     size = -1;
     if (count < 0) {
-      if (count == INT64_MIN) return sr__bad(r, field, "array block count %lld out of range",
-                                             (long long)count);
+      if (count == INT64_MIN)
+        return sr__bad(r, field, "array block count %lld out of range", (long long)count);
       count = -count;
       if ((err = sr__varint(r, field, 10, &size))) return err;
       if (size < 0 || (uint64_t)size > sr__left(r))
-        return sr__bad(r, field, "array block byte size %lld out of range 0..%zu",
-                       (long long)size, sr__left(r));
+        return sr__bad(r, field, "array block byte size %lld out of range 0..%zu", (long long)size,
+                       sr__left(r));
     }
     if ((uint64_t)count > sr__left(r) / SR__RI_MIN_BYTES || total + count > INT_MAX)
       return sr__bad(r, field, "array block count %lld exceeds what %zu remaining bytes can hold",
@@ -315,7 +348,8 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t 
     switch (f[i].kind) {
     case SR__K_STRING:
       if ((err = sr__varint(r, name, 10, &v))) break;
-      if (v < 0) err = sr__bad(r, name, "negative string length %lld", (long long)v);
+      if (v < 0)
+        err = sr__bad(r, name, "negative string length %lld", (long long)v);
       else if ((uint64_t)v > sr__left(r))
         err = sr__bad(r, name, "string length %lld exceeds remaining %zu bytes", (long long)v,
                       sr__left(r));
@@ -329,14 +363,11 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t 
         r->p += v;
       }
       break;
-    case SR__K_INT:
-      err = sr__varint(r, name, 5, &v);
-      break;
-    case SR__K_LONG:
-      err = sr__varint(r, name, 10, &v);
-      break;
+    case SR__K_INT: err = sr__varint(r, name, 5, &v); break;
+    case SR__K_LONG: err = sr__varint(r, name, 10, &v); break;
     case SR__K_FLOAT:
-      if (sr__left(r) < 4) err = sr__bad(r, name, "float needs 4 bytes, %zu remain", sr__left(r));
+      if (sr__left(r) < 4)
+        err = sr__bad(r, name, "float needs 4 bytes, %zu remain", sr__left(r));
       else {
         if (out) { /* Avro floats are IEEE 754 little-endian */
           uint32_t u = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 |
@@ -347,18 +378,19 @@ static sr_err_t sr__walk(sr__rd_t *r, const sr__field_t *f, size_t n, sr__val_t 
       }
       break;
     case SR__K_BOOL:
-      if (!sr__left(r)) err = sr__bad(r, name, "truncated boolean");
-      else if (*r->p > 1) err = sr__bad(r, name, "boolean byte 0x%02x is not 0 or 1", *r->p);
-      else r->p++;
+      if (!sr__left(r))
+        err = sr__bad(r, name, "truncated boolean");
+      else if (*r->p > 1)
+        err = sr__bad(r, name, "boolean byte 0x%02x is not 0 or 1", *r->p);
+      else
+        r->p++;
       break;
     case SR__K_ENUM:
       if ((err = sr__varint(r, name, 10, &v))) break;
       if (v < 0 || v >= SR_EV__CNT)
         err = sr__bad(r, name, "enum index %lld out of range 0..%d", (long long)v, SR_EV__CNT - 1);
       break;
-    case SR__K_ITEMS:
-      err = sr__walk_items(r, name);
-      break;
+    case SR__K_ITEMS: err = sr__walk_items(r, name); break;
     }
     if (out && f[i].kind != SR__K_STRING && f[i].kind != SR__K_FLOAT) out[i].i = v;
   }
@@ -381,14 +413,15 @@ static sr_err_t sr__decode(sr_codec_t *c, const void *buf, size_t len, int32_t w
   if (b[0] != 0) return sr_seterr(errstr, errsz, SR_ERR_BAD_FRAMING, "bad magic byte 0x%02x", b[0]);
   int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
   if (id != want_id)
-    return sr_seterr(errstr, errsz, SR_ERR_UNKNOWN_SCHEMA, "schema id %d is not the %s schema id %d",
-                     (int)id, what, (int)want_id);
+    return sr_seterr(errstr, errsz, SR_ERR_UNKNOWN_SCHEMA,
+                     "schema id %d is not the %s schema id %d", (int)id, what, (int)want_id);
 
   sr__rd_t r = {b + SR__HDR, b + len, -1, errstr, errsz};
   sr_err_t err = sr__walk(&r, f, n, vals);
   if (err) return err;
   if (r.p != r.end)
-    return sr_seterr(errstr, errsz, SR_ERR_BAD_AVRO, "trailing %zu bytes after record", sr__left(&r));
+    return sr_seterr(errstr, errsz, SR_ERR_BAD_AVRO, "trailing %zu bytes after record",
+                     sr__left(&r));
   if (!v) return SR_OK; /* the caller uses the captured values */
 
   avro_reader_memory_set_source(c->reader, (const char *)b + SR__HDR, (int64_t)(len - SR__HDR));
@@ -434,8 +467,8 @@ sr_err_t sr_codec_decode_event(sr_codec_t *c, const void *buf, size_t len, sr_ev
   sr_err_t err;
   if (!c || !ev) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "NULL codec or event");
   memset(vals, 0, sizeof(vals));
-  if ((err = sr__decode(c, buf, len, c->ev_id, "UserEvent", sr__ev_fields, SR__EV__CNT, NULL,
-                        vals, errstr, errsz)))
+  if ((err = sr__decode(c, buf, len, c->ev_id, "UserEvent", sr__ev_fields, SR__EV__CNT, NULL, vals,
+                        errstr, errsz)))
     return err;
   sr_event_t e = {0};
   e.event_id = vals[SR__EV_EVENT_ID].s;
@@ -459,8 +492,8 @@ sr_err_t sr_codec_decode_rec(sr_codec_t *c, const void *buf, size_t len, sr_rec_
   sr_err_t err;
   if (!c || !rec) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "NULL codec or rec");
   v = &c->rec_in;
-  if ((err = sr__decode(c, buf, len, c->rec_id, "Recommendation", sr__rec_fields, SR__REC__CNT, v, NULL,
-                        errstr, errsz)))
+  if ((err = sr__decode(c, buf, len, c->rec_id, "Recommendation", sr__rec_fields, SR__REC__CNT, v,
+                        NULL, errstr, errsz)))
     return err;
 
   sr_rec_t r = {0};
@@ -468,7 +501,8 @@ sr_err_t sr_codec_decode_rec(sr_codec_t *c, const void *buf, size_t len, sr_rec_
   r.scenario = sr__scenario(sr__get_str(v, SR__REC_SCENARIO));
   r.model_version = sr__get_str(v, SR__REC_MODEL_VERSION);
   r.source_event_id = sr__get_str(v, SR__REC_SOURCE_EVENT_ID);
-  if (!avro_value_get_by_index(v, SR__REC_SOURCE_PARTITION, &f, NULL)) avro_value_get_int(&f, &part);
+  if (!avro_value_get_by_index(v, SR__REC_SOURCE_PARTITION, &f, NULL))
+    avro_value_get_int(&f, &part);
   r.source_partition = part;
   r.source_offset = sr__get_long(v, SR__REC_SOURCE_OFFSET);
   r.event_time = sr__get_long(v, SR__REC_EVENT_TIME);
@@ -488,7 +522,8 @@ sr_err_t sr_codec_decode_rec(sr_codec_t *c, const void *buf, size_t len, sr_rec_
     it->item_id = sr__get_str(&item, SR__RI_ITEM_ID);
     it->score = sr__get_float(&item, SR__RI_SCORE);
     it->propensity = sr__get_float(&item, SR__RI_PROPENSITY);
-    if (!avro_value_get_by_index(&item, SR__RI_EXPLORE, &f, NULL)) avro_value_get_boolean(&f, &explore);
+    if (!avro_value_get_by_index(&item, SR__RI_EXPLORE, &f, NULL))
+      avro_value_get_boolean(&f, &explore);
     it->explore = explore;
     if (!it->item_id.len)
       return sr_seterr(errstr, errsz, SR_ERR_MISSING_FIELD, "items[%zu].item_id is empty", i);

@@ -69,7 +69,8 @@ void sr_buf_reset(sr_buf_t *b) { b->len = 0; }
 void sr_buf_reserve(sr_buf_t *b, size_t extra) {
   if (b->len + extra <= b->cap) return;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->len + extra) cap *= 2;
+  while (cap < b->len + extra)
+    cap *= 2;
   b->data = sr_realloc(b->data, cap);
   b->cap = cap;
 }
@@ -149,8 +150,7 @@ void sr_log(sr_log_level_t lvl, const char *module, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   pthread_mutex_lock(&sr_log_lock);
-  fprintf(stderr, "%s.%03ldZ %-5s %s: %s\n", tbuf, ts.tv_nsec / 1000000, names[lvl],
-          module, msg);
+  fprintf(stderr, "%s.%03ldZ %-5s %s: %s\n", tbuf, ts.tv_nsec / 1000000, names[lvl], module, msg);
   pthread_mutex_unlock(&sr_log_lock);
 }
 
@@ -165,8 +165,8 @@ sr_err_t sr_seterr(char *errstr, size_t errsz, sr_err_t err, const char *fmt, ..
 }
 
 /* ---- files ---- */
-sr_err_t sr_file_write_atomic(const char *path, const void *data, size_t len,
-                              char *errstr, size_t errsz) {
+sr_err_t sr_file_write_atomic(const char *path, const void *data, size_t len, char *errstr,
+                              size_t errsz) {
   sr_err_t err = SR_OK;
   char *tmp = NULL, *dircopy = NULL;
   int fd = -1, dfd = -1;
@@ -197,8 +197,7 @@ sr_err_t sr_file_write_atomic(const char *path, const void *data, size_t len,
   close(fd);
   fd = -1;
   if (rename(tmp, path) != 0) {
-    err = sr_seterr(errstr, errsz, SR_ERR_IO, "rename %s -> %s: %s", tmp, path,
-                    strerror(errno));
+    err = sr_seterr(errstr, errsz, SR_ERR_IO, "rename %s -> %s: %s", tmp, path, strerror(errno));
     goto out;
   }
   dircopy = sr_strdup(path);
@@ -218,8 +217,8 @@ out:
  * open itself return for a FIFO without a writer; fstat on the opened
  * descriptor (not stat then open) then decides, so the check and the read
  * are about the same file. The read loop stops at the size fstat saw. */
-sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len,
-                          char *errstr, size_t errsz) {
+sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len, char *errstr,
+                          size_t errsz) {
   sr_err_t err = SR_OK;
   unsigned char *buf = NULL;
   *out = NULL;
@@ -233,10 +232,10 @@ sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len,
   }
   if (!S_ISREG(st.st_mode)) {
     err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: not a regular file (%s)", path,
-                    S_ISFIFO(st.st_mode)  ? "a FIFO"
-                    : S_ISDIR(st.st_mode) ? "a directory"
-                    : S_ISCHR(st.st_mode) ? "a character device"
-                    : S_ISBLK(st.st_mode) ? "a block device"
+                    S_ISFIFO(st.st_mode)   ? "a FIFO"
+                    : S_ISDIR(st.st_mode)  ? "a directory"
+                    : S_ISCHR(st.st_mode)  ? "a character device"
+                    : S_ISBLK(st.st_mode)  ? "a block device"
                     : S_ISSOCK(st.st_mode) ? "a socket"
                                            : "not a file");
     goto out;
@@ -261,8 +260,8 @@ sr_err_t sr_file_read_all(const char *path, unsigned char **out, size_t *len,
       goto out;
     }
     if (r == 0) {
-      err = sr_seterr(errstr, errsz, SR_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got,
-                      size);
+      err =
+          sr_seterr(errstr, errsz, SR_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, size);
       goto out;
     }
     got += (size_t)r;

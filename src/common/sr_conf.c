@@ -31,7 +31,8 @@ sr_conf_t *sr_conf_new(const sr_conf_opt_t *table, int n) {
 
 void sr_conf_destroy(sr_conf_t *c) {
   if (!c) return;
-  for (int i = 0; i < c->n; i++) sr_free(c->values[i]);
+  for (int i = 0; i < c->n; i++)
+    sr_free(c->values[i]);
   for (int w = 0; w < 3; w++) {
     for (int i = 0; i < c->n_kafka[w]; i++) {
       sr_free((char *)c->kafka[w][i].key);
@@ -49,14 +50,16 @@ static int sr_conf_index(const sr_conf_t *c, const char *name) {
   return -1;
 }
 
-sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr,
-                     size_t errsz) {
+sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr, size_t errsz) {
   if (!strncmp(key, "kafka.", 6)) {
     int w = 0;
     const char *prop = key + 6;
-    if (!strncmp(prop, "consumer.", 9)) w = 1, prop += 9;
-    else if (!strncmp(prop, "producer.", 9)) w = 2, prop += 9;
-    if (!*prop) return sr_seterr(errstr, errsz, SR_ERR_CONF, "empty kafka property name in '%s'", key);
+    if (!strncmp(prop, "consumer.", 9))
+      w = 1, prop += 9;
+    else if (!strncmp(prop, "producer.", 9))
+      w = 2, prop += 9;
+    if (!*prop)
+      return sr_seterr(errstr, errsz, SR_ERR_CONF, "empty kafka property name in '%s'", key);
     for (int i = 0; i < c->n_kafka[w]; i++)
       if (!strcmp(c->kafka[w][i].key, prop)) {
         sr_free((char *)c->kafka[w][i].value);
@@ -82,8 +85,8 @@ sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *err
     if (errno || end == value || *end)
       return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: '%s' is not an integer", key, value);
     if (v < o->min || v > o->max)
-      return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: %lld is out of range %lld..%lld", key,
-                       v, o->min, o->max);
+      return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: %lld is out of range %lld..%lld", key, v,
+                       o->min, o->max);
   } else if (o->type == SR_CONF_BOOL) {
     if (strcasecmp(value, "true") && strcasecmp(value, "false") && strcmp(value, "1") &&
         strcmp(value, "0"))
@@ -95,9 +98,11 @@ sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *err
 }
 
 static char *sr_strip(char *s) {
-  while (*s == ' ' || *s == '\t') s++;
+  while (*s == ' ' || *s == '\t')
+    s++;
   char *e = s + strlen(s);
-  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = 0;
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+    *--e = 0;
   return s;
 }
 
@@ -174,11 +179,14 @@ static const char *sr_conf_type_name(sr_conf_type_t t) {
 }
 
 void sr_conf_markdown(const sr_conf_opt_t *t, int n, const char *title, FILE *f) {
-  fprintf(f, "## %s\n\n| key | flag | type | default | range | description |\n"
-             "|---|---|---|---|---|---|\n", title);
+  fprintf(f,
+          "## %s\n\n| key | flag | type | default | range | description |\n"
+          "|---|---|---|---|---|---|\n",
+          title);
   for (int i = 0; i < n; i++) {
     char range[64] = "";
-    if (t[i].type == SR_CONF_INT) snprintf(range, sizeof(range), "%lld .. %lld", t[i].min, t[i].max);
+    if (t[i].type == SR_CONF_INT)
+      snprintf(range, sizeof(range), "%lld .. %lld", t[i].min, t[i].max);
     fprintf(f, "| `%s` | %s%s%s | %s | %s%s%s | %s | %s |\n", t[i].name, t[i].flag ? "`--" : "",
             t[i].flag ? t[i].flag : "", t[i].flag ? "`" : "", sr_conf_type_name(t[i].type),
             t[i].def ? "`" : "", t[i].def ? t[i].def : "(unset)", t[i].def ? "`" : "", range,
@@ -192,7 +200,9 @@ void sr_conf_usage(const sr_conf_opt_t *t, int n, FILE *f) {
     if (!t[i].flag) continue;
     char left[64];
     snprintf(left, sizeof(left), "--%s %s", t[i].flag,
-             t[i].type == SR_CONF_INT ? "N" : t[i].type == SR_CONF_BOOL ? "BOOL" : "S");
+             t[i].type == SR_CONF_INT    ? "N"
+             : t[i].type == SR_CONF_BOOL ? "BOOL"
+                                         : "S");
     fprintf(f, "  %-28s %s%s%s%s\n", left, t[i].help, t[i].def ? " (default " : "",
             t[i].def ? t[i].def : "", t[i].def ? ")" : "");
   }

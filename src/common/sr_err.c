@@ -3,9 +3,8 @@
 
 const char *sr_err2str(sr_err_t err) {
   switch (err) {
-#define SR__ERR_STR(name, code, retriable, msg)                                \
-  case code:                                                                   \
-    return msg;
+#define SR__ERR_STR(name, code, retriable, msg)                                                    \
+  case code: return msg;
     SR_ERR_MAP(SR__ERR_STR)
 #undef SR__ERR_STR
   }
@@ -14,9 +13,8 @@ const char *sr_err2str(sr_err_t err) {
 
 const char *sr_err2name(sr_err_t err) {
   switch (err) {
-#define SR__ERR_NAME(name, code, retriable, msg)                               \
-  case code:                                                                   \
-    return #name;
+#define SR__ERR_NAME(name, code, retriable, msg)                                                   \
+  case code: return #name;
     SR_ERR_MAP(SR__ERR_NAME)
 #undef SR__ERR_NAME
   }
@@ -25,9 +23,8 @@ const char *sr_err2name(sr_err_t err) {
 
 int sr_err_is_retriable(sr_err_t err) {
   switch (err) {
-#define SR__ERR_RETRY(name, code, retriable, msg)                              \
-  case code:                                                                   \
-    return retriable;
+#define SR__ERR_RETRY(name, code, retriable, msg)                                                  \
+  case code: return retriable;
     SR_ERR_MAP(SR__ERR_RETRY)
 #undef SR__ERR_RETRY
   }

@@ -23,7 +23,8 @@ struct sr_strmap_s {
 sr_strmap_t *sr_strmap_new(size_t hint) {
   sr_strmap_t *m = sr_calloc(1, sizeof(*m));
   size_t cap = 64;
-  while (cap < hint * 2) cap *= 2;
+  while (cap < hint * 2)
+    cap *= 2;
   m->index_cap = cap;
   m->index = sr_malloc(cap * sizeof(*m->index));
   m->index_hash = sr_malloc(cap * sizeof(*m->index_hash));
@@ -53,7 +54,8 @@ static void sr_strmap_grow(sr_strmap_t *m) {
   for (size_t i = 0; i < m->index_cap; i++) {
     if (m->index[i] < 0) continue;
     size_t s = m->index_hash[i] & (ncap - 1);
-    while (nidx[s] >= 0) s = (s + 1) & (ncap - 1);
+    while (nidx[s] >= 0)
+      s = (s + 1) & (ncap - 1);
     nidx[s] = m->index[i];
     nh[s] = m->index_hash[i];
   }
@@ -91,7 +93,8 @@ int32_t sr_strmap_intern(sr_strmap_t *m, const char *key, size_t len, int *inser
   }
   if (m->arena_len + len + 1 > m->arena_cap) {
     size_t c = m->arena_cap ? m->arena_cap : 1024;
-    while (c < m->arena_len + len + 1) c *= 2;
+    while (c < m->arena_len + len + 1)
+      c *= 2;
     m->arena = sr_realloc(m->arena, c);
     m->arena_cap = c;
   }
@@ -118,4 +121,3 @@ size_t sr_strmap_bytes(const sr_strmap_t *m) {
   return m->arena_cap + (size_t)m->cap_ids * (sizeof(uint64_t) + sizeof(uint32_t)) +
          m->index_cap * (sizeof(int32_t) + sizeof(uint64_t));
 }
-

@@ -18,21 +18,23 @@ static int sr_parse_num(const char *p, size_t n, double *out) {
   errno = 0;
   double v = strtod(tmp, &end);
   if (errno || end == tmp) return -1;
-  while (*end == ' ') end++;
+  while (*end == ' ')
+    end++;
   if (*end) return -1;
   *out = v;
   return 0;
 }
 
 static sr_str_t sr_trim(const char *p, size_t n) {
-  while (n && (*p == ' ' || *p == '\t')) p++, n--;
-  while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+  while (n && (*p == ' ' || *p == '\t'))
+    p++, n--;
+  while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+    n--;
   if (n >= 2 && p[0] == '"' && p[n - 1] == '"') p++, n -= 2;
   return sr_str_make(p, n);
 }
 
-sr_err_t sr_csv_parse(const char *line, size_t len, sr_csv_row_t *row, char *errstr,
-                      size_t errsz) {
+sr_err_t sr_csv_parse(const char *line, size_t len, sr_csv_row_t *row, char *errstr, size_t errsz) {
   sr_str_t col[6];
   int ncol = 0;
   if (len && line[len - 1] == '\r') len--;
@@ -85,8 +87,8 @@ static int sr_tmp_ev_cmp(const void *a, const void *b) {
   return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-static sr_dataset_t *sr_dataset_build(sr_strmap_t *users, sr_strmap_t *items,
-                                      sr_tmp_ev_t *evs, int64_t n) {
+static sr_dataset_t *sr_dataset_build(sr_strmap_t *users, sr_strmap_t *items, sr_tmp_ev_t *evs,
+                                      int64_t n) {
   sr_dataset_t *ds = sr_calloc(1, sizeof(*ds));
   ds->users = users;
   ds->items = items;
@@ -108,7 +110,8 @@ static sr_dataset_t *sr_dataset_build(sr_strmap_t *users, sr_strmap_t *items,
     ds->ev_type[i] = evs[i].type;
     ds->ev_seq[i] = evs[i].seq;
   }
-  for (int32_t u = 0; u < ds->n_users; u++) ds->user_off[u + 1] += ds->user_off[u];
+  for (int32_t u = 0; u < ds->n_users; u++)
+    ds->user_off[u + 1] += ds->user_off[u];
   return ds;
 }
 
@@ -128,8 +131,7 @@ sr_err_t sr_dataset_from_rows(const sr_csv_row_t *rows, int64_t n, sr_dataset_t 
   return SR_OK;
 }
 
-sr_err_t sr_dataset_load_csv(const char *path, sr_dataset_t **out, char *errstr,
-                             size_t errsz) {
+sr_err_t sr_dataset_load_csv(const char *path, sr_dataset_t **out, char *errstr, size_t errsz) {
   FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
   if (!f) return sr_seterr(errstr, errsz, SR_ERR_IO, "%s: %s", path, strerror(errno));
   sr_strmap_t *users = sr_strmap_new(1024), *items = sr_strmap_new(1024);
@@ -179,7 +181,8 @@ sr_dataset_t *sr_dataset_filter_min_count(const sr_dataset_t *ds, int min_count)
   int64_t *icnt = sr_calloc((size_t)ds->n_items + 1, sizeof(int64_t));
   for (int32_t u = 0; u < ds->n_users; u++) {
     ucnt[u] = ds->user_off[u + 1] - ds->user_off[u];
-    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) icnt[ds->ev_item[e]]++;
+    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++)
+      icnt[ds->ev_item[e]]++;
   }
   sr_strmap_t *users = sr_strmap_new(1024), *items = sr_strmap_new(1024);
   sr_tmp_ev_t *evs = sr_malloc((size_t)(ds->n_events ? ds->n_events : 1) * sizeof(*evs));

@@ -79,8 +79,7 @@ static sr_err_t sr_eval_check_conf(const sr_eval_conf_t *c, char *errstr, size_t
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: k must be 1..10000 (got %d)", c->k);
   if (c->n_negatives < 0)
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: negatives must be >= 0");
-  if (c->batch < 1)
-    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: batch must be >= 1");
+  if (c->batch < 1) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: batch must be >= 1");
   if (c->min_history < 0)
     return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "eval: min_history must be >= 0");
   if (!(c->warmup_frac >= 0 && c->warmup_frac < 1))
@@ -132,8 +131,7 @@ static sr_err_t sr_cat_init(sr_cat_t *c, const sr_model_t *m, const sr_dataset_t
     sr_param_block_t *blk = sr_calloc((size_t)(nb > 0 ? nb : 1), sizeof(*blk));
     nb = sr_model_params(mm, blk, nb);
     for (int i = 0; i < nb; i++)
-      if (!strcmp(blk[i].name, "item_out") &&
-          blk[i].count == (size_t)c->n * (size_t)c->emb_dim)
+      if (!strcmp(blk[i].name, "item_out") && blk[i].count == (size_t)c->n * (size_t)c->emb_dim)
         c->emb = blk[i].data;
     sr_free(blk);
     if (!c->emb)
@@ -141,15 +139,18 @@ static sr_err_t sr_cat_init(sr_cat_t *c, const sr_model_t *m, const sr_dataset_t
                   (int)c->n, c->emb_dim);
     c->by_tie = sr_malloc((size_t)(c->n ? c->n : 1) * sizeof(int32_t));
     c->tie = sr_malloc((size_t)(c->n ? c->n : 1) * sizeof(int32_t));
-    for (int32_t i = 0; i < c->n; i++) c->by_tie[i] = i;
+    for (int32_t i = 0; i < c->n; i++)
+      c->by_tie[i] = i;
     qsort_r(c->by_tie, (size_t)c->n, sizeof(int32_t), sr_idx_id_cmp, (void *)m);
-    for (int32_t i = 0; i < c->n; i++) c->tie[c->by_tie[i]] = i;
+    for (int32_t i = 0; i < c->n; i++)
+      c->tie[c->by_tie[i]] = i;
     if (c->emb) {
       c->emb_norm = sr_malloc((size_t)(c->n ? c->n : 1) * sizeof(double));
       for (int32_t i = 0; i < c->n; i++) {
         const float *v = c->emb + (size_t)i * (size_t)c->emb_dim;
         double s = 0;
-        for (int d = 0; d < c->emb_dim; d++) s += (double)v[d] * (double)v[d];
+        for (int d = 0; d < c->emb_dim; d++)
+          s += (double)v[d] * (double)v[d];
         c->emb_norm[i] = sqrt(s);
       }
     }
@@ -158,16 +159,20 @@ static sr_err_t sr_cat_init(sr_cat_t *c, const sr_model_t *m, const sr_dataset_t
   int64_t cap = (a ? a->n_items : 0) + (b ? b->n_items : 0);
   sr_str_t *keys = sr_malloc((size_t)(cap ? cap : 1) * sizeof(*keys));
   int64_t n = 0;
-  for (int32_t i = 0; a && i < a->n_items; i++) keys[n++] = sr_strmap_key(a->items, i);
-  for (int32_t i = 0; b && i < b->n_items; i++) keys[n++] = sr_strmap_key(b->items, i);
+  for (int32_t i = 0; a && i < a->n_items; i++)
+    keys[n++] = sr_strmap_key(a->items, i);
+  for (int32_t i = 0; b && i < b->n_items; i++)
+    keys[n++] = sr_strmap_key(b->items, i);
   qsort(keys, (size_t)n, sizeof(*keys), sr_str_bytes_cmp);
   c->own = sr_strmap_new((size_t)n);
-  for (int64_t i = 0; i < n; i++) sr_strmap_intern(c->own, keys[i].ptr, keys[i].len, NULL);
+  for (int64_t i = 0; i < n; i++)
+    sr_strmap_intern(c->own, keys[i].ptr, keys[i].len, NULL);
   c->n = sr_strmap_count(c->own);
   sr_free(keys);
   c->tie = sr_malloc((size_t)(c->n ? c->n : 1) * sizeof(int32_t));
   c->by_tie = sr_malloc((size_t)(c->n ? c->n : 1) * sizeof(int32_t));
-  for (int32_t i = 0; i < c->n; i++) c->tie[i] = c->by_tie[i] = i; /* already in byte order */
+  for (int32_t i = 0; i < c->n; i++)
+    c->tie[i] = c->by_tie[i] = i; /* already in byte order */
   if (c->n == 0) {
     sr_strmap_destroy(c->own);
     c->own = NULL;
@@ -192,7 +197,8 @@ static int32_t sr_cat_find(const sr_cat_t *c, sr_str_t id) {
 /* Data set item index -> catalogue index (-1 unknown). New array. */
 static int32_t *sr_cat_map(const sr_cat_t *c, const sr_dataset_t *ds) {
   int32_t *map = sr_malloc((size_t)(ds->n_items ? ds->n_items : 1) * sizeof(int32_t));
-  for (int32_t i = 0; i < ds->n_items; i++) map[i] = sr_cat_find(c, sr_strmap_key(ds->items, i));
+  for (int32_t i = 0; i < ds->n_items; i++)
+    map[i] = sr_cat_find(c, sr_strmap_key(ds->items, i));
   return map;
 }
 
@@ -208,7 +214,8 @@ static double sr_cat_ild(const sr_cat_t *c, const int32_t *list, int n) {
       double na = c->emb_norm[list[a]], nb = c->emb_norm[list[b]], cos = 0;
       if (na > 0 && nb > 0) {
         double dot = 0;
-        for (int d = 0; d < c->emb_dim; d++) dot += (double)x[d] * (double)y[d];
+        for (int d = 0; d < c->emb_dim; d++)
+          dot += (double)x[d] * (double)y[d];
         cos = dot / (na * nb);
       }
       sum += 1.0 - cos;
@@ -317,8 +324,8 @@ static uint32_t sr_marks_next(sr_marks_t *m) {
  * ---------------------------------------------------------------------- */
 typedef struct sr_loo_s {
   const sr_dataset_t *hist;
-  const int32_t *hmap;   /* hist item -> catalogue (-1 unknown) */
-  const int64_t *hend;   /* per hist user: end of its history events */
+  const int32_t *hmap; /* hist item -> catalogue (-1 unknown) */
+  const int64_t *hend; /* per hist user: end of its history events */
   int32_t n_cases;
   const int32_t *c_user;   /* hist user per case */
   const int32_t *c_target; /* catalogue index per case, -1 unknown */
@@ -377,7 +384,8 @@ static void sr_acc_finish(const sr_acc_t *a, int64_t n_users, int32_t n_cat, int
   o->ndcg = n_users ? a->ndcg / n : NAN;
   o->mrr = n_users ? a->rr / n : NAN;
   int64_t distinct = 0;
-  for (int32_t i = 0; i < n_cat; i++) distinct += a->rec[i];
+  for (int32_t i = 0; i < n_cat; i++)
+    distinct += a->rec[i];
   o->coverage = n_users && n_cat ? (double)distinct / (double)n_cat : NAN;
   o->novelty = a->n_nov ? a->nov / (double)a->n_nov : NAN;
   o->ild = a->n_ild ? a->ild / (double)a->n_ild : NAN;
@@ -402,7 +410,8 @@ typedef struct sr_ivec_s {
 static void sr_ivec_reserve(sr_ivec_t *a, size_t extra) {
   if (a->n + extra <= a->cap) return;
   size_t cap = a->cap ? a->cap : 1024;
-  while (cap < a->n + extra) cap *= 2;
+  while (cap < a->n + extra)
+    cap *= 2;
   a->v = sr_realloc(a->v, cap * sizeof(int32_t));
   a->cap = cap;
 }
@@ -469,7 +478,8 @@ static void sr_trans_build(sr_trans_t *t, sr_pair_t *p, size_t n, int32_t n_cat)
     t->off[p[i].src + 1]++;
     u++;
   }
-  for (int32_t i = 0; i < n_cat; i++) t->off[i + 1] += t->off[i];
+  for (int32_t i = 0; i < n_cat; i++)
+    t->off[i + 1] += t->off[i];
 }
 
 static void sr_trans_free(sr_trans_t *t) {
@@ -478,8 +488,8 @@ static void sr_trans_free(sr_trans_t *t) {
   sr_free(t->cnt);
 }
 
-static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
-                                const sr_eval_conf_t *conf, sr_eval_result_t *res) {
+static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L, const sr_eval_conf_t *conf,
+                                sr_eval_result_t *res) {
   const sr_dataset_t *ds = L->hist;
   const sr_model_t *m = cat->m;
   const int32_t n_cat = cat->n;
@@ -520,8 +530,7 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
     pop_d[i] = mk_d[i] = (double)pop[i];
     if (pop[i] > pop_max) pop_max = pop[i];
     /* never-seen items count as 1 interaction so novelty stays finite */
-    selfinfo[i] = hist_total ? -log2((double)(pop[i] > 0 ? pop[i] : 1) / (double)hist_total)
-                             : NAN;
+    selfinfo[i] = hist_total ? -log2((double)(pop[i] > 0 ? pop[i] : 1) / (double)hist_total) : NAN;
   }
   const double mk_scale = (double)pop_max + 1.0;
   res->history_events = hist_total;
@@ -580,7 +589,8 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
   sr_marks_init(&negmark, n_cat);
   sr_acc_t acc[SR_EVAL__N_METHODS];
   memset(acc, 0, sizeof(acc));
-  for (int i = 0; i < SR_EVAL__N_METHODS; i++) acc[i].rec = sr_calloc((size_t)n_cat, 1);
+  for (int i = 0; i < SR_EVAL__N_METHODS; i++)
+    acc[i].rec = sr_calloc((size_t)n_cat, 1);
   int64_t unknown_targets = 0, seen_targets = 0;
 
   for (int32_t b0 = 0; b0 < L->n_cases; b0 += B) {
@@ -605,8 +615,10 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
         }
         int32_t it = L->hmap[ds->ev_item[e]];
         if (it < 0) continue;
-        if (m) sr_replay_step(m, h, &last_ts, it, ty, ds->ev_value[e], ds->ev_ts[e]);
-        else if (ds->ev_ts[e] > last_ts) last_ts = ds->ev_ts[e];
+        if (m)
+          sr_replay_step(m, h, &last_ts, it, ty, ds->ev_value[e], ds->ev_ts[e]);
+        else if (ds->ev_ts[e] > last_ts)
+          last_ts = ds->ev_ts[e];
         sr_seen_apply(&seen, &conf->seen, ty, it, ds->ev_ts[e], last_ts);
         row_last[r] = it;
       }
@@ -631,7 +643,8 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
       const int32_t *ex = excl.v + row_off[r];
       int n_ex = (int)(row_off[r + 1] - row_off[r]);
       uint32_t st = sr_marks_next(&mark);
-      for (int i = 0; i < n_ex; i++) mark.a[ex[i]] = st; /* distinct: a set */
+      for (int i = 0; i < n_ex; i++)
+        mark.a[ex[i]] = st; /* distinct: a set */
       const int64_t distinct = n_ex;
       if (target < 0) unknown_targets++;
       /* a target the filter excludes can be in no list: a miss for all */
@@ -677,9 +690,8 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
       /* most popular */
       {
         int n_list = sr_dtopk(pop_d, cat->tie, n_cat, mark.a, st, -1, k, list);
-        int64_t rank = ranked
-                           ? sr_dposition(pop_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX)
-                           : -1;
+        int64_t rank =
+            ranked ? sr_dposition(pop_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX) : -1;
         sr_acc_add(&acc[SR_EVAL_POP], rank, rank, k, list, n_list, cat, selfinfo);
         if (n_s) {
           int64_t sr = 0;
@@ -695,9 +707,8 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L,
           for (int64_t t = tr.off[last]; t < tr.off[last + 1]; t++)
             mk_d[tr.dst[t]] += (double)tr.cnt[t] * mk_scale;
         int n_list = sr_dtopk(mk_d, cat->tie, n_cat, mark.a, st, -1, k, list);
-        int64_t rank = ranked
-                           ? sr_dposition(mk_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX)
-                           : -1;
+        int64_t rank =
+            ranked ? sr_dposition(mk_d, cat->tie, n_cat, mark.a, st, target, INT64_MAX) : -1;
         sr_acc_add(&acc[SR_EVAL_MARKOV], rank, rank, k, list, n_list, cat, selfinfo);
         if (n_s) {
           int64_t sr = 0;
@@ -752,7 +763,8 @@ static void sr_result_init(sr_eval_result_t *res, const sr_eval_conf_t *conf, in
   res->k = conf->k;
   res->n_negatives = conf->n_negatives;
   res->catalogue = n_cat;
-  for (int i = 0; i < SR_EVAL__N_METHODS; i++) sr_metrics_clear(&res->m[i]);
+  for (int i = 0; i < SR_EVAL__N_METHODS; i++)
+    sr_metrics_clear(&res->m[i]);
 }
 
 static sr_err_t sr_eval_check_model(const sr_model_t *m, char *errstr, size_t errsz) {
@@ -761,9 +773,8 @@ static sr_err_t sr_eval_check_model(const sr_model_t *m, char *errstr, size_t er
   return SR_OK;
 }
 
-sr_err_t sr_eval_loo(const sr_model_t *m, const sr_dataset_t *events,
-                     const sr_eval_conf_t *conf, sr_eval_result_t *res, char *errstr,
-                     size_t errsz) {
+sr_err_t sr_eval_loo(const sr_model_t *m, const sr_dataset_t *events, const sr_eval_conf_t *conf,
+                     sr_eval_result_t *res, char *errstr, size_t errsz) {
   sr_err_t err;
   if ((err = sr_eval_check_conf(conf, errstr, errsz)) != SR_OK) return err;
   if ((err = sr_eval_check_model(m, errstr, errsz)) != SR_OK) return err;
@@ -804,9 +815,9 @@ sr_err_t sr_eval_loo(const sr_model_t *m, const sr_dataset_t *events,
   return err;
 }
 
-sr_err_t sr_eval_split(const sr_model_t *m, const sr_dataset_t *train,
-                       const sr_dataset_t *test, const sr_eval_conf_t *conf,
-                       sr_eval_result_t *res, char *errstr, size_t errsz) {
+sr_err_t sr_eval_split(const sr_model_t *m, const sr_dataset_t *train, const sr_dataset_t *test,
+                       const sr_eval_conf_t *conf, sr_eval_result_t *res, char *errstr,
+                       size_t errsz) {
   sr_err_t err;
   if ((err = sr_eval_check_conf(conf, errstr, errsz)) != SR_OK) return err;
   if ((err = sr_eval_check_model(m, errstr, errsz)) != SR_OK) return err;
@@ -876,8 +887,10 @@ static void sr_time_order(const sr_dataset_t *ds, int64_t **order_out, int32_t *
   int64_t *order = sr_malloc(ne * sizeof(int64_t));
   int32_t *owner = sr_malloc(ne * sizeof(int32_t));
   for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) owner[e] = u;
-  for (int64_t e = 0; e < ds->n_events; e++) order[e] = e;
+    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++)
+      owner[e] = u;
+  for (int64_t e = 0; e < ds->n_events; e++)
+    order[e] = e;
   qsort_r(order, (size_t)ds->n_events, sizeof(int64_t), sr_preq_cmp, (void *)ds);
   *order_out = order;
   *owner_out = owner;
@@ -890,8 +903,8 @@ typedef struct sr_preq_s {
   float *H;
   sr_scorer_t *scorer;
   int32_t *row_target;
-  size_t *row_off;  /* B + 1: each row's filter in excl */
-  sr_ivec_t excl;   /* the rows' seen items (copies: the sets change after) */
+  size_t *row_off; /* B + 1: each row's filter in excl */
+  sr_ivec_t excl;  /* the rows' seen items (copies: the sets change after) */
   const float **st_ptrs;
   const int32_t **ex_ptrs;
   int *n_ex;
@@ -920,8 +933,8 @@ static void sr_preq_flush(sr_preq_t *p) {
 }
 
 sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
-                             const sr_eval_conf_t *conf, sr_eval_preq_result_t *res,
-                             char *errstr, size_t errsz) {
+                             const sr_eval_conf_t *conf, sr_eval_preq_result_t *res, char *errstr,
+                             size_t errsz) {
   sr_err_t err;
   if ((err = sr_eval_check_conf(conf, errstr, errsz)) != SR_OK) return err;
   if ((err = sr_eval_check_model(m, errstr, errsz)) != SR_OK) return err;
@@ -1004,7 +1017,8 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
         /* incremental most-popular: < k unfiltered items beat the target */
         uint32_t st = sr_marks_next(&mark);
         uint32_t n_seen = sr_seen_sorted(&seen[u], scratch);
-        for (uint32_t i = 0; i < n_seen; i++) mark.a[scratch[i]] = st;
+        for (uint32_t i = 0; i < n_seen; i++)
+          mark.a[scratch[i]] = st;
         int64_t better = 0;
         int64_t pt = pop[it];
         for (int32_t j = 0; j < n_cat && better < p.k; j++) {
@@ -1056,7 +1070,8 @@ out:
   sr_free(p.top_sc);
   sr_free(p.top_cnt);
   sr_free(p.excl.v);
-  for (int32_t u = 0; u < ds->n_users; u++) sr_seen_clear(&seen[u]);
+  for (int32_t u = 0; u < ds->n_users; u++)
+    sr_seen_clear(&seen[u]);
   sr_free(seen);
   sr_free(scratch);
   sr_free(last_ts);
@@ -1098,8 +1113,8 @@ static void sr_split_begin(const sr_dataset_t *ds, sr_buf_t *train, sr_buf_t *te
   sr_buf_append(test, hdr, sizeof(hdr) - 1);
 }
 
-void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train,
-                       sr_buf_t *test, sr_eval_split_stats_t *st) {
+void sr_eval_split_loo(const sr_dataset_t *ds, int min_events, sr_buf_t *train, sr_buf_t *test,
+                       sr_eval_split_stats_t *st) {
   sr_eval_split_stats_t s;
   sr_split_begin(ds, train, test, &s);
   for (int32_t u = 0; u < ds->n_users; u++) {
@@ -1128,8 +1143,9 @@ void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr
   int32_t *owner;
   uint8_t *counted = sr_calloc((size_t)ds->n_users + 1, 1);
   sr_time_order(ds, &order, &owner);
-  const int64_t cut = frac <= 0 ? 0 : frac >= 1 ? ds->n_events
-                                                : (int64_t)floor(frac * (double)ds->n_events);
+  const int64_t cut = frac <= 0   ? 0
+                      : frac >= 1 ? ds->n_events
+                                  : (int64_t)floor(frac * (double)ds->n_events);
   for (int64_t i = 0; i < ds->n_events; i++) {
     const int64_t e = order[i];
     const int32_t u = owner[e];
@@ -1154,8 +1170,8 @@ void sr_eval_split_time(const sr_dataset_t *ds, double frac, sr_buf_t *train, sr
  * One user's top-K (serve/eval parity)
  * ---------------------------------------------------------------------- */
 int sr_eval_user_topk(const sr_model_t *m, const sr_eval_event_t *evs, int n,
-                      const sr_seen_conf_t *seen_conf, int k, int32_t *out_idx,
-                      float *out_score, float *state_out) {
+                      const sr_seen_conf_t *seen_conf, int k, int32_t *out_idx, float *out_score,
+                      float *state_out) {
   sr_seen_conf_t sc;
   if (seen_conf)
     sc = *seen_conf;

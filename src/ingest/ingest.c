@@ -49,8 +49,8 @@ struct sr_ingest_s {
   /* per-message error log rate limit: at most one line a second */
   int64_t errlog_last_us;
   int64_t errlog_suppressed;
-  int64_t errors; /* non-fatal consumer errors seen (messages with err) */
-  int abandon;    /* destroy without leaving the group */
+  int64_t errors;                /* non-fatal consumer errors seen (messages with err) */
+  int abandon;                   /* destroy without leaving the group */
   _Atomic int64_t down_since_ms; /* all brokers down reported at (wall ms), 0 = up */
   /* Revocations seen inside the current sr_ingest_poll(): partitions whose
    * already-collected messages must not be returned. */
@@ -61,7 +61,7 @@ struct sr_ingest_s {
 };
 
 void sr_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-  sr_log_level_t lvl = level <= 3 ? SR_LOG_ERROR
+  sr_log_level_t lvl = level <= 3   ? SR_LOG_ERROR
                        : level == 4 ? SR_LOG_WARN
                        : level <= 6 ? SR_LOG_INFO
                                     : SR_LOG_DEBUG;
@@ -101,7 +101,8 @@ static void sr_ingest_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* Partition ids of parts, as the flat array the user callback takes. */
 static int32_t *sr_ingest_part_ids(const rd_kafka_topic_partition_list_t *parts) {
   int32_t *ids = sr_malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof(*ids));
-  for (int i = 0; i < parts->cnt; i++) ids[i] = parts->elems[i].partition;
+  for (int i = 0; i < parts->cnt; i++)
+    ids[i] = parts->elems[i].partition;
   return ids;
 }
 
@@ -121,7 +122,8 @@ static void sr_ingest_mark_revoked(sr_ingest_t *in, const rd_kafka_topic_partiti
     if (p < 0) continue;
     if (p >= in->n_revoked) {
       int n = in->n_revoked ? in->n_revoked : 64;
-      while (n <= p) n *= 2;
+      while (n <= p)
+        n *= 2;
       in->revoked = sr_realloc(in->revoked, (size_t)n);
       memset(in->revoked + in->n_revoked, 0, (size_t)(n - in->n_revoked));
       in->n_revoked = n;
@@ -204,7 +206,7 @@ static int sr_ingest_conf_set(rd_kafka_conf_t *conf, const char *key, const char
 sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz) {
   /* Defaults first, user properties after, so kafka.* overrides any of them. */
   static const sr_kv_t defaults[] = {
-      {"enable.auto.commit", "false"},      /* we commit after delivery */
+      {"enable.auto.commit", "false"},       /* we commit after delivery */
       {"enable.auto.offset.store", "false"}, /* offsets are passed explicitly */
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
@@ -217,8 +219,7 @@ sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz
   rd_kafka_topic_partition_list_t *sub = NULL;
   rd_kafka_resp_err_t err;
 
-  if (!c || !c->brokers || !*c->brokers || !c->group || !*c->group || !c->topic ||
-      !*c->topic) {
+  if (!c || !c->brokers || !*c->brokers || !c->group || !*c->group || !c->topic || !*c->topic) {
     sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "ingest: brokers, group and topic are required");
     return NULL;
   }
@@ -230,8 +231,7 @@ sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz
   conf = rd_kafka_conf_new();
   if (sr_ingest_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errsz) ||
       sr_ingest_conf_set(conf, "group.id", c->group, errstr, errsz) ||
-      (c->client_id &&
-       sr_ingest_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
+      (c->client_id && sr_ingest_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
     goto fail;
   for (size_t i = 0; i < SR_ARRAY_SIZE(defaults); i++)
     if (sr_ingest_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz)) goto fail;
@@ -380,7 +380,8 @@ static int sr_ingest_drop_revoked(sr_ingest_t *in, sr_msg_t *msgs, int n) {
     in->revoke_dropped += (uint64_t)dropped;
     sr_log_info(SR_INGEST_MOD,
                 "released %d message(s) of revoked partitions unprocessed (read again from the "
-                "last commit)", dropped);
+                "last commit)",
+                dropped);
   }
   return keep;
 }
@@ -415,7 +416,7 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(in->rk, tmo);
     if (!rkm) {
       if (in->revoke_gen != gen) break; /* return what is left at once */
-      if (tmo == 0) break; /* queue drained and no time left */
+      if (tmo == 0) break;              /* queue drained and no time left */
       if (sr_mono_us() >= deadline && !(timeout_ms < 0 && n == 0)) break;
       continue; /* woke for a served callback/event: keep waiting */
     }
@@ -472,18 +473,20 @@ int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, 
   return 1;
 }
 
-static rd_kafka_topic_partition_list_t *sr_ingest_parts(const sr_ingest_t *in,
-                                                        const int32_t *parts, int n) {
+static rd_kafka_topic_partition_list_t *sr_ingest_parts(const sr_ingest_t *in, const int32_t *parts,
+                                                        int n) {
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n > 0 ? n : 1);
-  for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, in->topic, parts[i]);
+  for (int i = 0; i < n; i++)
+    rd_kafka_topic_partition_list_add(l, in->topic, parts[i]);
   return l;
 }
 
-sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets,
-                          int n, int async, char *errstr, size_t errsz) {
+sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets, int n,
+                          int async, char *errstr, size_t errsz) {
   if (n <= 0) return SR_OK;
   rd_kafka_topic_partition_list_t *l = sr_ingest_parts(in, parts, n);
-  for (int i = 0; i < n; i++) l->elems[i].offset = next_offsets[i];
+  for (int i = 0; i < n; i++)
+    l->elems[i].offset = next_offsets[i];
   /* async: failures are only logged (sr_ingest_commit_cb, during a later
    * poll); use a sync commit where the caller must know. */
   rd_kafka_resp_err_t err = rd_kafka_commit(in->rk, l, async);
@@ -591,7 +594,8 @@ int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr
     int64_t lo = 0;
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], timeout_ms);
     if (e) {
-      sr_seterr(errstr, errsz, SR_ERR_KAFKA, "%s[%d]: watermarks: %s", topic, p, rd_kafka_err2str(e));
+      sr_seterr(errstr, errsz, SR_ERR_KAFKA, "%s[%d]: watermarks: %s", topic, p,
+                rd_kafka_err2str(e));
       goto out;
     }
     if (lo > 0)

@@ -101,8 +101,7 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
   sr_metric(out, "streamrec_ingest_commits_total", "counter", "Offset commits sent.",
             (double)s->commits);
   sr_metric(out, "streamrec_ingest_consume_errors_total", "counter",
-            "Consumer errors reported for a partition (dead-lettered).",
-            (double)s->consume_errors);
+            "Consumer errors reported for a partition (dead-lettered).", (double)s->consume_errors);
   sr_metric(out, "streamrec_ingest_revoke_dropped_total", "counter",
             "Messages released unprocessed because their partition was revoked meanwhile.",
             (double)s->revoke_dropped);
@@ -129,10 +128,9 @@ void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_
             (double)uptime_ms / 1000.0);
   sr_metrics_build_info(out);
   if (m) {
-    sr_buf_printf(out,
-                  "# HELP streamrec_model_info The model being served.\n"
-                  "# TYPE streamrec_model_info gauge\n"
-                  "streamrec_model_info{version=\"");
+    sr_buf_printf(out, "# HELP streamrec_model_info The model being served.\n"
+                       "# TYPE streamrec_model_info gauge\n"
+                       "streamrec_model_info{version=\"");
     sr_metrics_label_value(out, sr_model_version(m));
     sr_buf_printf(out, "\",kind=\"");
     sr_metrics_label_value(out, sr_model_kind_name(sr_model_kind(m)));

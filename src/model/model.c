@@ -44,12 +44,9 @@
 /* Kind table: index = kind. NULL entries are kinds not built in. */
 static const sr_model_ops_t *sr_model_kind_ops(int kind) {
   switch (kind) {
-  case SR_MODEL_DECAY:
-    return &sr_model_ops_decay;
-  case SR_MODEL_GRU:
-    return &sr_model_ops_gru;
-  default:
-    return NULL;
+  case SR_MODEL_DECAY: return &sr_model_ops_decay;
+  case SR_MODEL_GRU: return &sr_model_ops_gru;
+  default: return NULL;
   }
 }
 
@@ -59,8 +56,7 @@ static const char *const sr_model_kind_names[] = {
 };
 
 const char *sr_model_kind_name(sr_model_kind_t k) {
-  if ((int)k <= 0 || (size_t)k >= SR_ARRAY_SIZE(sr_model_kind_names) ||
-      !sr_model_kind_names[k])
+  if ((int)k <= 0 || (size_t)k >= SR_ARRAY_SIZE(sr_model_kind_names) || !sr_model_kind_names[k])
     return "?";
   return sr_model_kind_names[k];
 }
@@ -75,8 +71,8 @@ int sr_model_kind_parse(const char *s) {
 /* Floats per 64-byte line: every block is padded to a multiple of this. */
 #define SR_MODEL_ALIGN_FLOATS 16
 
-sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
-                         const sr_str_t *item_ids, char *errstr, size_t errsz) {
+sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const sr_str_t *item_ids,
+                         char *errstr, size_t errsz) {
   const sr_model_ops_t *ops = sr_model_kind_ops((int)kind);
   const char *names[SR_MODEL_MAX_BLOCKS];
   size_t counts[SR_MODEL_MAX_BLOCKS];
@@ -87,8 +83,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
     return NULL;
   }
   if (!ops) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
-              "model kind '%s' is not built into this binary", sr_model_kind_name(kind));
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model kind '%s' is not built into this binary",
+              sr_model_kind_name(kind));
     return NULL;
   }
   if (dim < 1) {
@@ -96,8 +92,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
     return NULL;
   }
   if (n_items < 1) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
-              "model needs at least one item (got %ld)", (long)n_items);
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model needs at least one item (got %ld)",
+              (long)n_items);
     return NULL;
   }
   if (!item_ids) {
@@ -106,8 +102,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
   }
   int nb = ops->layout(dim, n_items, names, counts, SR_MODEL_MAX_BLOCKS);
   if (nb < 1 || nb > SR_MODEL_MAX_BLOCKS) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: bad parameter layout (%d blocks)",
-              ops->name, nb);
+    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: bad parameter layout (%d blocks)", ops->name,
+              nb);
     return NULL;
   }
   int ss = ops->state_size(dim);
@@ -138,8 +134,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
   m->arena = aligned_alloc(64, total * sizeof(float));
   if (!m->arena) {
     sr_seterr(errstr, errsz, SR_ERR_NOMEM,
-              "%s model d=%d with %ld items: cannot allocate %zu bytes of parameters",
-              ops->name, dim, (long)n_items, total * sizeof(float));
+              "%s model d=%d with %ld items: cannot allocate %zu bytes of parameters", ops->name,
+              dim, (long)n_items, total * sizeof(float));
     goto fail;
   }
   memset(m->arena, 0, total * sizeof(float));
@@ -150,8 +146,7 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
     m->blocks[i].name = names[i];
     m->blocks[i].data = m->arena + off;
     m->blocks[i].count = counts[i];
-    off += (counts[i] + SR_MODEL_ALIGN_FLOATS - 1) / SR_MODEL_ALIGN_FLOATS *
-           SR_MODEL_ALIGN_FLOATS;
+    off += (counts[i] + SR_MODEL_ALIGN_FLOATS - 1) / SR_MODEL_ALIGN_FLOATS * SR_MODEL_ALIGN_FLOATS;
   }
   sr_param_block_t *out = sr_model_block(m, "item_out");
   sr_param_block_t *bias = sr_model_block(m, "item_bias");
@@ -171,8 +166,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items,
     int32_t id = sr_strmap_intern(m->items, k.ptr, k.len, &inserted);
     if (!inserted) {
       sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
-                "duplicate item id '%.*s' at index %ld (first at %ld)",
-                (int)SR_MIN(k.len, 80), k.ptr, (long)i, (long)id);
+                "duplicate item id '%.*s' at index %ld (first at %ld)", (int)SR_MIN(k.len, 80),
+                k.ptr, (long)i, (long)id);
       goto fail;
     }
   }
@@ -191,7 +186,8 @@ void sr_model_destroy(sr_model_t *m) {
 }
 
 int sr_model_params(sr_model_t *m, sr_param_block_t *blocks, int max) {
-  for (int i = 0; i < m->n_blocks && i < max; i++) blocks[i] = m->blocks[i];
+  for (int i = 0; i < m->n_blocks && i < max; i++)
+    blocks[i] = m->blocks[i];
   return m->n_blocks;
 }
 
@@ -207,12 +203,12 @@ sr_err_t sr_model_check(const sr_model_t *m, char *errstr, size_t errsz) {
       const float v = bl->data[i];
       if (!isfinite(v))
         return sr_seterr(errstr, errsz, SR_ERR_MODEL,
-                         "block %d '%s' [%zu] is %g (parameters must be finite)", b, bl->name,
-                         i, (double)v);
+                         "block %d '%s' [%zu] is %g (parameters must be finite)", b, bl->name, i,
+                         (double)v);
       if (fabsf(v) > SR_MODEL_PARAM_MAX)
         return sr_seterr(errstr, errsz, SR_ERR_MODEL,
-                         "block %d '%s' [%zu] is %g (|parameter| must be <= %g)", b, bl->name,
-                         i, (double)v, (double)SR_MODEL_PARAM_MAX);
+                         "block %d '%s' [%zu] is %g (|parameter| must be <= %g)", b, bl->name, i,
+                         (double)v, (double)SR_MODEL_PARAM_MAX);
     }
   }
   return SR_OK;
@@ -247,8 +243,8 @@ sr_str_t sr_model_item_id(const sr_model_t *m, int32_t idx) {
 
 void sr_model_state_init(const sr_model_t *m, float *h) { m->ops->state_init(m, h); }
 
-void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type,
-                   float value, int64_t dt_ms) {
+void sr_model_step(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type, float value,
+                   int64_t dt_ms) {
   m->ops->step(m, h, item, type, value, dt_ms);
 }
 

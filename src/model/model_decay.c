@@ -33,13 +33,18 @@
  * nobody filled in (or flips the sign of history on every event). */
 #define SR_DECAY_TYPE_W_MAX 100.0f
 
-enum { SR_DECAY_IN = 0, SR_DECAY_OUT, SR_DECAY_BIAS, SR_DECAY_TYPE_W, SR_DECAY_HPARAMS,
-       SR_DECAY_NBLOCKS };
+enum {
+  SR_DECAY_IN = 0,
+  SR_DECAY_OUT,
+  SR_DECAY_BIAS,
+  SR_DECAY_TYPE_W,
+  SR_DECAY_HPARAMS,
+  SR_DECAY_NBLOCKS
+};
 
-static int sr_decay_layout(int dim, int32_t n_items, const char **names, size_t *counts,
-                           int max) {
-  static const char *const bn[SR_DECAY_NBLOCKS] = {"item_in", "item_out", "item_bias",
-                                                   "type_w", "hparams"};
+static int sr_decay_layout(int dim, int32_t n_items, const char **names, size_t *counts, int max) {
+  static const char *const bn[SR_DECAY_NBLOCKS] = {"item_in", "item_out", "item_bias", "type_w",
+                                                   "hparams"};
   const size_t nd = (size_t)n_items * (size_t)dim;
   const size_t bc[SR_DECAY_NBLOCKS] = {nd, nd, (size_t)n_items, SR_EV__CNT, 1};
   for (int i = 0; i < SR_DECAY_NBLOCKS && i < max; i++) {
@@ -62,7 +67,8 @@ static void sr_decay_step(const sr_model_t *m, float *restrict h, int32_t item,
   const float a = m->blocks[SR_DECAY_HPARAMS].data[0];
   const float w = (unsigned)type < SR_EV__CNT ? m->blocks[SR_DECAY_TYPE_W].data[type] : 0.0f;
   const float *restrict x = m->blocks[SR_DECAY_IN].data + (size_t)item * (size_t)d;
-  for (int i = 0; i < d; i++) h[i] = a * h[i] + w * x[i];
+  for (int i = 0; i < d; i++)
+    h[i] = a * h[i] + w * x[i];
 }
 
 static int sr_decay_validate(const sr_model_t *m, char *errstr, size_t errsz) {

@@ -321,9 +321,8 @@ static void sr_gru_step(const sr_model_t *m, float *h, int32_t item, sr_event_ty
 static int sr_gru_validate(const sr_model_t *m, char *errstr, size_t errsz) {
   const float *hp = m->blocks[SR_GRU_HPARAMS].data;
   if (hp[0] != 0.0f && hp[0] != 1.0f) {
-    sr_seterr(errstr, errsz, SR_ERR_MODEL,
-              "block %d '%s' [0]: tying switch %g is neither 0 nor 1", SR_GRU_HPARAMS,
-              m->blocks[SR_GRU_HPARAMS].name, (double)hp[0]);
+    sr_seterr(errstr, errsz, SR_ERR_MODEL, "block %d '%s' [0]: tying switch %g is neither 0 nor 1",
+              SR_GRU_HPARAMS, m->blocks[SR_GRU_HPARAMS].name, (double)hp[0]);
     return -1;
   }
   for (int i = 1; i < 4; i++)

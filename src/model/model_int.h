@@ -26,8 +26,8 @@ typedef struct sr_model_ops_s {
   /* Fresh parameters are zero; init_state writes a new user's state. */
   void (*state_init)(const sr_model_t *m, float *h);
   /* The per-event update; see sr_model_step(). */
-  void (*step)(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type,
-               float value, int64_t dt_ms);
+  void (*step)(const sr_model_t *m, float *h, int32_t item, sr_event_type_t type, float value,
+               int64_t dt_ms);
   /* Kind-specific parameter ranges (hyper-parameters, fixed weights),
    * checked by sr_model_check() before its generic "finite and
    * |x| <= SR_MODEL_PARAM_MAX" pass over every block (so the hook must

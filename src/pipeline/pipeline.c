@@ -83,11 +83,12 @@ typedef struct sr_part_pos_s {
   int64_t committed;   /* last committed, -1 none */
 } sr_part_pos_t;
 
-#define SR_STAT_FIELDS(X)                                                      \
-  X(consumed) X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced)    \
-  X(recs_sent) X(recs_delivered) X(delivery_failed) X(batches) X(commits)      \
-  X(users) X(users_peak) X(score_ns) X(assigned_partitions) X(consume_errors) X(rejected)  \
-  X(oversized) X(state_full) X(revoke_dropped) X(seen_dropped)
+#define SR_STAT_FIELDS(X)                                                                          \
+  X(consumed)                                                                                      \
+  X(decoded) X(dlq) X(unknown_items) X(forgotten) X(coalesced) X(recs_sent) X(recs_delivered)      \
+      X(delivery_failed) X(batches) X(commits) X(users) X(users_peak) X(score_ns)                  \
+          X(assigned_partitions) X(consume_errors) X(rejected) X(oversized) X(state_full)          \
+              X(revoke_dropped) X(seen_dropped)
 
 struct sr_pipeline_s {
   sr_pipeline_conf_t conf;
@@ -114,12 +115,12 @@ struct sr_pipeline_s {
   sr_buf_t strs;
   sr_buf_t enc;
   const float **st_ptrs;
-  float *st_copy;     /* batch_max x state_size */
-  int32_t *excl;      /* the rows' seen items (grows; reset per batch) */
+  float *st_copy; /* batch_max x state_size */
+  int32_t *excl;  /* the rows' seen items (grows; reset per batch) */
   size_t excl_len, excl_cap;
   const int32_t **excl_ptrs;
   int *n_excl;
-  int32_t *top_idx;   /* batch_max x k */
+  int32_t *top_idx; /* batch_max x k */
   float *top_score;
   int *top_cnt;
   sr_rec_item_t *rec_items; /* k */
@@ -182,7 +183,8 @@ static sr_part_pos_t *sr_pipeline_pos(sr_pipeline_t *p, int32_t part) {
   if (part < 0) return NULL;
   if (part >= p->n_pos) {
     int n = p->n_pos ? p->n_pos : 16;
-    while (n <= part) n *= 2;
+    while (n <= part)
+      n *= 2;
     p->pos = sr_realloc(p->pos, (size_t)n * sizeof(*p->pos));
     for (int i = p->n_pos; i < n; i++) {
       p->pos[i].active = 0;
@@ -242,15 +244,16 @@ static void sr_on_delivery(void *opaque, void *msg_opaque, sr_err_t err, const c
   b->pending--;
 }
 
-static void sr_pipeline_commit_list(sr_pipeline_t *p, const int32_t *parts,
-                                    const int64_t *offs, int n, int sync) {
+static void sr_pipeline_commit_list(sr_pipeline_t *p, const int32_t *parts, const int64_t *offs,
+                                    int n, int sync) {
   char es[256];
   if (n == 0) return;
   if (sr_ingest_commit(p->ingest, parts, offs, n, !sync, es, sizeof(es)) != SR_OK) {
     sr_log_warn(SR_PIPE_MOD, "commit failed (retried at the next interval): %s", es);
     return;
   }
-  for (int j = 0; j < n; j++) p->pos[parts[j]].committed = offs[j];
+  for (int j = 0; j < n; j++)
+    p->pos[parts[j]].committed = offs[j];
   STAT_ADD(p, commits, 1);
 }
 
@@ -281,8 +284,7 @@ static void sr_pipeline_commit(sr_pipeline_t *p, int sync) {
  * wait for it again when destroyed. At a revocation it stays in flight. */
 static void sr_pipeline_drain(sr_pipeline_t *p, int final) {
   const int64_t deadline = sr_mono_us() + (int64_t)p->conf.shutdown_timeout_ms * 1000;
-  while (sr_publish_outq_len(p->publish) > 0 && !atomic_load(&p->abort_) &&
-         sr_mono_us() < deadline)
+  while (sr_publish_outq_len(p->publish) > 0 && !atomic_load(&p->abort_) && sr_mono_us() < deadline)
     sr_publish_flush(p->publish, 100);
   sr_publish_poll(p->publish, 0);
   int left = sr_publish_outq_len(p->publish);
@@ -391,14 +393,12 @@ static void sr_batch_note_offset(sr_batch_rec_t *b, int32_t part, int64_t offset
  * another error, after which the batch is failed (nothing at or after it is
  * committed): a permanent producer error (recorded as fatal) or a stop that
  * came while the queue was full (SR_ERR_STATE). */
-static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_batch_rec_t *b, int is_dlq,
-                                 const char *topic, const void *key, size_t klen,
-                                 const void *val, size_t vlen, const sr_header_t *hdrs,
-                                 int nh, char *es, size_t essz) {
+static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_batch_rec_t *b, int is_dlq, const char *topic,
+                                 const void *key, size_t klen, const void *val, size_t vlen,
+                                 const sr_header_t *hdrs, int nh, char *es, size_t essz) {
   for (;;) {
     sr_err_t e = sr_publish_send(p->publish, topic, -1, key, klen, val, vlen, hdrs, nh,
-                                 (void *)(uintptr_t)((b->seq << 1) | (uint64_t)is_dlq), es,
-                                 essz);
+                                 (void *)(uintptr_t)((b->seq << 1) | (uint64_t)is_dlq), es, essz);
     if (e == SR_OK) {
       b->pending++;
       return SR_OK;
@@ -421,8 +421,8 @@ static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_batch_rec_t *b, int is_dlq
  * A dead letter larger than the producer accepts goes out with its key and
  * value cut to SR_DLQ_KEY_KEEP / SR_DLQ_VALUE_KEEP bytes (then with neither)
  * and headers giving the original sizes: it is never given up for size. */
-static void sr_pipeline_dlq(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *m,
-                            sr_err_t why, const char *reason) {
+static void sr_pipeline_dlq(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t *m, sr_err_t why,
+                            const char *reason) {
   char part[16], off[24], ts[24], ksz[24], vsz[24], es[256];
   snprintf(part, sizeof(part), "%d", (int)m->partition);
   snprintf(off, sizeof(off), "%lld", (long long)m->offset);
@@ -445,12 +445,12 @@ static void sr_pipeline_dlq(sr_pipeline_t *p, sr_batch_rec_t *b, const sr_msg_t 
   sr_log_debug(SR_PIPE_MOD, "dead-letter %s[%d]@%lld: %s", topic, (int)m->partition,
                (long long)m->offset, reason);
   size_t klen = m->key ? m->key_len : 0, vlen = m->value ? m->len : 0;
-  sr_err_t e = sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, klen, m->value, vlen, h, 6, es,
-                                sizeof(es));
+  sr_err_t e =
+      sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, klen, m->value, vlen, h, 6, es, sizeof(es));
   if (e == SR_ERR_TOO_LARGE) {
     STAT_ADD(p, oversized, 1);
-    e = sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, SR_MIN(klen, SR_DLQ_KEY_KEEP),
-                         m->value, SR_MIN(vlen, SR_DLQ_VALUE_KEEP), h, 9, es, sizeof(es));
+    e = sr_pipeline_send(p, b, 1, p->dlq_topic, m->key, SR_MIN(klen, SR_DLQ_KEY_KEEP), m->value,
+                         SR_MIN(vlen, SR_DLQ_VALUE_KEEP), h, 9, es, sizeof(es));
     if (e == SR_ERR_TOO_LARGE)
       e = sr_pipeline_send(p, b, 1, p->dlq_topic, NULL, 0, NULL, 0, h, 9, es, sizeof(es));
     if (e == SR_ERR_TOO_LARGE) {
@@ -486,8 +486,8 @@ static void sr_pipeline_show(char *out, size_t cap, const void *ptr, size_t len)
  * most id_max_bytes, a finite value, a timestamp from 1970 up to
  * future_max_ms past the worker's clock, and (key_check) a Kafka key equal
  * to the user id, so that all of a user's events meet in one partition. */
-static sr_err_t sr_pipeline_check(const sr_pipeline_t *p, const sr_msg_t *m,
-                                  const sr_event_t *ev, char *es, size_t essz) {
+static sr_err_t sr_pipeline_check(const sr_pipeline_t *p, const sr_msg_t *m, const sr_event_t *ev,
+                                  char *es, size_t essz) {
   const struct {
     const char *name;
     sr_str_t v;
@@ -504,8 +504,8 @@ static sr_err_t sr_pipeline_check(const sr_pipeline_t *p, const sr_msg_t *m,
     return sr_seterr(es, essz, SR_ERR_INVALID_FIELD, "value is not a finite number (%g)",
                      (double)ev->value);
   if (ev->ts_ms < 0)
-    return sr_seterr(es, essz, SR_ERR_INVALID_FIELD,
-                     "timestamp %lld ms is before 1970-01-01", (long long)ev->ts_ms);
+    return sr_seterr(es, essz, SR_ERR_INVALID_FIELD, "timestamp %lld ms is before 1970-01-01",
+                     (long long)ev->ts_ms);
   const int64_t now = sr_now_ms();
   if (ev->ts_ms > now && ev->ts_ms - now > p->conf.future_max_ms)
     return sr_seterr(es, essz, SR_ERR_INVALID_FIELD,
@@ -533,8 +533,8 @@ static sr_err_t sr_pipeline_check(const sr_pipeline_t *p, const sr_msg_t *m,
 /* Applies one decoded event (messages[mi] of the batch) to state and to
  * the batch slots. Returns SR_OK, or SR_ERR_STATE_FULL (with es) when a new
  * user does not fit: nothing was changed and the caller dead-letters it. */
-static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
-                                  const sr_event_t *ev, char *es, size_t essz) {
+static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi, const sr_event_t *ev,
+                                  char *es, size_t essz) {
   if (ev->type == SR_EV_FORGET) {
     /* Privacy: drop the user's state; nothing is recommended for a forget,
      * and the user's rows still waiting in this batch are dropped too. */
@@ -551,8 +551,8 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
   int created = 0;
   /* The partition is assigned (sr_pipeline_process checked): its store
    * exists, so NULL means the store is full. */
-  sr_user_t *u = sr_state_get(p->state, m->partition, ev->user_id.ptr, ev->user_id.len, 1,
-                              &created);
+  sr_user_t *u =
+      sr_state_get(p->state, m->partition, ev->user_id.ptr, ev->user_id.len, 1, &created);
   if (!u) {
     STAT_ADD(p, state_full, 1);
     return sr_seterr(es, essz, SR_ERR_STATE_FULL,
@@ -607,7 +607,8 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi,
   uint32_t n_seen = sr_seen_count(&u->seen);
   if (p->excl_len + n_seen > p->excl_cap) {
     size_t cap = p->excl_cap;
-    while (cap < p->excl_len + n_seen) cap *= 2;
+    while (cap < p->excl_len + n_seen)
+      cap *= 2;
     p->excl = sr_realloc(p->excl, cap * sizeof(*p->excl));
     p->excl_cap = cap;
   }
@@ -754,8 +755,7 @@ static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
 /* ------------------------------------------------------------- lifecycle */
 
 /* Copies a then b into one list (b's entries are applied later, so win). */
-static sr_kv_t *sr_pipeline_kv_merge(const sr_kv_t *a, int na, const sr_kv_t *b, int nb,
-                                     int *n) {
+static sr_kv_t *sr_pipeline_kv_merge(const sr_kv_t *a, int na, const sr_kv_t *b, int nb, int *n) {
   sr_kv_t *kv = sr_calloc((size_t)(na + nb) + 1, sizeof(*kv));
   for (int i = 0; i < na + nb; i++) {
     const sr_kv_t *src = i < na ? &a[i] : &b[i - na];
@@ -774,17 +774,17 @@ static void sr_pipeline_kv_free(sr_kv_t *kv, int n) {
   sr_free(kv);
 }
 
-sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model,
-                               char *errstr, size_t errsz) {
+sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model, char *errstr,
+                               size_t errsz) {
   sr_pipeline_t *p = NULL;
   if (!conf->brokers || !*conf->brokers) {
     sr_seterr(errstr, errsz, SR_ERR_CONF, "no brokers configured");
     return NULL;
   }
   if (conf->k < 1 || conf->k > 1000 || conf->batch_max < 1 || conf->batch_max > 4096 ||
-      conf->max_inflight_batches < 2 ||
-      conf->id_max_bytes < 1 || conf->future_max_ms < 0 || conf->users_max < 1 ||
-      conf->users_max > SR_STATE_USERS_MAX || conf->shutdown_timeout_ms < 0) {
+      conf->max_inflight_batches < 2 || conf->id_max_bytes < 1 || conf->future_max_ms < 0 ||
+      conf->users_max < 1 || conf->users_max > SR_STATE_USERS_MAX ||
+      conf->shutdown_timeout_ms < 0) {
     sr_seterr(errstr, errsz, SR_ERR_CONF,
               "out of range: k 1..1000, batch_max 1..4096, "
               "max_inflight_batches >= 2, id_max_bytes >= 1, future_max_ms >= 0, "
@@ -817,8 +817,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   atomic_store(&p->unassigned_since_ms, sr_now_ms());
   p->scorer = sr_scorer_new(model, bm, k);
   if (!p->scorer) {
-    sr_seterr(errstr, errsz, SR_ERR_NOMEM, "cannot allocate scoring buffers for %d x %d",
-              bm, (int)sr_model_n_items(model));
+    sr_seterr(errstr, errsz, SR_ERR_NOMEM, "cannot allocate scoring buffers for %d x %d", bm,
+              (int)sr_model_n_items(model));
     goto fail;
   }
   p->msgs = sr_calloc((size_t)bm, sizeof(*p->msgs));
@@ -953,8 +953,8 @@ void sr_pipeline_stats(const sr_pipeline_t *p, sr_pipeline_stats_t *out) {
 #define SR__STAT_COPY(f) out->f = atomic_load_explicit(&p->st.f, memory_order_relaxed);
   SR_STAT_FIELDS(SR__STAT_COPY)
 #undef SR__STAT_COPY
-  int64_t since = atomic_load_explicit(&((sr_pipeline_t *)p)->unassigned_since_ms,
-                                       memory_order_relaxed);
+  int64_t since =
+      atomic_load_explicit(&((sr_pipeline_t *)p)->unassigned_since_ms, memory_order_relaxed);
   out->unassigned_ms = since > 0 ? SR_MAX(sr_now_ms() - since, 1) : 0;
   out->kafka_down_ms = p->ingest ? sr_ingest_down_ms(p->ingest) : 0;
 }
@@ -970,7 +970,8 @@ void sr_pipeline_destroy(sr_pipeline_t *p) {
   sr_codec_destroy(p->codec);
   sr_model_destroy(p->model);
   if (p->batches)
-    for (int i = 0; i < p->ring_cap; i++) sr_free(p->batches[i].parts);
+    for (int i = 0; i < p->ring_cap; i++)
+      sr_free(p->batches[i].parts);
   sr_free(p->batches);
   sr_free(p->pos);
   sr_free(p->msgs);

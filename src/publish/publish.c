@@ -102,20 +102,16 @@ sr_publish_t *sr_publish_new(const sr_publish_conf_t *c, char *errstr, size_t er
 
   conf = rd_kafka_conf_new();
   if (sr_publish_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errsz) ||
-      (c->client_id &&
-       sr_publish_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
+      (c->client_id && sr_publish_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
     goto fail;
   for (size_t i = 0; i < SR_ARRAY_SIZE(defaults); i++)
-    if (sr_publish_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz))
-      goto fail;
+    if (sr_publish_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz)) goto fail;
   for (int i = 0; i < c->n_kafka; i++) {
     if (!c->kafka[i].key || !c->kafka[i].value) {
-      sr_seterr(errstr, errsz, SR_ERR_CONF, "publish: kafka property %d has no key or value",
-                i);
+      sr_seterr(errstr, errsz, SR_ERR_CONF, "publish: kafka property %d has no key or value", i);
       goto fail;
     }
-    if (sr_publish_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz))
-      goto fail;
+    if (sr_publish_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz)) goto fail;
   }
   rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
   rd_kafka_conf_set_error_cb(conf, sr_publish_error_cb);
@@ -141,8 +137,7 @@ void sr_publish_destroy(sr_publish_t *p) {
     rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, 10 * 1000);
     if (err) {
       int left = rd_kafka_outq_len(p->rk);
-      sr_log_warn(SR_PUBLISH_MOD, "destroy: %d message(s) not delivered after 10 s; purging",
-                  left);
+      sr_log_warn(SR_PUBLISH_MOD, "destroy: %d message(s) not delivered after 10 s; purging", left);
       /* Purged messages come back as failed delivery reports (__PURGE_*):
        * serve them so the owner's accounting sees every message once. */
       rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -150,7 +145,8 @@ void sr_publish_destroy(sr_publish_t *p) {
     }
     rd_kafka_destroy(p->rk);
   }
-  for (int i = 0; i < p->n_warm; i++) sr_free(p->warm[i]);
+  for (int i = 0; i < p->n_warm; i++)
+    sr_free(p->warm[i]);
   sr_free(p);
 }
 
@@ -170,18 +166,16 @@ static void sr_publish_warm(sr_publish_t *p, const char *topic) {
   if (!rkt) return;
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, rkt, &md, SR_PUBLISH_WARM_TIMEOUT_MS);
-  if (err)
-    sr_log_debug(SR_PUBLISH_MOD, "metadata for %s: %s", topic, rd_kafka_err2str(err));
+  if (err) sr_log_debug(SR_PUBLISH_MOD, "metadata for %s: %s", topic, rd_kafka_err2str(err));
   if (md) rd_kafka_metadata_destroy(md);
   rd_kafka_topic_destroy(rkt);
 }
 
 void sr_publish_prepare(sr_publish_t *p, const char *topic) { sr_publish_warm(p, topic); }
 
-sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition,
-                         const void *key, size_t klen, const void *value, size_t vlen,
-                         const sr_header_t *hdrs, int n_hdrs, void *msg_opaque, char *errstr,
-                         size_t errsz) {
+sr_err_t sr_publish_send(sr_publish_t *p, const char *topic, int32_t partition, const void *key,
+                         size_t klen, const void *value, size_t vlen, const sr_header_t *hdrs,
+                         int n_hdrs, void *msg_opaque, char *errstr, size_t errsz) {
   /* produceva is producev with an array instead of varargs: the only way to
    * pass a runtime number of headers without building an rd_kafka_headers_t. */
   enum { FIXED = 6, STACK_HDRS = 8 };

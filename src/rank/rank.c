@@ -70,7 +70,8 @@ static inline int set_add(const excl_t *x, int32_t v) {
 /* Sizes and clears the set for up to m entries. buf has EXCL_SET_CAP. */
 static void set_reset(excl_t *x, int32_t *buf, int m) {
   int bits = 4;
-  while ((1 << bits) < 2 * m) bits++;
+  while ((1 << bits) < 2 * m)
+    bits++;
   x->set = buf;
   x->mask = (1u << bits) - 1;
   x->shift = 32 - bits;
@@ -176,7 +177,8 @@ static inline uint32_t block_mask(const float *s, float thr) {
           ((gt4(s + 16, t) | gt4(s + 20, t)) | (gt4(s + 24, t) | gt4(s + 28, t)));
   if (!(m[0] | m[1] | m[2] | m[3])) return 0;
   uint32_t mask = 0;
-  for (int j = 0; j < BLOCK; j++) mask |= (uint32_t)(s[j] > thr) << j;
+  for (int j = 0; j < BLOCK; j++)
+    mask |= (uint32_t)(s[j] > thr) << j;
   return mask;
 }
 #endif
@@ -309,10 +311,13 @@ int32_t sr_rank_position(const float *scores, int32_t n, const int32_t *excl, in
   int32_t beat = 0;
   if (tnan) {
     /* NaN ranks after every number; NaNs among themselves by index */
-    for (int32_t j = 0; j < n; j++) beat += !isnan(scores[j]) || j < target;
+    for (int32_t j = 0; j < n; j++)
+      beat += !isnan(scores[j]) || j < target;
   } else {
-    for (int32_t j = 0; j < target; j++) beat += scores[j] >= t;
-    for (int32_t j = target + 1; j < n; j++) beat += scores[j] > t;
+    for (int32_t j = 0; j < target; j++)
+      beat += scores[j] >= t;
+    for (int32_t j = target + 1; j < n; j++)
+      beat += scores[j] > t;
   }
   if (!excl || n_excl <= 0) return beat;
 

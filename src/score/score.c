@@ -174,7 +174,8 @@ static void run_slice(sr_scorer_t *sc, int g0, int nb, const int32_t *const *exc
     const int32_t *ex = excl ? excl[g0 + u] : NULL;
     const int nex = (ex && n_excl) ? n_excl[g0 + u] : 0;
     int sorted = 1;
-    for (int e = 1; e < nex && sorted; e++) sorted = ex[e - 1] <= ex[e];
+    for (int e = 1; e < nex && sorted; e++)
+      sorted = ex[e - 1] <= ex[e];
     sc->cur[u] = sorted ? 0 : -1;
   }
 
@@ -192,8 +193,10 @@ static void run_slice(sr_scorer_t *sc, int g0, int nb, const int32_t *const *exc
       /* seen filter: NaN is never chosen */
       if (sc->cur[u] >= 0) {
         int e = sc->cur[u];
-        while (e < nex && ex[e] < i0) e++; /* negative entries */
-        for (; e < nex && ex[e] < i0 + tn; e++) row[kp + (ex[e] - i0)] = NAN;
+        while (e < nex && ex[e] < i0)
+          e++; /* negative entries */
+        for (; e < nex && ex[e] < i0 + tn; e++)
+          row[kp + (ex[e] - i0)] = NAN;
         sc->cur[u] = e;
       } else {
         for (int e = 0; e < nex; e++) {
@@ -218,9 +221,8 @@ static void run_slice(sr_scorer_t *sc, int g0, int nb, const int32_t *const *exc
   }
 }
 
-void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n,
-                   const int32_t *const *excl, const int *n_excl, int32_t *out_idx,
-                   float *out_score, int *out_cnt) {
+void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n, const int32_t *const *excl,
+                   const int *n_excl, int32_t *out_idx, float *out_score, int *out_cnt) {
   const size_t ss = (size_t)sc->state_size;
   for (int b0 = 0; b0 < n; b0 += sc->max_batch) {
     const int nb = SR_MIN(sc->max_batch, n - b0);

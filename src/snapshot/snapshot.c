@@ -80,12 +80,16 @@ static size_t sr_snap_utf8_prefix(const unsigned char *p, size_t n) {
       k = 1;
     } else if (c >= 0xE0 && c <= 0xEF) {
       k = 2;
-      if (c == 0xE0) lo = 0xA0;      /* overlong */
-      else if (c == 0xED) hi = 0x9F; /* surrogates */
+      if (c == 0xE0)
+        lo = 0xA0; /* overlong */
+      else if (c == 0xED)
+        hi = 0x9F; /* surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
       k = 3;
-      if (c == 0xF0) lo = 0x90;      /* overlong */
-      else if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
+      if (c == 0xF0)
+        lo = 0x90; /* overlong */
+      else if (c == 0xF4)
+        hi = 0x8F; /* > U+10FFFF */
     } else {
       return i;
     }
@@ -98,8 +102,7 @@ static size_t sr_snap_utf8_prefix(const unsigned char *p, size_t n) {
 }
 
 /* Item id i: NULL when acceptable, else why not (into why[]). */
-static const char *sr_snap_id_problem(const unsigned char *p, size_t n, char *why,
-                                      size_t whysz) {
+static const char *sr_snap_id_problem(const unsigned char *p, size_t n, char *why, size_t whysz) {
   if (n == 0) return "empty id";
   if (n > SR_SNAPSHOT_ITEM_ID_MAX) {
     snprintf(why, whysz, "id of %zu bytes (at most %d)", n, SR_SNAPSHOT_ITEM_ID_MAX);
@@ -121,9 +124,8 @@ static const char *sr_snap_version_problem(const char *v, char *why, size_t whys
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
         strchr(SR_SNAPSHOT_VERSION_PUNCT, c))
       continue;
-    snprintf(why, whysz,
-             "version string has byte 0x%02x at %zu (allowed: A-Z a-z 0-9 and \"%s\")", c, i,
-             SR_SNAPSHOT_VERSION_PUNCT);
+    snprintf(why, whysz, "version string has byte 0x%02x at %zu (allowed: A-Z a-z 0-9 and \"%s\")",
+             c, i, SR_SNAPSHOT_VERSION_PUNCT);
     return why;
   }
   return NULL;
@@ -131,10 +133,12 @@ static const char *sr_snap_version_problem(const char *v, char *why, size_t whys
 
 /* ---- little-endian encoding ---- */
 static void sr_put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 static void sr_put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 static void sr_put_f32(unsigned char *p, float f) {
   uint32_t v;
@@ -157,20 +161,22 @@ static void sr_put_floats(unsigned char *p, const float *f, size_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   memcpy(p, f, n * 4);
 #else
-  for (size_t i = 0; i < n; i++) sr_put_f32(p + 4 * i, f[i]);
+  for (size_t i = 0; i < n; i++)
+    sr_put_f32(p + 4 * i, f[i]);
 #endif
 }
 static void sr_get_floats(float *f, const unsigned char *p, size_t n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
   memcpy(f, p, n * 4);
 #else
-  for (size_t i = 0; i < n; i++) f[i] = sr_get_f32(p + 4 * i);
+  for (size_t i = 0; i < n; i++)
+    f[i] = sr_get_f32(p + 4 * i);
 #endif
 }
 
 /* "<kind>-d<dim>-<yyyymmddTHHMMSS UTC>-<8 hex>" */
-static void sr_snap_version(char *out, size_t outsz, const char *kind, int dim,
-                            int64_t created_ms, uint64_t content_hash) {
+static void sr_snap_version(char *out, size_t outsz, const char *kind, int dim, int64_t created_ms,
+                            uint64_t content_hash) {
   time_t t = (time_t)(created_ms / 1000);
   struct tm tm;
   char ts[32];
@@ -179,8 +185,8 @@ static void sr_snap_version(char *out, size_t outsz, const char *kind, int dim,
   snprintf(out, outsz, "%s-d%d-%s-%08x", kind, dim, ts, (unsigned)(content_hash >> 32));
 }
 
-sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *path,
-                           char *errstr, size_t errsz) {
+sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *path, char *errstr,
+                           size_t errsz) {
   sr_snapshot_info_t local;
   if (!m || !path) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "snapshot: no model/path");
   if (!info) {
@@ -259,8 +265,8 @@ sr_err_t sr_snapshot_write(sr_model_t *m, sr_snapshot_info_t *info, const char *
    * model and summary always get the same version. */
   char version[SR_SNAP_VERSION_LEN];
   uint64_t content = XXH64(buf, size - SR_SNAP_TRAILER_LEN, SR_SNAP_SEED);
-  sr_snap_version(version, sizeof(version), sr_model_kind_name(sr_model_kind(m)),
-                  sr_model_dim(m), created, content);
+  sr_snap_version(version, sizeof(version), sr_model_kind_name(sr_model_kind(m)), sr_model_dim(m),
+                  created, content);
   memcpy(buf + SR_SNAP_OFF_VERSION, version, strlen(version)); /* rest stays NUL */
   uint64_t sum = XXH64(buf, size - SR_SNAP_TRAILER_LEN, SR_SNAP_SEED);
   sr_put_u64(buf + size - SR_SNAP_TRAILER_LEN, sum);
@@ -306,8 +312,8 @@ static int sr_cur_bytes(sr_cur_t *c, size_t n, const unsigned char **out) {
   return 0;
 }
 
-sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t *info,
-                          char *errstr, size_t errsz) {
+sr_err_t sr_snapshot_load(const char *path, sr_model_t **mp, sr_snapshot_info_t *info, char *errstr,
+                          size_t errsz) {
   unsigned char *buf = NULL;
   size_t len = 0;
   *mp = NULL;
@@ -333,18 +339,18 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
 
   const size_t min_len = SR_SNAP_HDR_LEN + SR_SNAP_TRAILER_LEN;
   if (len < SR_SNAP_MAGIC_LEN) {
-    err = memcmp(buf, SR_SNAP_MAGIC, len) == 0
-              ? sr_seterr(errstr, errsz, SR_ERR_TRUNCATED,
-                          "%s: truncated: %zu bytes, a snapshot has at least %zu", path, len,
-                          min_len)
-              : sr_seterr(errstr, errsz, SR_ERR_FORMAT,
-                          "%s: not a streamrec snapshot (bad magic)", path);
+    err =
+        memcmp(buf, SR_SNAP_MAGIC, len) == 0
+            ? sr_seterr(errstr, errsz, SR_ERR_TRUNCATED,
+                        "%s: truncated: %zu bytes, a snapshot has at least %zu", path, len, min_len)
+            : sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: not a streamrec snapshot (bad magic)",
+                        path);
     goto out;
   }
   if (memcmp(buf, SR_SNAP_MAGIC, SR_SNAP_MAGIC_LEN) != 0) {
-    err = sr_seterr(errstr, errsz, SR_ERR_FORMAT,
-                    "%s: not a streamrec snapshot (bad magic, expected \"%s\")", path,
-                    SR_SNAP_MAGIC);
+    err =
+        sr_seterr(errstr, errsz, SR_ERR_FORMAT,
+                  "%s: not a streamrec snapshot (bad magic, expected \"%s\")", path, SR_SNAP_MAGIC);
     goto out;
   }
   if (len < min_len) {
@@ -371,8 +377,8 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
       err = sr_seterr(errstr, errsz, SR_ERR_TRUNCATED,
                       "%s: truncated: %zu bytes, header declares %llu (checksum stored "
                       "0x%016llx, computed 0x%016llx)",
-                      path, len, (unsigned long long)payload + min_len,
-                      (unsigned long long)stored, (unsigned long long)computed);
+                      path, len, (unsigned long long)payload + min_len, (unsigned long long)stored,
+                      (unsigned long long)computed);
     else
       err = sr_seterr(errstr, errsz, SR_ERR_CHECKSUM,
                       "%s: checksum mismatch (file corrupt or truncated): stored 0x%016llx, "
@@ -407,8 +413,8 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
     goto out;
   }
   if (dim < 1 || dim > INT32_MAX || n_items < 1 || n_items > INT32_MAX) {
-    err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: bad dim %u / n_items %u", path, dim,
-                    n_items);
+    err =
+        sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: bad dim %u / n_items %u", path, dim, n_items);
     goto out;
   }
   /* The kind's layout for (dim, n_items), from a one-item probe model, so
@@ -424,17 +430,16 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
   size_t counts[SR_MODEL_MAX_BLOCKS];
   int nb = probe->ops->layout((int)dim, (int32_t)n_items, names, counts, SR_MODEL_MAX_BLOCKS);
   if (nb < 1 || nb > SR_MODEL_MAX_BLOCKS || (uint32_t)nb != n_blocks) {
-    err = sr_seterr(errstr, errsz, SR_ERR_FORMAT,
-                    "%s: %u parameter blocks, kind %s d=%u has %d", path, n_blocks,
-                    sr_model_kind_name((sr_model_kind_t)kind), dim, nb);
+    err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: %u parameter blocks, kind %s d=%u has %d",
+                    path, n_blocks, sr_model_kind_name((sr_model_kind_t)kind), dim, nb);
     goto out;
   }
   uint64_t need = 0;
   for (int b = 0; b < nb; b++) {
     if (counts[b] > (payload - need) / 4) {
       err = sr_seterr(errstr, errsz, SR_ERR_FORMAT,
-                      "%s: %u items x d=%u needs more parameter bytes than the file holds",
-                      path, n_items, dim);
+                      "%s: %u items x d=%u needs more parameter bytes than the file holds", path,
+                      n_items, dim);
       goto out;
     }
     need += counts[b] * 4;
@@ -481,19 +486,18 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
       goto out;
     }
     if (nl != strlen(blocks[b].name) || memcmp(np, blocks[b].name, nl) != 0) {
-      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: block %d is '%.*s', expected '%s'",
-                      path, b, (int)nl, (const char *)np, blocks[b].name);
+      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: block %d is '%.*s', expected '%s'", path,
+                      b, (int)nl, (const char *)np, blocks[b].name);
       goto out;
     }
     if (sr_cur_u64(&c, &cnt) || cnt != blocks[b].count) {
-      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT,
-                      "%s: block '%s' has %llu floats, expected %zu", path, blocks[b].name,
-                      (unsigned long long)cnt, blocks[b].count);
+      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: block '%s' has %llu floats, expected %zu",
+                      path, blocks[b].name, (unsigned long long)cnt, blocks[b].count);
       goto out;
     }
     if (sr_cur_bytes(&c, (size_t)cnt * 4, &fp)) {
-      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: block '%s' overruns the payload",
-                      path, blocks[b].name);
+      err = sr_seterr(errstr, errsz, SR_ERR_FORMAT, "%s: block '%s' overruns the payload", path,
+                      blocks[b].name);
       goto out;
     }
     sr_get_floats(blocks[b].data, fp, (size_t)cnt);

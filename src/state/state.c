@@ -68,7 +68,7 @@
 
 #define CHUNK_BIG_SHIFT 10 /* 1024 records per chunk after the first 1024 */
 #define CHUNK_BIG (1u << CHUNK_BIG_SHIFT)
-#define CHUNK_SMALL_SHIFT 6 /* first chunk: 64 records */
+#define CHUNK_SMALL_SHIFT 6                                      /* first chunk: 64 records */
 #define N_SMALL_CHUNKS (CHUNK_BIG_SHIFT - CHUNK_SMALL_SHIFT + 1) /* 64,64,..,512 */
 
 #define SER_HDR 32
@@ -92,7 +92,7 @@ struct sr_state_s {
   size_t rec_size;
   sr_seen_conf_t seen;
   uint64_t seen_dropped;
-  part_t **parts;  /* sorted by id */
+  part_t **parts; /* sorted by id */
   int n_parts, cap_parts;
   int last; /* index in parts of the last partition looked up */
 };
@@ -129,11 +129,11 @@ static inline sr_user_t *slot_user(const sr_state_t *s, const part_t *p, uint32_
 #define FOR_EACH_USER(s, p, u, body)                                                               \
   do {                                                                                             \
     uint32_t slot_ = 0;                                                                            \
-    for (uint32_t c_ = 0; c_ < (p)->n_chunks && slot_ < (p)->n_slots; c_++) {                     \
+    for (uint32_t c_ = 0; c_ < (p)->n_chunks && slot_ < (p)->n_slots; c_++) {                      \
       unsigned char *base_ = (p)->chunks[c_];                                                      \
       uint32_t n_ = SR_MIN(chunk_cap(c_), (p)->n_slots - slot_);                                   \
       for (uint32_t o_ = 0; o_ < n_; o_++, slot_++) {                                              \
-        sr_user_t *u = (sr_user_t *)(void *)(base_ + (size_t)o_ * (s)->rec_size);                 \
+        sr_user_t *u = (sr_user_t *)(void *)(base_ + (size_t)o_ * (s)->rec_size);                  \
         if (u->flags_ == FREE_MARK) continue;                                                      \
         body;                                                                                      \
       }                                                                                            \
@@ -151,7 +151,7 @@ static uint32_t slot_alloc(sr_state_t *s, part_t *p) {
   if (p->n_slots >= SLOT_MAX) return NO_SLOT;
   uint32_t slot = p->n_slots;
   /* first slot of chunk n_chunks? (sum of capacities of chunks < n_chunks) */
-  uint32_t have = p->n_chunks == 0              ? 0
+  uint32_t have = p->n_chunks == 0               ? 0
                   : p->n_chunks < N_SMALL_CHUNKS ? (1u << (CHUNK_SMALL_SHIFT + p->n_chunks - 1))
                                                  : (p->n_chunks - N_SMALL_CHUNKS + 1) * CHUNK_BIG;
   if (slot == have) {
@@ -171,7 +171,8 @@ static uint32_t slot_alloc(sr_state_t *s, part_t *p) {
 
 static void index_insert_nocheck(uint32_t *ix, uint32_t mask, uint64_t key, uint32_t slot) {
   uint32_t i = (uint32_t)key & mask;
-  while (ix[i] != IX_EMPTY) i = (i + 1) & mask;
+  while (ix[i] != IX_EMPTY)
+    i = (i + 1) & mask;
   ix[i] = TAG_OF(key) | slot;
 }
 
@@ -188,8 +189,7 @@ static void index_grow(sr_state_t *s, part_t *p) {
 
 /* Position in the index of key, or (when absent) of the empty bucket that
  * ends its probe sequence, with *found set accordingly. */
-static inline uint32_t index_find(const sr_state_t *s, const part_t *p, uint64_t key,
-                                  int *found) {
+static inline uint32_t index_find(const sr_state_t *s, const part_t *p, uint64_t key, int *found) {
   const uint32_t mask = p->ix_mask, tag = TAG_OF(key);
   const uint32_t *ix = p->index;
   uint32_t i = (uint32_t)key & mask;
@@ -241,7 +241,8 @@ static part_t *part_new(int32_t id) {
 static void part_free(const sr_state_t *s, part_t *p) {
   if (!p) return;
   FOR_EACH_USER(s, p, u, sr_seen_clear(&u->seen));
-  for (uint32_t c = 0; c < p->n_chunks; c++) free(p->chunks[c]);
+  for (uint32_t c = 0; c < p->n_chunks; c++)
+    free(p->chunks[c]);
   free(p->chunks);
   free(p->index);
   free(p);
@@ -299,7 +300,8 @@ sr_state_t *sr_state_new(int state_size, const sr_seen_conf_t *seen) {
 
 void sr_state_destroy(sr_state_t *s) {
   if (!s) return;
-  for (int i = 0; i < s->n_parts; i++) part_free(s, s->parts[i]);
+  for (int i = 0; i < s->n_parts; i++)
+    part_free(s, s->parts[i]);
   free(s->parts);
   free(s);
 }
@@ -332,8 +334,7 @@ int sr_state_partition_has(const sr_state_t *s, int32_t partition) {
 }
 
 /* Find or create by key hash (shared by get and restore). */
-static sr_user_t *get_by_key(sr_state_t *s, part_t *p, uint64_t key, int create,
-                             int *created) {
+static sr_user_t *get_by_key(sr_state_t *s, part_t *p, uint64_t key, int create, int *created) {
   int found;
   uint32_t i = index_find(s, p, key, &found);
   if (created) *created = 0;
@@ -402,22 +403,24 @@ static inline void put16(unsigned char *p, uint16_t v) {
   p[1] = (unsigned char)(v >> 8);
 }
 static inline void put32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 static inline void put64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
-static inline uint16_t get16(const unsigned char *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
+static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t get32(const unsigned char *p) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+  for (int i = 0; i < 4; i++)
+    v |= (uint32_t)p[i] << (8 * i);
   return v;
 }
 static inline uint64_t get64(const unsigned char *p) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+  for (int i = 0; i < 8; i++)
+    v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
 
@@ -445,16 +448,15 @@ void sr_state_serialize(const sr_state_t *s, const sr_user_t *u, sr_buf_t *out) 
   put32((unsigned char *)out->data + hdr_at + 28, (uint32_t)(out->len - seen_at));
 }
 
-sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec,
-                          size_t len, int32_t n_items) {
+sr_err_t sr_state_restore(sr_state_t *s, int32_t partition, const unsigned char *rec, size_t len,
+                          int32_t n_items) {
   const size_t vec_bytes = (size_t)s->state_size * 4;
   if (!rec || len < SER_HDR) return SR_ERR_TRUNCATED;
   if (get16(rec + 24) != SER_VERSION) return SR_ERR_VERSION;
   if (get32(rec + 20) != (uint32_t)s->state_size)
     return SR_ERR_MODEL; /* written by a store of another shape */
   const size_t seen_bytes = get32(rec + 28);
-  if (len < SER_HDR + vec_bytes || len - SER_HDR - vec_bytes < seen_bytes)
-    return SR_ERR_TRUNCATED;
+  if (len < SER_HDR + vec_bytes || len - SER_HDR - vec_bytes < seen_bytes) return SR_ERR_TRUNCATED;
   if (len - SER_HDR - vec_bytes > seen_bytes) return SR_ERR_FORMAT;
   part_t *p = part_get(s, partition);
   if (!p) return SR_ERR_STATE; /* partition not assigned to this worker */
@@ -503,7 +505,8 @@ int sr_state_state_size(const sr_state_t *s) { return s->state_size; }
 
 size_t sr_state_users(const sr_state_t *s) {
   size_t n = 0;
-  for (int i = 0; i < s->n_parts; i++) n += s->parts[i]->count;
+  for (int i = 0; i < s->n_parts; i++)
+    n += s->parts[i]->count;
   return n;
 }
 

@@ -100,11 +100,10 @@ sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
       return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
                        "train: too little data to train: %lld event%s from %ld user%s%s give "
                        "no training position (training needs a user with at least 2 events%s)",
-                       (long long)ds->n_events, ds->n_events == 1 ? "" : "s",
-                       (long)ds->n_users, ds->n_users == 1 ? "" : "s",
+                       (long long)ds->n_events, ds->n_events == 1 ? "" : "s", (long)ds->n_users,
+                       ds->n_users == 1 ? "" : "s",
                        n_valid > 0 ? " minus the held-out validation events" : "",
-                       n_valid > 0 ? " left after the validation hold-out, or --valid-frac 0"
-                                   : "");
+                       n_valid > 0 ? " left after the validation hold-out, or --valid-frac 0" : "");
   }
   for (size_t i = 0; i < SR_ARRAY_SIZE(sr_train_kinds); i++)
     if (sr_train_kinds[i].kind == conf->kind) fn = sr_train_kinds[i].fn;
@@ -114,7 +113,8 @@ sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
                      sr_model_kind_name(conf->kind));
 
   ids = sr_malloc((size_t)ds->n_items * sizeof(*ids));
-  for (int32_t i = 0; i < ds->n_items; i++) ids[i] = sr_strmap_key(ds->items, i);
+  for (int32_t i = 0; i < ds->n_items; i++)
+    ids[i] = sr_strmap_key(ds->items, i);
   char merr[256];
   m = sr_model_new(conf->kind, conf->dim, ds->n_items, ids, merr, sizeof(merr));
   sr_free(ids);
@@ -181,7 +181,8 @@ static uint64_t sr_splitmix64(uint64_t *x) {
 }
 
 void sr_rng_seed(sr_rng_t *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = sr_splitmix64(&seed);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = sr_splitmix64(&seed);
 }
 
 static inline uint64_t sr_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -203,7 +204,8 @@ double sr_rng_uniform(sr_rng_t *r) { return (double)(sr_rng_next(r) >> 11) * 0x1
 uint64_t sr_rng_below(sr_rng_t *r, uint64_t n) {
   /* rejection keeps it unbiased; n is never 0 */
   uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
-  do x = sr_rng_next(r);
+  do
+    x = sr_rng_next(r);
   while (x >= lim);
   return x % n;
 }
@@ -254,8 +256,10 @@ void sr_train_parallel(int threads, int64_t n, void (*fn)(void *ctx, int64_t lo,
     started[t] = pthread_create(&tid[t], NULL, sr_par_main, &jobs[t]) == 0;
   fn(ctx, jobs[0].lo, jobs[0].hi);
   for (int t = 1; t < threads; t++) {
-    if (started[t]) pthread_join(tid[t], NULL);
-    else fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: do it here */
+    if (started[t])
+      pthread_join(tid[t], NULL);
+    else
+      fn(ctx, jobs[t].lo, jobs[t].hi); /* could not start a thread: do it here */
   }
 }
 
@@ -268,7 +272,7 @@ typedef float sr_v16f __attribute__((vector_size(64)));
 typedef int32_t sr_v16i __attribute__((vector_size(64)));
 
 /* Not under TSan: its instrumentation of ifunc resolvers crashes at load. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
     !defined(__SANITIZE_THREAD__) && !defined(SR_NO_CLONES)
 #define SR_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -277,7 +281,7 @@ typedef int32_t sr_v16i __attribute__((vector_size(64)));
 
 /* Lane-wise mask ? a : b. (Macros and pointer arguments: passing 64-byte
  * vectors by value would warn about the AVX-512 ABI.) */
-#define SR_V16_SELECT(mask, a, b) \
+#define SR_V16_SELECT(mask, a, b)                                                                  \
   ((sr_v16f)((((sr_v16i)(a)) & (mask)) | (((sr_v16i)(b)) & ~(mask))))
 
 /* *px = exp(*px), lane-wise. */
@@ -325,7 +329,8 @@ SR_SIMD_CLONES static void sr_softmax_rows(void *arg, int64_t r0, int64_t r1) {
       mx = SR_V16_SELECT(tv > mx, tv, mx);
     }
     float m = mx[0];
-    for (int j = 1; j < 16; j++) m = mx[j] > m ? mx[j] : m;
+    for (int j = 1; j < 16; j++)
+      m = mx[j] > m ? mx[j] : m;
     const float zt = x[c->targets[r]];
     /* exp and sum, lane-wise partial sums in a fixed order */
     sr_v16f acc = (sr_v16f){0};
@@ -341,12 +346,14 @@ SR_SIMD_CLONES static void sr_softmax_rows(void *arg, int64_t r0, int64_t r1) {
       memcpy(&tv, x + 16 * nv, (size_t)tail * sizeof(float));
       tv -= m;
       sr_v16_exp(&tv);
-      for (int j = tail; j < 16; j++) tv[j] = 0;
+      for (int j = tail; j < 16; j++)
+        tv[j] = 0;
       acc += tv;
       memcpy(x + 16 * nv, &tv, (size_t)tail * sizeof(float));
     }
     double sum = 0;
-    for (int j = 0; j < 16; j++) sum += acc[j];
+    for (int j = 0; j < 16; j++)
+      sum += acc[j];
     c->row_loss[r] = (double)m + log(sum) - (double)zt;
     if (c->inv_sum) {
       c->inv_sum[r] = (float)(1.0 / sum);
@@ -358,7 +365,8 @@ SR_SIMD_CLONES static void sr_softmax_rows(void *arg, int64_t r0, int64_t r1) {
       v *= k;
       memcpy(x + 16 * i, &v, sizeof(v));
     }
-    for (int j = 16 * nv; j < cols; j++) x[j] *= k;
+    for (int j = 16 * nv; j < cols; j++)
+      x[j] *= k;
     x[c->targets[r]] -= c->scale;
   }
 }
@@ -369,7 +377,8 @@ static double sr_softmax_run(float *L, int rows, int cols, const int32_t *target
   sr_sm_ctx_t c = {L, cols, targets, scale, inv_sum, row_loss};
   sr_train_parallel(threads, rows, sr_softmax_rows, &c);
   double s = 0;
-  for (int r = 0; r < rows; r++) s += row_loss[r];
+  for (int r = 0; r < rows; r++)
+    s += row_loss[r];
   sr_free(row_loss);
   return s;
 }
@@ -379,8 +388,8 @@ double sr_train_softmax_xent(float *L, int rows, int cols, const int32_t *target
   return sr_softmax_run(L, rows, cols, targets, scale, NULL, threads);
 }
 
-double sr_train_softmax_exp(float *L, int rows, int cols, const int32_t *targets,
-                            float *inv_sum, int threads) {
+double sr_train_softmax_exp(float *L, int rows, int cols, const int32_t *targets, float *inv_sum,
+                            int threads) {
   return sr_softmax_run(L, rows, cols, targets, 1.0f, inv_sum, threads);
 }
 
@@ -432,14 +441,14 @@ static inline __attribute__((always_inline)) void sr_v16_sqrt(sr_v16f *pv) {
 }
 
 /* One 16-lane Adam step on vectors (a macro: no 64-byte vector arguments). */
-#define SR_ADAM_V16(p, g, m1, m2)                                                   \
-  do {                                                                             \
-    (g) += l2 * (p);                                                               \
-    (m1) = b1 * (m1) + (1.0f - b1) * (g);                                          \
-    (m2) = b2 * (m2) + (1.0f - b2) * (g) * (g);                                    \
-    sr_v16f sq_ = (m2);                                                            \
-    sr_v16_sqrt(&sq_);                                                             \
-    (p) -= lr * (m1) / (sq_ + eps);                                                \
+#define SR_ADAM_V16(p, g, m1, m2)                                                                  \
+  do {                                                                                             \
+    (g) += l2 * (p);                                                                               \
+    (m1) = b1 * (m1) + (1.0f - b1) * (g);                                                          \
+    (m2) = b2 * (m2) + (1.0f - b2) * (g) * (g);                                                    \
+    sr_v16f sq_ = (m2);                                                                            \
+    sr_v16_sqrt(&sq_);                                                                             \
+    (p) -= lr * (m1) / (sq_ + eps);                                                                \
   } while (0)
 
 SR_SIMD_CLONES static void sr_adam_range(void *arg, int64_t lo, int64_t hi) {
@@ -483,8 +492,7 @@ void sr_adam_free(sr_adam_t *a) {
 }
 
 /* ---- best epoch ---- */
-sr_err_t sr_train_best_init(sr_train_best_t *b, const sr_model_t *m, char *errstr,
-                            size_t errsz) {
+sr_err_t sr_train_best_init(sr_train_best_t *b, const sr_model_t *m, char *errstr, size_t errsz) {
   memset(b, 0, sizeof(*b));
   b->metric = -INFINITY;
   b->params = malloc(m->arena_floats * sizeof(float));
@@ -535,14 +543,15 @@ void sr_train_split_init(sr_train_split_t *s, const sr_dataset_t *ds, float vali
   if (nv > ne) nv = ne;
   sr_rng_t rng;
   sr_rng_seed(&rng, seed ^ 0x76616c6964ULL); /* "valid": its own stream */
-  for (int32_t i = 0; i < nv; i++) { /* partial Fisher-Yates */
+  for (int32_t i = 0; i < nv; i++) {         /* partial Fisher-Yates */
     int32_t j = i + (int32_t)sr_rng_below(&rng, (uint64_t)(ne - i));
     int32_t t = elig[i];
     elig[i] = elig[j];
     elig[j] = t;
   }
   s->valid_users = sr_malloc((size_t)(nv > 0 ? nv : 1) * sizeof(int32_t));
-  for (int32_t i = 0; i < nv; i++) s->train_end[elig[i]]--;
+  for (int32_t i = 0; i < nv; i++)
+    s->train_end[elig[i]]--;
   s->n_valid = 0;
   for (int32_t u = 0; u < nu; u++) { /* ascending order */
     int64_t n = s->train_end[u] - ds->user_off[u];
@@ -561,9 +570,8 @@ void sr_train_split_free(sr_train_split_t *s) {
 }
 
 /* ---- validation metric ---- */
-sr_err_t sr_train_validate(const sr_model_t *m, const sr_dataset_t *ds,
-                           const sr_train_split_t *s, int k, sr_train_metric_t *out,
-                           char *errstr, size_t errsz) {
+sr_err_t sr_train_validate(const sr_model_t *m, const sr_dataset_t *ds, const sr_train_split_t *s,
+                           int k, sr_train_metric_t *out, char *errstr, size_t errsz) {
   out->ndcg = out->hr = NAN;
   out->n = 0;
   if (s->n_valid == 0) return SR_OK;
@@ -594,11 +602,13 @@ sr_err_t sr_train_validate(const sr_model_t *m, const sr_dataset_t *ds,
     for (int r = 0; r < nr; r++) {
       int32_t u = s->valid_users[v0 + r], stamp = v0 + r + 1;
       int32_t target = ds->ev_item[s->train_end[u]];
-      for (int64_t e = ds->user_off[u]; e < s->train_end[u]; e++) mark[ds->ev_item[e]] = stamp;
+      for (int64_t e = ds->user_off[u]; e < s->train_end[u]; e++)
+        mark[ds->ev_item[e]] = stamp;
       const float *sc = S + (size_t)r * N;
       const float st = sc[target];
       int64_t rank = 0;
-      if (isnan(st)) rank = N;
+      if (isnan(st))
+        rank = N;
       else
         for (int32_t j = 0; j < N; j++) {
           if (j == target || mark[j] == stamp) continue;
@@ -634,10 +644,14 @@ void sr_train_progress_epoch(sr_train_progress_t *p, int epoch) {
 }
 
 static void sr_fmt_secs(char *b, size_t n, double s) {
-  if (!(s >= 0) || s > 1e7) snprintf(b, n, "?");
-  else if (s < 60) snprintf(b, n, "%.0fs", s);
-  else if (s < 3600) snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-  else snprintf(b, n, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
+  if (!(s >= 0) || s > 1e7)
+    snprintf(b, n, "?");
+  else if (s < 60)
+    snprintf(b, n, "%.0fs", s);
+  else if (s < 3600)
+    snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  else
+    snprintf(b, n, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
 }
 
 void sr_train_progress_update(sr_train_progress_t *p, int64_t done, int64_t total, double loss,
@@ -649,11 +663,16 @@ void sr_train_progress_update(sr_train_progress_t *p, int64_t done, int64_t tota
   double el = (double)(now - p->t_epoch_us) / 1e6;
   double rate = el > 0 ? (double)done / el : 0;
   char rbuf[32], vbuf[32], ebuf[32];
-  if (rate >= 1e6) snprintf(rbuf, sizeof(rbuf), "%.1fM", rate / 1e6);
-  else if (rate >= 1e3) snprintf(rbuf, sizeof(rbuf), "%.0fk", rate / 1e3);
-  else snprintf(rbuf, sizeof(rbuf), "%.0f", rate);
-  if (isnan(p->valid)) snprintf(vbuf, sizeof(vbuf), "-");
-  else snprintf(vbuf, sizeof(vbuf), "%.4f", p->valid);
+  if (rate >= 1e6)
+    snprintf(rbuf, sizeof(rbuf), "%.1fM", rate / 1e6);
+  else if (rate >= 1e3)
+    snprintf(rbuf, sizeof(rbuf), "%.0fk", rate / 1e3);
+  else
+    snprintf(rbuf, sizeof(rbuf), "%.0f", rate);
+  if (isnan(p->valid))
+    snprintf(vbuf, sizeof(vbuf), "-");
+  else
+    snprintf(vbuf, sizeof(vbuf), "%.4f", p->valid);
   double eta = rate > 0 ? (double)(total - done) / rate +
                               (double)(p->epochs - p->epoch) * (double)total / rate
                         : -1;

@@ -58,9 +58,8 @@
 #define SR_DECAY_INIT_SD 0.1f
 
 static const float sr_decay_type_w[SR_EV__CNT] = {
-    [SR_EV_VIEW] = 0.5f,     [SR_EV_CLICK] = 1.0f, [SR_EV_CART] = 1.5f,
-    [SR_EV_PURCHASE] = 2.0f, [SR_EV_RATE] = 1.0f,  [SR_EV_IMPRESSION] = 0.0f,
-    [SR_EV_SKIP] = -0.5f,    [SR_EV_FORGET] = 0.0f,
+    [SR_EV_VIEW] = 0.5f, [SR_EV_CLICK] = 1.0f,      [SR_EV_CART] = 1.5f,  [SR_EV_PURCHASE] = 2.0f,
+    [SR_EV_RATE] = 1.0f, [SR_EV_IMPRESSION] = 0.0f, [SR_EV_SKIP] = -0.5f, [SR_EV_FORGET] = 0.0f,
 };
 
 typedef struct {
@@ -122,8 +121,8 @@ static void sr_decay_forward_part(void *arg, int64_t p0, int64_t p1) {
         if (t + 1 < sg->t1) { /* next row = this row stepped by event t */
           float *hn = c->H + (size_t)(row + 1) * d;
           memcpy(hn, c->H + (size_t)row * d, (size_t)d * sizeof(float));
-          sr_model_step(m, hn, ds->ev_item[e], (sr_event_type_t)ds->ev_type[e],
-                        ds->ev_value[e], sr_dt(ds, base, e));
+          sr_model_step(m, hn, ds->ev_item[e], (sr_event_type_t)ds->ev_type[e], ds->ev_value[e],
+                        sr_dt(ds, base, e));
         }
       }
     }
@@ -156,10 +155,10 @@ static void sr_decay_grads_part(void *arg, int64_t p0, int64_t p1) {
     const int32_t n0 = (int32_t)(N * p / j->parts), n1 = (int32_t)(N * (p + 1) / j->parts);
     if (n1 > n0) {
       /* item_out: E^T Hs; item_bias: E^T w */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n1 - n0, d, j->rows, 1.0f,
-                  c->L + n0, N, c->Hs, d, 0.0f, c->g_out + (size_t)n0 * d, d);
-      cblas_sgemv(CblasRowMajor, CblasTrans, j->rows, n1 - n0, 1.0f, c->L + n0, N, c->w, 1,
-                  0.0f, c->g_bias + n0, 1);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n1 - n0, d, j->rows, 1.0f, c->L + n0, N,
+                  c->Hs, d, 0.0f, c->g_out + (size_t)n0 * d, d);
+      cblas_sgemv(CblasRowMajor, CblasTrans, j->rows, n1 - n0, 1.0f, c->L + n0, N, c->w, 1, 0.0f,
+                  c->g_bias + n0, 1);
     }
     const int r0 = (int)(j->rows * p / j->parts), r1 = (int)(j->rows * (p + 1) / j->parts);
     if (r1 > r0) /* E out (the row scale and one-hot part follow) */
@@ -197,7 +196,8 @@ static double sr_decay_batch(sr_decay_ctx_t *c, const sr_seg_t *segs, int64_t n)
     c->w[i] *= s; /* row weight s / sum_r */
     const float *h = c->H + (size_t)i * d;
     float *hs = c->Hs + (size_t)i * d;
-    for (int k = 0; k < d; k++) hs[k] = c->w[i] * h[k];
+    for (int k = 0; k < d; k++)
+      hs[k] = c->w[i] * h[k];
   }
   sr_train_parallel(parts, parts, sr_decay_grads_part, &job);
   for (int i = 0; i < rows; i++) { /* - s Y^T H, - s Y^T 1, dH = w E out - s out[target] */
@@ -222,18 +222,21 @@ static double sr_decay_batch(sr_decay_ctx_t *c, const sr_seg_t *segs, int64_t n)
     for (int32_t t = sg->t1 - 1; t >= 1; t--) {
       if (t >= sg->t0) {
         const float *g = c->dH + (size_t)(row + (t - sg->t0)) * d;
-        for (int i = 0; i < d; i++) r[i] = a * r[i] + g[i];
+        for (int i = 0; i < d; i++)
+          r[i] = a * r[i] + g[i];
       } else {
         fac *= a;
         if (fabsf(fac) < 1e-12f) break;
-        for (int i = 0; i < d; i++) r[i] *= a;
+        for (int i = 0; i < d; i++)
+          r[i] *= a;
       }
       const int64_t e = base + t - 1;
       const uint8_t ty = ds->ev_type[e];
       const float w = ty < SR_EV__CNT ? c->tw[ty] : 0.0f;
       if (w == 0.0f) continue;
       float *gi = c->g_in + (size_t)ds->ev_item[e] * d;
-      for (int i = 0; i < d; i++) gi[i] += w * r[i];
+      for (int i = 0; i < d; i++)
+        gi[i] += w * r[i];
     }
   }
   return loss;
@@ -241,12 +244,12 @@ static double sr_decay_batch(sr_decay_ctx_t *c, const sr_seg_t *segs, int64_t n)
 
 /* Sets up ctx for batches of up to B positions; grad is an arena-shaped
  * buffer (m->arena_floats). */
-static sr_err_t sr_decay_ctx_init(sr_decay_ctx_t *c, sr_model_t *m, const sr_dataset_t *ds,
-                                  int B, int threads, float *grad, char *errstr, size_t errsz) {
+static sr_err_t sr_decay_ctx_init(sr_decay_ctx_t *c, sr_model_t *m, const sr_dataset_t *ds, int B,
+                                  int threads, float *grad, char *errstr, size_t errsz) {
   memset(c, 0, sizeof(*c));
   sr_param_block_t *b_in = sr_model_block(m, "item_in"), *b_out = sr_model_block(m, "item_out"),
-                   *b_bias = sr_model_block(m, "item_bias"),
-                   *b_tw = sr_model_block(m, "type_w"), *b_hp = sr_model_block(m, "hparams");
+                   *b_bias = sr_model_block(m, "item_bias"), *b_tw = sr_model_block(m, "type_w"),
+                   *b_hp = sr_model_block(m, "hparams");
   if (m->ops->kind != SR_MODEL_DECAY || !b_in || !b_out || !b_bias || !b_tw || !b_hp ||
       b_tw->count != SR_EV__CNT)
     return sr_seterr(errstr, errsz, SR_ERR_MODEL, "train decay: not a decay model");
@@ -310,15 +313,17 @@ static sr_seg_t *sr_decay_segments(const sr_dataset_t *ds, const int64_t *end, i
   return segs;
 }
 
-sr_err_t sr_train_decay_loss_grad(sr_model_t *m, const sr_dataset_t *ds, float *grad,
-                                  double *loss, char *errstr, size_t errsz) {
+sr_err_t sr_train_decay_loss_grad(sr_model_t *m, const sr_dataset_t *ds, float *grad, double *loss,
+                                  char *errstr, size_t errsz) {
   sr_decay_ctx_t c;
   int64_t n_segs = 0;
   int64_t *end = sr_malloc((size_t)(ds->n_users > 0 ? ds->n_users : 1) * sizeof(int64_t));
-  for (int32_t u = 0; u < ds->n_users; u++) end[u] = ds->user_off[u + 1];
+  for (int32_t u = 0; u < ds->n_users; u++)
+    end[u] = ds->user_off[u + 1];
   sr_seg_t *segs = sr_decay_segments(ds, end, SR_DECAY_SEG, &n_segs);
   int64_t P = 0;
-  for (int64_t k = 0; k < n_segs; k++) P += segs[k].t1 - segs[k].t0;
+  for (int64_t k = 0; k < n_segs; k++)
+    P += segs[k].t1 - segs[k].t0;
   memset(grad, 0, m->arena_floats * sizeof(float));
   sr_err_t err = sr_decay_ctx_init(&c, m, ds, (int)SR_MAX(P, 1), 1, grad, errstr, errsz);
   if (err == SR_OK) *loss = P ? sr_decay_batch(&c, segs, n_segs) / (double)P : 0;
@@ -370,21 +375,26 @@ sr_err_t sr_train_decay(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_
    * starts from most-popular instead of uniform. */
   sr_rng_t rng;
   sr_rng_seed(&rng, conf->seed);
-  for (size_t i = 0; i < (size_t)N * m->dim; i++) c.in[i] = SR_DECAY_INIT_SD * sr_rng_normal(&rng);
-  for (size_t i = 0; i < (size_t)N * m->dim; i++) c.out[i] = SR_DECAY_INIT_SD * sr_rng_normal(&rng);
+  for (size_t i = 0; i < (size_t)N * m->dim; i++)
+    c.in[i] = SR_DECAY_INIT_SD * sr_rng_normal(&rng);
+  for (size_t i = 0; i < (size_t)N * m->dim; i++)
+    c.out[i] = SR_DECAY_INIT_SD * sr_rng_normal(&rng);
   {
     double *cnt = sr_calloc((size_t)N, sizeof(double)), mean = 0;
     for (int32_t u = 0; u < ds->n_users; u++)
-      for (int64_t e = ds->user_off[u]; e < split.train_end[u]; e++) cnt[ds->ev_item[e]] += 1;
-    for (int32_t i = 0; i < N; i++) mean += log(cnt[i] + 1.0) / N;
-    for (int32_t i = 0; i < N; i++) c.bias[i] = (float)(log(cnt[i] + 1.0) - mean);
+      for (int64_t e = ds->user_off[u]; e < split.train_end[u]; e++)
+        cnt[ds->ev_item[e]] += 1;
+    for (int32_t i = 0; i < N; i++)
+      mean += log(cnt[i] + 1.0) / N;
+    for (int32_t i = 0; i < N; i++)
+      c.bias[i] = (float)(log(cnt[i] + 1.0) - mean);
     sr_free(cnt);
   }
 
   segs = sr_decay_segments(ds, split.train_end, SR_MIN(SR_DECAY_SEG, B), &n_segs);
   const int64_t P = split.train_positions;
-  if ((err = sr_adam_init(&adam, m->arena_floats, conf->lr, conf->l2, threads, errstr,
-                          errsz)) != SR_OK)
+  if ((err = sr_adam_init(&adam, m->arena_floats, conf->lr, conf->l2, threads, errstr, errsz)) !=
+      SR_OK)
     goto out;
   if ((err = sr_train_best_init(&best, m, errstr, errsz)) != SR_OK) goto out;
 
@@ -440,8 +450,7 @@ sr_err_t sr_train_decay(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_
       goto out;
     }
     sr_log_debug("train", "epoch %d loss %.4f valid NDCG@10 %.4f HR@10 %.4f (%d users) %.1fs",
-                 epoch, epoch_loss, vm.ndcg, vm.hr, vm.n,
-                 (double)(sr_mono_us() - t_start) / 1e6);
+                 epoch, epoch_loss, vm.ndcg, vm.hr, vm.n, (double)(sr_mono_us() - t_start) / 1e6);
     if (vm.n > 0 &&
         sr_train_best_offer(&best, m, epoch, vm.ndcg, (float)epoch_loss, conf->patience))
       stop = 1;

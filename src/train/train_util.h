@@ -26,7 +26,7 @@ typedef struct sr_rng_s {
 } sr_rng_t;
 void sr_rng_seed(sr_rng_t *r, uint64_t seed);
 uint64_t sr_rng_next(sr_rng_t *r);
-double sr_rng_uniform(sr_rng_t *r);            /* [0, 1) */
+double sr_rng_uniform(sr_rng_t *r);             /* [0, 1) */
 uint64_t sr_rng_below(sr_rng_t *r, uint64_t n); /* [0, n), n > 0 */
 float sr_rng_normal(sr_rng_t *r);               /* N(0, 1) */
 
@@ -62,9 +62,8 @@ typedef struct sr_train_metric_s {
   double ndcg, hr;
   int32_t n;
 } sr_train_metric_t;
-sr_err_t sr_train_validate(const sr_model_t *m, const sr_dataset_t *ds,
-                           const sr_train_split_t *s, int k, sr_train_metric_t *out,
-                           char *errstr, size_t errsz);
+sr_err_t sr_train_validate(const sr_model_t *m, const sr_dataset_t *ds, const sr_train_split_t *s,
+                           int k, sr_train_metric_t *out, char *errstr, size_t errsz);
 
 /* ---- progress line on stderr ("\r"-updated when conf->progress) ---- */
 typedef struct sr_train_progress_s {
@@ -91,8 +90,7 @@ typedef struct sr_train_best_s {
   float loss;    /* training loss of the best epoch */
   int bad;       /* epochs since the last improvement */
 } sr_train_best_t;
-sr_err_t sr_train_best_init(sr_train_best_t *b, const sr_model_t *m, char *errstr,
-                            size_t errsz);
+sr_err_t sr_train_best_init(sr_train_best_t *b, const sr_model_t *m, char *errstr, size_t errsz);
 /* Offers an epoch's result; copies the parameters when metric improves.
  * Returns 1 when patience is exhausted (stop), else 0. */
 int sr_train_best_offer(sr_train_best_t *b, const sr_model_t *m, int epoch, double metric,
@@ -128,8 +126,8 @@ double sr_train_softmax_xent(float *L, int rows, int cols, const int32_t *target
  * and inv_sum[r] = 1 / sum(E_r), so dlogits_r = E_r * inv_sum[r] -
  * onehot(target_r). For callers that fold the row scaling into smaller
  * operands (train_decay.c scales H and dH rows instead of L). */
-double sr_train_softmax_exp(float *L, int rows, int cols, const int32_t *targets,
-                            float *inv_sum, int threads);
+double sr_train_softmax_exp(float *L, int rows, int cols, const int32_t *targets, float *inv_sum,
+                            int threads);
 
 /* ---- deterministic parallel-for: fn(ctx, lo, hi) over [0, n) split in
  * threads contiguous ranges (one per thread; the caller runs the first). */
@@ -142,7 +140,7 @@ void sr_train_parallel(int threads, int64_t n, void (*fn)(void *ctx, int64_t lo,
  * arena-shaped buffer of m->arena_floats floats; fixed blocks get 0).
  * Exactly the computation the trainer runs per mini-batch: exposed for the
  * finite-difference check in tests/unit/0060-train.c. */
-sr_err_t sr_train_decay_loss_grad(sr_model_t *m, const sr_dataset_t *ds, float *grad,
-                                  double *loss, char *errstr, size_t errsz);
+sr_err_t sr_train_decay_loss_grad(sr_model_t *m, const sr_dataset_t *ds, float *grad, double *loss,
+                                  char *errstr, size_t errsz);
 
 #endif

@@ -49,7 +49,8 @@ static int render(void *opaque, const char *path, sr_buf_t *out, const char **ct
   }
   if (!strcmp(path, "/metrics")) {
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    for (int i = 0; i < 200; i++) sr_buf_printf(out, "streamrec_fuzz_total{i=\"%d\"} %d\n", i, i);
+    for (int i = 0; i < 200; i++)
+      sr_buf_printf(out, "streamrec_fuzz_total{i=\"%d\"} %d\n", i, i);
     return 200;
   }
   if (!strcmp(path, "/readyz")) return 503; /* empty body */
@@ -106,8 +107,8 @@ static int check_response(const sr_buf_t *out, int keep_alive) {
   const char *p = (const char *)out->data;
   size_t n = out->len;
   must(n >= 13 && !memcmp(p, "HTTP/1.1 ", 9), "response does not start with HTTP/1.1");
-  must(p[9] >= '1' && p[9] <= '5' && p[10] >= '0' && p[10] <= '9' && p[11] >= '0' &&
-           p[11] <= '9' && p[12] == ' ',
+  must(p[9] >= '1' && p[9] <= '5' && p[10] >= '0' && p[10] <= '9' && p[11] >= '0' && p[11] <= '9' &&
+           p[12] == ' ',
        "bad status code");
   int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
   const char *hend = memmem(p, n, "\r\n\r\n", 4);

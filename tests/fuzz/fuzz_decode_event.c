@@ -39,8 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char errstr[512] = "";
   sr_event_t a, b;
   if (!dec) {
-    dec = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
-    chk = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
+    dec =
+        sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
+    chk =
+        sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
     must(dec && chk, "sr_codec_new", errstr);
     sr_buf_init(&enc1);
     sr_buf_init(&enc2);
@@ -49,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   sr_err_t err = sr_codec_decode_event(dec, data, size, &a, errstr, sizeof(errstr));
   if (err != SR_OK) {
     must(err == SR_ERR_BAD_FRAMING || err == SR_ERR_UNKNOWN_SCHEMA || err == SR_ERR_BAD_AVRO ||
-             err == SR_ERR_MISSING_FIELD, "undocumented error code", sr_err2name(err));
+             err == SR_ERR_MISSING_FIELD,
+         "undocumented error code", sr_err2name(err));
     must(errstr[0] != 0, "error without a reason", sr_err2name(err));
     return 0;
   }

@@ -63,8 +63,10 @@ static void check_accepted(sr_model_t *m) {
     must(id.len <= SR_SNAPSHOT_ITEM_ID_MAX, "accepted an over-long item id", NULL);
     must(sr_model_item_lookup(m, id.ptr, id.len) == i, "item id not found again", NULL);
   }
-  must(sr_model_check(m, errstr, sizeof(errstr)) == SR_OK, "accepted a model that fails "
-       "sr_model_check", errstr);
+  must(sr_model_check(m, errstr, sizeof(errstr)) == SR_OK,
+       "accepted a model that fails "
+       "sr_model_check",
+       errstr);
   sr_param_block_t b[SR_MODEL_MAX_BLOCKS];
   int nb = sr_model_params(m, b, SR_MODEL_MAX_BLOCKS);
   for (int k = 0; k < nb; k++)
@@ -77,10 +79,13 @@ static void check_accepted(sr_model_t *m) {
   float *h = malloc((size_t)ss * sizeof(float)), *s = malloc((size_t)n * sizeof(float));
   must(h && s, "out of memory", NULL);
   sr_model_state_init(m, h);
-  for (int t = 0; t < SR_EV__CNT; t++) sr_model_step(m, h, 0, (sr_event_type_t)t, 1.0f, 60000);
-  for (int i = 0; i < ss; i++) must(isfinite(h[i]), "non-finite state after an event", NULL);
+  for (int t = 0; t < SR_EV__CNT; t++)
+    sr_model_step(m, h, 0, (sr_event_type_t)t, 1.0f, 60000);
+  for (int i = 0; i < ss; i++)
+    must(isfinite(h[i]), "non-finite state after an event", NULL);
   sr_model_score_range(m, h, 1, 0, ns, s, (size_t)ns);
-  for (int32_t i = 0; i < ns; i++) must(isfinite(s[i]), "non-finite score", NULL);
+  for (int32_t i = 0; i < ns; i++)
+    must(isfinite(s[i]), "non-finite score", NULL);
   free(h);
   free(s);
 
@@ -144,7 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     memcpy(fixed, data, size);
     uint64_t sum = XXH64(fixed, size - 8, 0);
-    for (int i = 0; i < 8; i++) fixed[size - 8 + i] = (unsigned char)(sum >> (8 * i));
+    for (int i = 0; i < 8; i++)
+      fixed[size - 8 + i] = (unsigned char)(sum >> (8 * i));
     run(fixed, size);
   }
   return 0;

@@ -45,7 +45,8 @@ static const char *check_rec(const sr_rec_t *r, const char *key, int k, int *ev_
       if (sr_str_eq(r->items[a].item_id, r->items[b].item_id)) return "duplicate item";
     /* no item the user touched up to and including this event */
     for (int j = 0; j <= i; j++)
-      if (sr_str_eq(evs.rows[j].user, r->user_id) && sr_str_eq(evs.rows[j].item, r->items[a].item_id)) {
+      if (sr_str_eq(evs.rows[j].user, r->user_id) &&
+          sr_str_eq(evs.rows[j].item, r->items[a].item_id)) {
         snprintf(why, sizeof(why), "recommended seen item %s (event %d)", evs.items[j], j);
         return why;
       }
@@ -69,7 +70,7 @@ static void run_and_verify(const char *group, int batch_max, int *failed) {
   T_EQ_INT(st.coalesced, 0);
   T_EQ_INT(st.recs_sent, evs.n);
   T_EQ_INT(st.recs_delivered, evs.n);
-  T_EQ_INT(st.users, 0); /* gauge: state is dropped with the partitions at shutdown */
+  T_EQ_INT(st.users, 0);            /* gauge: state is dropped with the partitions at shutdown */
   T_EQ_INT(st.users_peak, N_USERS); /* every user held at once before that */
 
   it_msg_t *msgs = calloc((size_t)evs.n * 3, sizeof(*msgs));
@@ -87,7 +88,8 @@ static void run_and_verify(const char *group, int batch_max, int *failed) {
     T_ASSERT_MSG(!why, "rec %d (event %d): %s", m, i, why);
     seen[i]++;
     mine++;
-    if (r.source_offset + 1 > end[r.source_partition]) end[r.source_partition] = r.source_offset + 1;
+    if (r.source_offset + 1 > end[r.source_partition])
+      end[r.source_partition] = r.source_offset + 1;
   }
   /* the topic holds the outputs of every run so far: each run adds one per event */
   T_EQ_INT(mine % evs.n, 0);
@@ -140,7 +142,8 @@ TEST(coalesce_per_user) {
   int64_t committed[N_PARTS];
   T_EQ_INT(it_committed(bs, "g-coalesce", N_PARTS, committed), 0);
   int64_t total = 0;
-  for (int p = 0; p < N_PARTS; p++) total += committed[p];
+  for (int p = 0; p < N_PARTS; p++)
+    total += committed[p];
   T_EQ_INT(total, evs.n);
 }
 

@@ -13,7 +13,8 @@
 #define N_PARTS 2
 #define N_BAD 12
 #define APIKEY_FETCH 1
-#define KERR_CORRUPT_MESSAGE 2 /* a fetch error librdkafka passes to the application, then retries */
+#define KERR_CORRUPT_MESSAGE                                                                       \
+  2 /* a fetch error librdkafka passes to the application, then retries */
 
 typedef struct bad_s {
   const char *key;
@@ -34,22 +35,21 @@ TEST(malformed_messages_go_to_dlq_with_headers) {
 
   /* The bad ones, plus one valid event for an item the model never saw. */
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
-  bad_t bad[N_BAD] = {{"bad-text", "BAD_FRAMING", {0}},
-                      {"bad-magic", "BAD_FRAMING", {0}},
-                      {"bad-schema", "UNKNOWN_SCHEMA", {0}},
-                      {"bad-trunc", "BAD_AVRO", {0}},
-                      {"bad-nouser", "MISSING_FIELD", {0}},
-                      {"bad-nan", "INVALID_FIELD", {0}},
-                      {"bad-inf", "INVALID_FIELD", {0}},
-                      {"bad-ts-min", "INVALID_FIELD", {0}},
-                      {"bad-ts-max", "INVALID_FIELD", {0}},
-                      {"bad-longid", "INVALID_FIELD", {0}},
-                      {"someone-else", "KEY_MISMATCH", {0}},
-                      {NULL, "KEY_MISMATCH", {0}}};
-  sr_event_t good = {.event_id = SR_STR("x1"), .user_id = SR_STR("u1"), .item_id = SR_STR("i3"),
-                     .type = SR_EV_VIEW, .value = 0, .ts_ms = 1700000000000LL,
+  bad_t bad[N_BAD] = {{"bad-text", "BAD_FRAMING", {0}},      {"bad-magic", "BAD_FRAMING", {0}},
+                      {"bad-schema", "UNKNOWN_SCHEMA", {0}}, {"bad-trunc", "BAD_AVRO", {0}},
+                      {"bad-nouser", "MISSING_FIELD", {0}},  {"bad-nan", "INVALID_FIELD", {0}},
+                      {"bad-inf", "INVALID_FIELD", {0}},     {"bad-ts-min", "INVALID_FIELD", {0}},
+                      {"bad-ts-max", "INVALID_FIELD", {0}},  {"bad-longid", "INVALID_FIELD", {0}},
+                      {"someone-else", "KEY_MISMATCH", {0}}, {NULL, "KEY_MISMATCH", {0}}};
+  sr_event_t good = {.event_id = SR_STR("x1"),
+                     .user_id = SR_STR("u1"),
+                     .item_id = SR_STR("i3"),
+                     .type = SR_EV_VIEW,
+                     .value = 0,
+                     .ts_ms = 1700000000000LL,
                      .scenario = SR_STR("default")};
-  for (int i = 0; i < N_BAD; i++) sr_buf_init(&bad[i].val);
+  for (int i = 0; i < N_BAD; i++)
+    sr_buf_init(&bad[i].val);
   sr_buf_append(&bad[0].val, "hello, not avro", 15);
   sr_codec_encode_event(c, &good, &bad[1].val);
   bad[1].val.data[0] = 0x7b; /* JSON-looking first byte */
@@ -60,15 +60,14 @@ TEST(malformed_messages_go_to_dlq_with_headers) {
   /* Our encoder refuses an empty user id, so write that body by hand (Avro
    * binary: zigzag-varint string lengths, enum index, 4-byte float,
    * zigzag-varint long). */
-  static const unsigned char nouser[] = {
-      0, 0, 0, 0, 1,          /* framing: magic 0, schema id 1 */
-      4, 'x', '1',            /* event_id "x1" */
-      0,                      /* user_id "" */
-      4, 'i', '3',            /* item_id "i3" */
-      0,                      /* type VIEW */
-      0, 0, 0, 0,             /* value 0.0f */
-      2,                      /* timestamp 1 */
-      14, 'd', 'e', 'f', 'a', 'u', 'l', 't'};
+  static const unsigned char nouser[] = {0,  0,   0,   0,   1, /* framing: magic 0, schema id 1 */
+                                         4,  'x', '1',         /* event_id "x1" */
+                                         0,                    /* user_id "" */
+                                         4,  'i', '3',         /* item_id "i3" */
+                                         0,                    /* type VIEW */
+                                         0,  0,   0,   0,      /* value 0.0f */
+                                         2,                    /* timestamp 1 */
+                                         14, 'd', 'e', 'f', 'a', 'u', 'l', 't'};
   sr_buf_append(&bad[4].val, nouser, sizeof(nouser));
   /* Valid Avro, hostile values; each keyed by its own user id. */
   sr_event_t h = good;
@@ -167,7 +166,8 @@ TEST(malformed_messages_go_to_dlq_with_headers) {
   it_msgs_free(dlq, got);
   it_msgs_free(src, total);
   free(src);
-  for (int i = 0; i < N_BAD; i++) sr_buf_free(&bad[i].val);
+  for (int i = 0; i < N_BAD; i++)
+    sr_buf_free(&bad[i].val);
   sr_buf_free(&uv);
   sr_codec_destroy(c);
   it_events_free(&evs);
@@ -204,8 +204,7 @@ TEST(consumer_errors_are_dead_lettered) {
     fprintf(stderr, "  dead letter [%s]@%s %s: %s\n", dlq[d].hdr_partition, dlq[d].hdr_offset,
             dlq[d].hdr_error, dlq[d].hdr_reason);
     T_EQ_STR(dlq[d].hdr_error, "CONSUME");
-    T_ASSERT_MSG(strstr(dlq[d].hdr_reason, "INVALID_MSG"), "reason: %s",
-                 dlq[d].hdr_reason);
+    T_ASSERT_MSG(strstr(dlq[d].hdr_reason, "INVALID_MSG"), "reason: %s", dlq[d].hdr_reason);
     T_EQ_STR(dlq[d].hdr_topic, "events");
     T_ASSERT_MSG(atoi(dlq[d].hdr_partition) >= 0 && atoi(dlq[d].hdr_partition) < N_PARTS,
                  "partition header %s", dlq[d].hdr_partition);

@@ -10,8 +10,8 @@
 
 #define N_PARTS 2
 #define APIKEY_PRODUCE 0
-#define KERR_NOT_LEADER 6        /* retriable */
-#define KERR_MSG_TOO_LARGE 10    /* not retriable */
+#define KERR_NOT_LEADER 6     /* retriable */
+#define KERR_MSG_TOO_LARGE 10 /* not retriable */
 
 static int count_recs_per_event(const char *bs, const it_events_t *evs, int *seen, int max) {
   char es[256];
@@ -49,7 +49,8 @@ TEST(transient_produce_errors_lose_nothing) {
   T_EQ_INT(st.delivery_failed, 0);
   int *seen = calloc((size_t)evs.n, sizeof(int));
   count_recs_per_event(bs, &evs, seen, evs.n * 2);
-  for (int i = 0; i < evs.n; i++) T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
+  for (int i = 0; i < evs.n; i++)
+    T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
   int64_t committed[N_PARTS];
   T_EQ_INT(it_committed(bs, "g-transient", N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
@@ -93,7 +94,8 @@ TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
   T_EQ_INT(st.consumed, evs.n);
   int *seen = calloc((size_t)evs.n, sizeof(int));
   count_recs_per_event(bs, &evs, seen, evs.n * 2);
-  for (int i = 0; i < evs.n; i++) T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
+  for (int i = 0; i < evs.n; i++)
+    T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
   T_EQ_INT(it_committed(bs, "g-perm", N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
   free(seen);
@@ -171,7 +173,8 @@ TEST(ring_full_with_output_leader_down_commits_nothing) {
   T_ASSERT_MSG(e == SR_OK, "restart: %s", es);
   int *seen = calloc((size_t)evs.n, sizeof(int));
   count_recs_per_event(bs, &evs, seen, evs.n * 2);
-  for (int i = 0; i < evs.n; i++) T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
+  for (int i = 0; i < evs.n; i++)
+    T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
   T_EQ_INT(it_committed(bs, "g-ring", N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
   free(seen);
@@ -242,7 +245,8 @@ static void stop_during_outage(int use_abort) {
     sr_pipeline_abort(r.p);
   else
     sr_pipeline_stop(r.p);
-  while (!r.done && sr_mono_us() - t1 < 60000000) usleep(20 * 1000);
+  while (!r.done && sr_mono_us() - t1 < 60000000)
+    usleep(20 * 1000);
   double secs = (double)(sr_mono_us() - t1) / 1e6;
   fprintf(stderr, "  %s during the outage: run returned after %.2f s (%s: %s), sent %llu\n",
           use_abort ? "abort" : "stop", secs, r.done ? sr_err2name(r.result) : "still running",

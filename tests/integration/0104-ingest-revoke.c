@@ -55,8 +55,8 @@ static void commit_all(sr_ingest_t *in, const sr_msg_t *m, int n) {
 static void record(const sr_msg_t *m, int n) {
   pthread_mutex_lock(&R.mu);
   for (int i = 0; i < n; i++)
-    if (m[i].err == SR_OK && m[i].partition >= 0 && m[i].partition < N_PARTS &&
-        m[i].offset >= 0 && m[i].offset < N_EVENTS)
+    if (m[i].err == SR_OK && m[i].partition >= 0 && m[i].partition < N_PARTS && m[i].offset >= 0 &&
+        m[i].offset < N_EVENTS)
       R.seen[m[i].partition][m[i].offset]++;
   pthread_mutex_unlock(&R.mu);
 }
@@ -67,8 +67,12 @@ static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
 
 static void *member_b(void *arg) {
   char es[256];
-  sr_ingest_conf_t ic = {.brokers = R.bs, .group = "g-revoke", .topic = "events",
-                         .client_id = "member-b", .kafka = kv, .n_kafka = 3};
+  sr_ingest_conf_t ic = {.brokers = R.bs,
+                         .group = "g-revoke",
+                         .topic = "events",
+                         .client_id = "member-b",
+                         .kafka = kv,
+                         .n_kafka = 3};
   sr_ingest_t *b = sr_ingest_new(&ic, es, sizeof(es));
   if (!b) return NULL;
   sr_msg_t msgs[64];
@@ -106,8 +110,12 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   it_events_make(&evs, 10, 20, 10, 23); /* 100 events over 2 partitions */
   T_EQ_INT(it_produce_events(R.bs, &evs), N_EVENTS);
 
-  sr_ingest_conf_t ic = {.brokers = R.bs, .group = "g-revoke", .topic = "events",
-                         .client_id = "member-a", .kafka = kv, .n_kafka = 3,
+  sr_ingest_conf_t ic = {.brokers = R.bs,
+                         .group = "g-revoke",
+                         .topic = "events",
+                         .client_id = "member-a",
+                         .kafka = kv,
+                         .n_kafka = 3,
                          .rebalance_cb = a_rebalance};
   sr_ingest_t *a = sr_ingest_new(&ic, es, sizeof(es));
   T_ASSERT_MSG(a, "%s", es);
@@ -116,7 +124,8 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   /* 1. A's first message, committed: the baseline both members start from. */
   int64_t t0 = sr_mono_us();
   int n = 0;
-  while (n == 0 && sr_mono_us() - t0 < 30000000) n = sr_ingest_poll(a, msgs, 1, 100, 0, es, sizeof(es));
+  while (n == 0 && sr_mono_us() - t0 < 30000000)
+    n = sr_ingest_poll(a, msgs, 1, 100, 0, es, sizeof(es));
   T_EQ_INT(n, 1);
   record(msgs, 1);
   int64_t next = msgs[0].offset + 1;
@@ -131,8 +140,9 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   n = sr_ingest_poll(a, msgs, 1000, 100, 15000000, es, sizeof(es));
   double held = (double)(sr_mono_us() - t1) / 1e6;
   R.watching = 0;
-  fprintf(stderr, "  long poll: %d message(s) returned after %.2f s; revocations %d (p0 %d, p1 %d)\n",
-          n, held, R.revokes, R.revoked[0], R.revoked[1]);
+  fprintf(stderr,
+          "  long poll: %d message(s) returned after %.2f s; revocations %d (p0 %d, p1 %d)\n", n,
+          held, R.revokes, R.revoked[0], R.revoked[1]);
   T_ASSERT_MSG(R.revokes >= 1, "member B's join did not revoke anything from A within %.1f s",
                held);
   int stale = 0;
@@ -159,7 +169,8 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   R.stop_b = 1;
   pthread_join(tb, NULL);
   distinct = distinct_and_dups(&dups);
-  fprintf(stderr, "  afterwards: %d distinct events seen, %d seen twice; %llu released unprocessed\n",
+  fprintf(stderr,
+          "  afterwards: %d distinct events seen, %d seen twice; %llu released unprocessed\n",
           distinct, dups, (unsigned long long)sr_ingest_revoke_dropped(a));
   /* Nothing lost. Re-reads can still happen legitimately (at-least-once):
    * a commit sent while the group rebalances is refused, and the next owner

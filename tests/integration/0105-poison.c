@@ -20,7 +20,8 @@ static int total_committed(const char *bs, const char *group, int n_parts) {
   int64_t c[8];
   if (it_committed(bs, group, n_parts, c) != 0) return -1;
   int64_t t = 0;
-  for (int p = 0; p < n_parts; p++) t += c[p] > 0 ? c[p] : 0;
+  for (int p = 0; p < n_parts; p++)
+    t += c[p] > 0 ? c[p] : 0;
   return (int)t;
 }
 
@@ -41,15 +42,19 @@ TEST(oversized_outputs_become_truncated_dead_letters) {
   memset(uid, 'u', big_id);
   uid[big_id] = 0;
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
-  sr_event_t ev = {.event_id = SR_STR("big-user"), .user_id = sr_str_make(uid, big_id),
-                   .item_id = SR_STR("i3"), .type = SR_EV_VIEW, .ts_ms = 1700000000000LL,
+  sr_event_t ev = {.event_id = SR_STR("big-user"),
+                   .user_id = sr_str_make(uid, big_id),
+                   .item_id = SR_STR("i3"),
+                   .type = SR_EV_VIEW,
+                   .ts_ms = 1700000000000LL,
                    .scenario = SR_STR("default")};
   sr_buf_t vals[2];
   sr_buf_init(&vals[0]);
   sr_buf_init(&vals[1]);
   T_EQ_INT(sr_codec_encode_event(c, &ev, &vals[0]), SR_OK);
   /* an undecodable 1 MiB message */
-  for (size_t i = 0; i < big_garbage; i++) sr_buf_putc(&vals[1], (unsigned char)('a' + i % 26));
+  for (size_t i = 0; i < big_garbage; i++)
+    sr_buf_putc(&vals[1], (unsigned char)('a' + i % 26));
   const char *keys[2] = {uid, "big-garbage"};
   T_EQ_INT(it_produce_raw(bs, "events", keys, vals, 2), 2);
 
@@ -66,10 +71,11 @@ TEST(oversized_outputs_become_truncated_dead_letters) {
   int got = it_read_topic(bs, "events.dlq", 4, 8000, dlq);
   T_EQ_INT(got, 2);
   for (int d = 0; d < got; d++) {
-    fprintf(stderr, "  dead letter %s: key %zu bytes, value %zu bytes, truncated=%s, original "
-                    "key %s / value %s bytes: %s\n",
-            dlq[d].hdr_error, dlq[d].key_len, dlq[d].len, dlq[d].hdr_truncated,
-            dlq[d].hdr_key_size, dlq[d].hdr_value_size, dlq[d].hdr_reason);
+    fprintf(stderr,
+            "  dead letter %s: key %zu bytes, value %zu bytes, truncated=%s, original "
+            "key %s / value %s bytes: %s\n",
+            dlq[d].hdr_error, dlq[d].key_len, dlq[d].len, dlq[d].hdr_truncated, dlq[d].hdr_key_size,
+            dlq[d].hdr_value_size, dlq[d].hdr_reason);
     T_EQ_STR(dlq[d].hdr_truncated, "true");
     int big_user = !strcmp(dlq[d].hdr_error, "INVALID_FIELD");
     T_ASSERT_MSG(big_user || !strcmp(dlq[d].hdr_error, "BAD_FRAMING"), "error %s",
@@ -99,7 +105,7 @@ static sr_model_t *make_model(int n, int id_len, const char *odd_id, float odd_b
   char es[256];
   int total = n + (odd_id ? 1 : 0);
   sr_str_t *ids = calloc((size_t)total, sizeof(*ids));
-  char (*buf)[128] = calloc((size_t)total, 128);
+  char(*buf)[128] = calloc((size_t)total, 128);
   for (int i = 0; i < n; i++) {
     snprintf(buf[i], 128, "item-%03d-%0*d", i, id_len > 9 ? id_len - 9 : 1, 0);
     ids[i] = sr_str_cstr(buf[i]);
@@ -137,21 +143,26 @@ static int produce_item_events(const char *bs, int n_users, int per_user) {
   int n = n_users * per_user;
   sr_buf_t *vals = calloc((size_t)n, sizeof(*vals));
   const char **keys = calloc((size_t)n, sizeof(*keys));
-  char (*users)[16] = calloc((size_t)n, 16), (*items)[128] = calloc((size_t)n, 128),
-       (*evid)[16] = calloc((size_t)n, 16);
+  char(*users)[16] = calloc((size_t)n, 16), (*items)[128] = calloc((size_t)n, 128),
+  (*evid)[16] = calloc((size_t)n, 16);
   for (int i = 0; i < n; i++) {
     snprintf(users[i], 16, "u%d", i % n_users);
     snprintf(items[i], 128, "item-%03d-%0*d", i % 7, 1, 0);
     snprintf(evid[i], 16, "e%d", i);
-    sr_event_t ev = {.event_id = sr_str_cstr(evid[i]), .user_id = sr_str_cstr(users[i]),
-                     .item_id = sr_str_cstr(items[i]), .type = SR_EV_CLICK, .value = 1,
-                     .ts_ms = 1700000000000LL + i, .scenario = SR_STR("default")};
+    sr_event_t ev = {.event_id = sr_str_cstr(evid[i]),
+                     .user_id = sr_str_cstr(users[i]),
+                     .item_id = sr_str_cstr(items[i]),
+                     .type = SR_EV_CLICK,
+                     .value = 1,
+                     .ts_ms = 1700000000000LL + i,
+                     .scenario = SR_STR("default")};
     sr_buf_init(&vals[i]);
     sr_codec_encode_event(c, &ev, &vals[i]);
     keys[i] = users[i];
   }
   int got = it_produce_raw(bs, "events", keys, vals, n);
-  for (int i = 0; i < n; i++) sr_buf_free(&vals[i]);
+  for (int i = 0; i < n; i++)
+    sr_buf_free(&vals[i]);
   free(vals), free(keys), free(users), free(items), free(evid);
   sr_codec_destroy(c);
   return got;
@@ -220,7 +231,8 @@ TEST(unencodable_recommendation_is_dead_lettered) {
   int got = it_read_topic(bs, "events.dlq", 8, 8000, dlq);
   T_EQ_INT(got, 6);
   fprintf(stderr, "  %s: %s\n", dlq[0].hdr_error, dlq[0].hdr_reason);
-  for (int d = 0; d < got; d++) T_EQ_STR(dlq[d].hdr_error, "ENCODE");
+  for (int d = 0; d < got; d++)
+    T_EQ_STR(dlq[d].hdr_error, "ENCODE");
   it_msgs_free(dlq, got);
   sr_broker_destroy(broker);
 }

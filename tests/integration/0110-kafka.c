@@ -56,7 +56,8 @@ static void rb_cb(void *opaque, int assigned, const int32_t *parts, int n) {
   rb_ctx_t *r = opaque;
   int *dst = assigned ? r->assigned : r->revoked;
   n = SR_MIN(n, 64);
-  for (int i = 0; i < n; i++) dst[i] = parts[i];
+  for (int i = 0; i < n; i++)
+    dst[i] = parts[i];
   qsort(dst, (size_t)n, sizeof(int), cmp_int);
   if (assigned) {
     r->n_assign++;
@@ -71,8 +72,12 @@ static void rb_cb(void *opaque, int assigned, const int32_t *parts, int n) {
 
 static sr_publish_t *mk_pub(const char *brokers, dr_ctx_t *d, const sr_kv_t *kv, int nkv) {
   char err[512];
-  sr_publish_conf_t pc = {.brokers = brokers, .client_id = "t0110-pub", .kafka = kv,
-                          .n_kafka = nkv, .delivery_cb = dr_cb, .opaque = d};
+  sr_publish_conf_t pc = {.brokers = brokers,
+                          .client_id = "t0110-pub",
+                          .kafka = kv,
+                          .n_kafka = nkv,
+                          .delivery_cb = dr_cb,
+                          .opaque = d};
   sr_publish_t *p = sr_publish_new(&pc, err, sizeof(err));
   if (!p) fprintf(stderr, "sr_publish_new: %s\n", err);
   return p;
@@ -81,13 +86,17 @@ static sr_publish_t *mk_pub(const char *brokers, dr_ctx_t *d, const sr_kv_t *kv,
 static sr_ingest_t *mk_in(const char *brokers, const char *group, rb_ctx_t *r) {
   char err[512];
   /* Short session so a second member's join is settled quickly. */
-  static sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
-                         {"heartbeat.interval.ms", "500"},
-                         {"debug", ""}};
+  static sr_kv_t kv[] = {
+      {"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}, {"debug", ""}};
   kv[2].value = getenv("T_KDEBUG");
-  sr_ingest_conf_t ic = {.brokers = brokers, .group = group, .topic = "events",
-                         .client_id = "t0110-in", .kafka = kv, .n_kafka = kv[2].value ? 3 : 2,
-                         .rebalance_cb = rb_cb, .opaque = r};
+  sr_ingest_conf_t ic = {.brokers = brokers,
+                         .group = group,
+                         .topic = "events",
+                         .client_id = "t0110-in",
+                         .kafka = kv,
+                         .n_kafka = kv[2].value ? 3 : 2,
+                         .rebalance_cb = rb_cb,
+                         .opaque = r};
   sr_ingest_t *in = sr_ingest_new(&ic, err, sizeof(err));
   if (!in) fprintf(stderr, "sr_ingest_new: %s\n", err);
   return in;
@@ -104,8 +113,7 @@ static int send_range(sr_publish_t *p, int from, int to) {
     sr_header_t h[2] = {{"trace-id", trace, strlen(trace)}, {"flag", NULL, 0}};
     sr_err_t e;
     while ((e = sr_publish_send(p, "events", -1, key, strlen(key), val, strlen(val), h, 2,
-                                (void *)(intptr_t)(i + 1), err, sizeof(err))) ==
-           SR_ERR_QUEUE_FULL)
+                                (void *)(intptr_t)(i + 1), err, sizeof(err))) == SR_ERR_QUEUE_FULL)
       sr_publish_poll(p, 10);
     if (e != SR_OK) {
       fprintf(stderr, "send %d: %s %s\n", i, sr_err2name(e), err);
@@ -177,8 +185,7 @@ static int consume(sr_ingest_t *in, got_t *g, int want, int timeout_ms) {
 
 /* Polls (serving callbacks) until the rebalance callback assigned
  * n_assign times; messages that arrive meanwhile go to g. */
-static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout_ms,
-                         got_t *g) {
+static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout_ms, got_t *g) {
   sr_msg_t msgs[16];
   char err[256];
   int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
@@ -216,8 +223,9 @@ TEST(broker_metadata) {
   T_ASSERT_MSG(b, "sr_broker_new(3): %s", err);
   const char *c1 = strchr(sr_broker_bootstrap(b), ',');
   T_ASSERT(c1 && strchr(c1 + 1, ','));
-  T_EQ_INT(sr_kafka_partition_count(sr_broker_bootstrap(b), "events", NULL, 0, 5000, err, sizeof(err)),
-           2);
+  T_EQ_INT(
+      sr_kafka_partition_count(sr_broker_bootstrap(b), "events", NULL, 0, 5000, err, sizeof(err)),
+      2);
   T_EQ_INT(sr_broker_set_down(b, 99, 1), SR_ERR_INVALID_ARG);
   sr_broker_destroy(b);
   T_ASSERT(sr_broker_new(0, 4, err, sizeof(err)) == NULL);
@@ -226,8 +234,8 @@ TEST(broker_metadata) {
 TEST(conf_errors) {
   char err[512];
   sr_kv_t bad[] = {{"no.such.property", "1"}};
-  sr_ingest_conf_t ic = {.brokers = "127.0.0.1:1", .group = "g", .topic = "events",
-                         .kafka = bad, .n_kafka = 1};
+  sr_ingest_conf_t ic = {
+      .brokers = "127.0.0.1:1", .group = "g", .topic = "events", .kafka = bad, .n_kafka = 1};
   err[0] = 0;
   T_ASSERT(sr_ingest_new(&ic, err, sizeof(err)) == NULL);
   T_ASSERT_MSG(strstr(err, "no.such.property") != NULL, "errstr: %s", err);
@@ -262,7 +270,8 @@ TEST(produce_consume_commit) {
   T_EQ_INT(sr_publish_outq_len(p), 0);
   T_EQ_INT(d.ok, N);
   T_EQ_INT(d.failed, 0);
-  for (int i = 0; i < N; i++) T_ASSERT_MSG(seen[i] == 1, "message %d reported %d times", i, seen[i]);
+  for (int i = 0; i < N; i++)
+    T_ASSERT_MSG(seen[i] == 1, "message %d reported %d times", i, seen[i]);
 
   sr_ingest_t *in = mk_in(bs, "g-0110", &r);
   T_ASSERT(in);
@@ -271,13 +280,15 @@ TEST(produce_consume_commit) {
   /* rebalance: one assignment of all partitions, before any message */
   T_EQ_INT(r.n_assign, 1);
   T_EQ_INT(r.n_assigned, NPART);
-  for (int i = 0; i < NPART; i++) T_EQ_INT(r.assigned[i], i);
+  for (int i = 0; i < NPART; i++)
+    T_EQ_INT(r.assigned[i], i);
 
   /* every index once; a key always maps to one partition; offsets of each
    * partition are 0,1,2,... in arrival order */
   int count[N] = {0}, key_part[20], nparts_used = 0;
   int64_t next_off[NPART] = {0};
-  for (int k = 0; k < 20; k++) key_part[k] = -1;
+  for (int k = 0; k < 20; k++)
+    key_part[k] = -1;
   for (int i = 0; i < g->n; i++) {
     int idx = g->idx[i], pt = g->part[i];
     T_ASSERT(idx >= 0 && idx < N && pt >= 0 && pt < NPART);
@@ -289,8 +300,10 @@ TEST(produce_consume_commit) {
                  pt, g->off[i], next_off[pt]);
     next_off[pt]++;
   }
-  for (int i = 0; i < N; i++) T_ASSERT_MSG(count[i] == 1, "value-%d seen %d times", i, count[i]);
-  for (int pt = 0; pt < NPART; pt++) nparts_used += next_off[pt] > 0;
+  for (int i = 0; i < N; i++)
+    T_ASSERT_MSG(count[i] == 1, "value-%d seen %d times", i, count[i]);
+  for (int pt = 0; pt < NPART; pt++)
+    nparts_used += next_off[pt] > 0;
   T_ASSERT(nparts_used >= 2); /* 20 keys spread over the partitions */
 
   /* commit the next offsets and read them back from the coordinator */
@@ -298,7 +311,8 @@ TEST(produce_consume_commit) {
   int64_t committed[NPART];
   T_EQ_INT(sr_ingest_commit(in, parts, next_off, NPART, 0, err, sizeof(err)), SR_OK);
   T_EQ_INT(sr_ingest_committed(in, parts, committed, NPART, 5000), SR_OK);
-  for (int pt = 0; pt < NPART; pt++) T_EQ_INT(committed[pt], next_off[pt]);
+  for (int pt = 0; pt < NPART; pt++)
+    T_EQ_INT(committed[pt], next_off[pt]);
 
   /* leaving the group revokes everything through the callback */
   sr_ingest_close(in);
@@ -375,8 +389,7 @@ TEST(two_members_split_partitions) {
   /* Wait for the settled state rather than an exact sequence: under load
    * the coordinator may run more than one round (a member that was slow
    * to rejoin), each revoking everything first. */
-  while (!(r1.owns && r2.owns && r1.n_assigned + r2.n_assigned == NPART) &&
-         sr_mono_us() < end) {
+  while (!(r1.owns && r2.owns && r1.n_assigned + r2.n_assigned == NPART) && sr_mono_us() < end) {
     int n = sr_ingest_poll(a, msgs, 8, 50, 0, err, sizeof(err));
     if (n > 0) sr_ingest_release(a, msgs, n);
     n = sr_ingest_poll(c, msgs, 8, 50, 0, err, sizeof(err));
@@ -389,10 +402,13 @@ TEST(two_members_split_partitions) {
   T_ASSERT(r1.n_assigned > 0 && r2.n_assigned > 0);
   T_EQ_INT(r1.n_assigned + r2.n_assigned, NPART);
   int all[NPART], k = 0;
-  for (int i = 0; i < r1.n_assigned; i++) all[k++] = r1.assigned[i];
-  for (int i = 0; i < r2.n_assigned; i++) all[k++] = r2.assigned[i];
+  for (int i = 0; i < r1.n_assigned; i++)
+    all[k++] = r1.assigned[i];
+  for (int i = 0; i < r2.n_assigned; i++)
+    all[k++] = r2.assigned[i];
   qsort(all, NPART, sizeof(int), cmp_int);
-  for (int i = 0; i < NPART; i++) T_EQ_INT(all[i], i);
+  for (int i = 0; i < NPART; i++)
+    T_EQ_INT(all[i], i);
 
   sr_ingest_destroy(c);
   sr_ingest_destroy(a);
@@ -416,7 +432,8 @@ TEST(broker_down_holds_then_delivers) {
   T_EQ_INT(sr_broker_set_down(b, 1, 1), SR_OK);
   T_EQ_INT(send_range(p, 1, 6), 0);
   int64_t end = sr_mono_us() + 2000000;
-  while (sr_mono_us() < end) sr_publish_poll(p, 100);
+  while (sr_mono_us() < end)
+    sr_publish_poll(p, 100);
   /* observed: no report at all while the only broker is down; the messages
    * wait in the client (message.timeout.ms defaults to 300 s) */
   T_EQ_INT(d.ok, 1);
@@ -427,7 +444,8 @@ TEST(broker_down_holds_then_delivers) {
   T_EQ_INT(sr_publish_flush(p, 30000), SR_OK);
   T_EQ_INT(d.ok, 6);
   T_EQ_INT(d.failed, 0);
-  for (int i = 0; i < 6; i++) T_EQ_INT(seen[i], 1);
+  for (int i = 0; i < 6; i++)
+    T_EQ_INT(seen[i], 1);
   sr_publish_destroy(p);
   sr_broker_destroy(b);
 }
@@ -447,12 +465,14 @@ TEST(broker_down_delivery_timeout) {
   T_EQ_INT(sr_broker_set_down(b, 1, 1), SR_OK);
   T_EQ_INT(send_range(p, 1, 4), 0);
   int64_t end = sr_mono_us() + 10 * 1000000LL;
-  while (d.failed < 3 && sr_mono_us() < end) sr_publish_poll(p, 100);
+  while (d.failed < 3 && sr_mono_us() < end)
+    sr_publish_poll(p, 100);
   /* observed: each message fails once with a local timeout, after ~1.5 s */
   T_EQ_INT(d.ok, 1);
   T_EQ_INT(d.failed, 3);
   T_ASSERT_MSG(strstr(d.last_reason, "timed out") != NULL, "reason: %s", d.last_reason);
-  for (int i = 1; i < 4; i++) T_EQ_INT(seen[i], 1);
+  for (int i = 1; i < 4; i++)
+    T_EQ_INT(seen[i], 1);
   T_EQ_INT(sr_publish_outq_len(p), 0);
 
   T_EQ_INT(sr_broker_set_down(b, 1, 0), SR_OK);
@@ -478,22 +498,24 @@ TEST(produce_errors_retried_without_duplicates) {
   T_EQ_INT(sr_publish_flush(p, 30000), SR_OK);
   T_EQ_INT(d.ok, N);
   T_EQ_INT(d.failed, 0);
-  for (int i = 0; i < N; i++) T_EQ_INT(seen[i], 1);
+  for (int i = 0; i < N; i++)
+    T_EQ_INT(seen[i], 1);
 
   sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-retry", &r);
   T_ASSERT(in);
   T_EQ_INT(consume(in, g, N + 1, 5000), N); /* exactly N in the log */
   T_EQ_INT(g->bad, 0);
   int count[N] = {0};
-  for (int i = 0; i < g->n; i++) count[g->idx[i]]++;
-  for (int i = 0; i < N; i++) T_EQ_INT(count[i], 1);
+  for (int i = 0; i < g->n; i++)
+    count[g->idx[i]]++;
+  for (int i = 0; i < N; i++)
+    T_EQ_INT(count[i], 1);
   sr_ingest_destroy(in);
   sr_publish_destroy(p);
   sr_broker_destroy(b);
   sr_free(g);
 }
 
-TEST_MAIN(RUN(broker_metadata); RUN(conf_errors); RUN(produce_consume_commit);
-          RUN(pause_resume); RUN(two_members_split_partitions);
-          RUN(broker_down_holds_then_delivers); RUN(broker_down_delivery_timeout);
-          RUN(produce_errors_retried_without_duplicates))
+TEST_MAIN(RUN(broker_metadata); RUN(conf_errors); RUN(produce_consume_commit); RUN(pause_resume);
+          RUN(two_members_split_partitions); RUN(broker_down_holds_then_delivers);
+          RUN(broker_down_delivery_timeout); RUN(produce_errors_retried_without_duplicates))

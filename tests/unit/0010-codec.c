@@ -27,7 +27,8 @@ static void m_byte(msg_t *m, unsigned c) { m->b[m->n++] = (unsigned char)c; }
 static void m_hdr(msg_t *m, int32_t id) {
   m->n = 0;
   m_byte(m, 0);
-  for (int s = 24; s >= 0; s -= 8) m_byte(m, ((uint32_t)id >> s) & 0xff);
+  for (int s = 24; s >= 0; s -= 8)
+    m_byte(m, ((uint32_t)id >> s) & 0xff);
 }
 static void m_long(msg_t *m, int64_t v) {
   uint64_t z = ((uint64_t)v << 1) ^ (v < 0 ? ~0ULL : 0);
@@ -43,7 +44,8 @@ static void m_str(msg_t *m, const char *s) {
 static void m_float(msg_t *m, float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
-  for (int i = 0; i < 4; i++) m_byte(m, (u >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; i++)
+    m_byte(m, (u >> (8 * i)) & 0xff);
 }
 static void m_event(msg_t *m, const char *eid, const char *uid, const char *iid, int type,
                     float value, int64_t ts, const char *scen) {
@@ -74,28 +76,30 @@ static void m_item(msg_t *m, const char *id, float s, float p, int ex) {
 
 static int has(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-#define NEW_CODEC(c)                                                            \
-  char errstr[512] = "";                                                        \
-  sr_codec_t *c = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, \
-                               sizeof(errstr));                                 \
+#define NEW_CODEC(c)                                                                               \
+  char errstr[512] = "";                                                                           \
+  sr_codec_t *c =                                                                                  \
+      sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));  \
   T_ASSERT_MSG(c, "sr_codec_new: %s", errstr)
 
 /* Decodes m as an event expecting err, and errstr containing why. */
-#define EXPECT_EV_ERR(c, m, err, why)                                           \
-  do {                                                                          \
-    sr_event_t e_;                                                              \
-    errstr[0] = 0;                                                              \
-    sr_err_t r_ = sr_codec_decode_event(c, (m)->b, (m)->n, &e_, errstr, sizeof(errstr)); \
-    T_ASSERT_MSG(r_ == (err), "got %s (%s), expected %s", sr_err2name(r_), errstr, sr_err2name(err)); \
-    T_ASSERT_MSG(has(errstr, why), "errstr \"%s\" lacks \"%s\"", errstr, why);   \
+#define EXPECT_EV_ERR(c, m, err, why)                                                              \
+  do {                                                                                             \
+    sr_event_t e_;                                                                                 \
+    errstr[0] = 0;                                                                                 \
+    sr_err_t r_ = sr_codec_decode_event(c, (m)->b, (m)->n, &e_, errstr, sizeof(errstr));           \
+    T_ASSERT_MSG(r_ == (err), "got %s (%s), expected %s", sr_err2name(r_), errstr,                 \
+                 sr_err2name(err));                                                                \
+    T_ASSERT_MSG(has(errstr, why), "errstr \"%s\" lacks \"%s\"", errstr, why);                     \
   } while (0)
-#define EXPECT_REC_ERR(c, m, err, why)                                          \
-  do {                                                                          \
-    sr_rec_t r__;                                                               \
-    errstr[0] = 0;                                                              \
-    sr_err_t r_ = sr_codec_decode_rec(c, (m)->b, (m)->n, &r__, errstr, sizeof(errstr)); \
-    T_ASSERT_MSG(r_ == (err), "got %s (%s), expected %s", sr_err2name(r_), errstr, sr_err2name(err)); \
-    T_ASSERT_MSG(has(errstr, why), "errstr \"%s\" lacks \"%s\"", errstr, why);   \
+#define EXPECT_REC_ERR(c, m, err, why)                                                             \
+  do {                                                                                             \
+    sr_rec_t r__;                                                                                  \
+    errstr[0] = 0;                                                                                 \
+    sr_err_t r_ = sr_codec_decode_rec(c, (m)->b, (m)->n, &r__, errstr, sizeof(errstr));            \
+    T_ASSERT_MSG(r_ == (err), "got %s (%s), expected %s", sr_err2name(r_), errstr,                 \
+                 sr_err2name(err));                                                                \
+    T_ASSERT_MSG(has(errstr, why), "errstr \"%s\" lacks \"%s\"", errstr, why);                     \
   } while (0)
 
 /* ---- round trips ---- */
@@ -106,8 +110,9 @@ TEST(event_roundtrip) {
   sr_buf_init(&out);
   static const int64_t ts[] = {1732361400123LL, 0, -1, INT64_MIN, INT64_MAX};
   for (int t = 0; t < SR_EV__CNT; t++) {
-    sr_event_t in = {SR_STR("évènement-1"), SR_STR("ユーザー-ü"), SR_STR("商品🎧"), (sr_event_type_t)t,
-                     4.5f - (float)t, ts[t % 5], SR_STR("首页")};
+    sr_event_t in = {SR_STR("évènement-1"), SR_STR("ユーザー-ü"), SR_STR("商品🎧"),
+                     (sr_event_type_t)t,    4.5f - (float)t,      ts[t % 5],
+                     SR_STR("首页")};
     sr_event_t ev;
     sr_buf_reset(&out);
     T_EQ_INT(sr_codec_encode_event(c, &in, &out), SR_OK);
@@ -134,8 +139,8 @@ TEST(event_roundtrip) {
   T_EQ_SLICE(ev.user_id, "u1");
   T_EQ_SLICE(ev.scenario, "default");
   T_ASSERT(ev.value == FLT_MAX);
-  T_EQ_INT(sr_codec_decode_event(c, out.data + first, out.len - first, &ev, errstr,
-                                 sizeof(errstr)), SR_OK);
+  T_EQ_INT(sr_codec_decode_event(c, out.data + first, out.len - first, &ev, errstr, sizeof(errstr)),
+           SR_OK);
   T_EQ_SLICE(ev.event_id, "e2");
   T_EQ_SLICE(ev.item_id, "i2");
   T_EQ_INT(ev.type, SR_EV_SKIP);
@@ -148,8 +153,8 @@ TEST(event_roundtrip) {
 static void fill_items(sr_rec_item_t *items, char (*ids)[32], int k) {
   for (int i = 0; i < k; i++) {
     snprintf(ids[i], sizeof(ids[i]), "item-%03d-é", i);
-    items[i] = (sr_rec_item_t){sr_str_cstr(ids[i]), 100.0f - 0.5f * (float)i,
-                               (float)(i % 8) / 8.0f, i % 3 == 0};
+    items[i] = (sr_rec_item_t){sr_str_cstr(ids[i]), 100.0f - 0.5f * (float)i, (float)(i % 8) / 8.0f,
+                               i % 3 == 0};
   }
 }
 
@@ -164,8 +169,16 @@ TEST(rec_roundtrip) {
   static const int ks[] = {100, 0, 3, 100, 100};
   for (size_t n = 0; n < SR_ARRAY_SIZE(ks); n++) {
     int k = ks[n];
-    sr_rec_t in = {SR_STR("ユーザー"), SR_STR("首页"), items, k, SR_STR("als-2024-11"),
-                   SR_STR("ev-ü-1"), n % 2 ? INT32_MIN : INT32_MAX, INT64_MAX, -1, 1732361400200LL};
+    sr_rec_t in = {SR_STR("ユーザー"),
+                   SR_STR("首页"),
+                   items,
+                   k,
+                   SR_STR("als-2024-11"),
+                   SR_STR("ev-ü-1"),
+                   n % 2 ? INT32_MIN : INT32_MAX,
+                   INT64_MAX,
+                   -1,
+                   1732361400200LL};
     sr_rec_t r;
     sr_buf_reset(&out);
     T_EQ_INT(sr_codec_encode_rec(c, &in, &out), SR_OK);
@@ -209,7 +222,7 @@ TEST(event_bytes_by_hand) {
    * enum index 1 -> zigzag 2 -> 0x02.  float 1.0 = 0x3f800000, little endian.
    * long 1000 -> zigzag 2000 = 0b1111_1010000 -> 0xd0 0x0f. */
   static const unsigned char want[] = {0x00, 0x00, 0x00, 0x00, 0x01, /* magic, id 1 */
-                                       0x04, 'e',  '1',  0x02, 'u',  0x02, 'i', 0x02,
+                                       0x04, 'e',  '1',  0x02, 'u',  0x02, 'i',  0x02,
                                        0x00, 0x00, 0x80, 0x3f, 0xd0, 0x0f, 0x02, 's'};
   sr_event_t in = {SR_STR("e1"), SR_STR("u"), SR_STR("i"), SR_EV_CLICK, 1.0f, 1000, SR_STR("s")};
   sr_buf_t out;
@@ -243,10 +256,9 @@ TEST(rec_bytes_by_hand) {
    * source event "e", partition -1 (zigzag 1), offset 3 (zigzag 6),
    * event_time 0, produced_at 1 (zigzag 2). Arrays: block count 1 (0x02),
    * the items, then count 0. float 0.5 = 0x3f000000, 0.25 = 0x3e800000. */
-  static const unsigned char want[] = {
-      0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 'u',  0x02, 's',  0x02, 0x02, 'a',  0x00, 0x00,
-      0x00, 0x3f, 0x00, 0x00, 0x80, 0x3e, 0x01, 0x00, 0x02, 'm',  0x02, 'e',  0x01, 0x06,
-      0x00, 0x02};
+  static const unsigned char want[] = {0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 'u',  0x02, 's',  0x02,
+                                       0x02, 'a',  0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0x3e,
+                                       0x01, 0x00, 0x02, 'm',  0x02, 'e',  0x01, 0x06, 0x00, 0x02};
   sr_rec_item_t it = {SR_STR("a"), 0.5f, 0.25f, 1};
   sr_rec_t in = {SR_STR("u"), SR_STR("s"), &it, 1, SR_STR("m"), SR_STR("e"), -1, 3, 0, 1}, r;
   sr_buf_t out;
@@ -340,17 +352,20 @@ TEST(truncated_everywhere) {
   sr_buf_t out;
   sr_buf_init(&out);
   sr_event_t in = {SR_STR("evt-123"), SR_STR("ユーザー"), SR_STR("item"), SR_EV_PURCHASE, 2.5f,
-                   1732361400123LL, SR_STR("home")}, ev;
+                   1732361400123LL,   SR_STR("home")},
+             ev;
   T_EQ_INT(sr_codec_encode_event(c, &in, &out), SR_OK);
   for (size_t n = 0; n < out.len; n++) {
     sr_err_t want = n < 5 ? SR_ERR_BAD_FRAMING : SR_ERR_BAD_AVRO;
     sr_err_t got = sr_codec_decode_event(c, out.data, n, &ev, errstr, sizeof(errstr));
-    T_ASSERT_MSG(got == want, "event cut at %zu/%zu: %s (%s)", n, out.len, sr_err2name(got), errstr);
+    T_ASSERT_MSG(got == want, "event cut at %zu/%zu: %s (%s)", n, out.len, sr_err2name(got),
+                 errstr);
   }
-  sr_rec_item_t items[3] = {{SR_STR("a"), 1, 0.5f, 0}, {SR_STR("bb"), 2, 0.25f, 1},
-                            {SR_STR("ccc"), 3, 0.125f, 0}};
-  sr_rec_t rin = {SR_STR("u"), SR_STR("s"), items, 3, SR_STR("m"), SR_STR("e"), 300, 1LL << 40,
-                  5, 6}, r;
+  sr_rec_item_t items[3] = {
+      {SR_STR("a"), 1, 0.5f, 0}, {SR_STR("bb"), 2, 0.25f, 1}, {SR_STR("ccc"), 3, 0.125f, 0}};
+  sr_rec_t rin = {SR_STR("u"), SR_STR("s"), items,     3, SR_STR("m"),
+                  SR_STR("e"), 300,         1LL << 40, 5, 6},
+           r;
   sr_buf_reset(&out);
   T_EQ_INT(sr_codec_encode_rec(c, &rin, &out), SR_OK);
   for (size_t n = 0; n < out.len; n++) {
@@ -393,11 +408,13 @@ TEST(string_lengths) {
 
   /* varints: 11 bytes, and a 10th byte carrying bits past 64 */
   m_hdr(&m, 1);
-  for (int i = 0; i < 10; i++) m_byte(&m, 0x80);
+  for (int i = 0; i < 10; i++)
+    m_byte(&m, 0x80);
   m_byte(&m, 0x00);
   EXPECT_EV_ERR(c, &m, SR_ERR_BAD_AVRO, "event_id: varint longer than 10 bytes");
   m_hdr(&m, 1);
-  for (int i = 0; i < 9; i++) m_byte(&m, 0xff);
+  for (int i = 0; i < 9; i++)
+    m_byte(&m, 0xff);
   m_byte(&m, 0x02);
   EXPECT_EV_ERR(c, &m, SR_ERR_BAD_AVRO, "event_id: varint overflows 64 bits");
   sr_codec_destroy(c);
@@ -497,7 +514,8 @@ TEST(array_blocks) {
   m_item(&m, "a", 1, 1, 1);
   m_long(&m, 0);
   m_rec_tail(&m);
-  EXPECT_REC_ERR(c, &m, SR_ERR_BAD_AVRO, "items: array block count 3 exceeds what 22 remaining bytes can hold");
+  EXPECT_REC_ERR(c, &m, SR_ERR_BAD_AVRO,
+                 "items: array block count 3 exceeds what 22 remaining bytes can hold");
   /* negative count: INT64_MIN, a negative byte size, a size that lies */
   m_hdr(&m, 2);
   m_str(&m, "u");
@@ -508,7 +526,8 @@ TEST(array_blocks) {
   m_item(&m, "a", 1, 1, 1);
   m_long(&m, 0);
   m_rec_tail(&m);
-  EXPECT_REC_ERR(c, &m, SR_ERR_BAD_AVRO, "items: array block count -9223372036854775808 out of range");
+  EXPECT_REC_ERR(c, &m, SR_ERR_BAD_AVRO,
+                 "items: array block count -9223372036854775808 out of range");
   m.n = at;
   m_long(&m, -1);
   m_long(&m, -10);
@@ -638,10 +657,15 @@ TEST(invalid_utf8) {
     const char *bytes;
     int ok;
   } cases[] = {
-      {"plain", 1},          {"caf\xc3\xa9", 1},     {"\xe2\x82\xac", 1},
-      {"\xf0\x9f\x98\x80", 1}, {"bad\xff", 0},        {"\xc0\xaf", 0}, /* overlong '/' */
-      {"\xed\xa0\x80", 0},   /* surrogate */      {"\xe2\x82", 0},  /* truncated */
-      {"\xf4\x90\x80\x80", 0}, /* > U+10FFFF */
+      {"plain", 1},
+      {"caf\xc3\xa9", 1},
+      {"\xe2\x82\xac", 1},
+      {"\xf0\x9f\x98\x80", 1},
+      {"bad\xff", 0},
+      {"\xc0\xaf", 0}, /* overlong '/' */
+      {"\xed\xa0\x80", 0},
+      /* surrogate */ {"\xe2\x82", 0}, /* truncated */
+      {"\xf4\x90\x80\x80", 0},         /* > U+10FFFF */
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     /* framing, event_id "e", user_id = case, item_id "i", VIEW, 0.0f, ts 1, scenario "" */

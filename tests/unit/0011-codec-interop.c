@@ -48,19 +48,41 @@ typedef struct {
   int64_t off, et, pa;
 } rec_vec_t;
 
-#define LIT(s) {(s), sizeof(s) - 1} /* sr_str_t in a static initializer */
+#define LIT(s)                                                                                     \
+  { (s), sizeof(s) - 1 } /* sr_str_t in a static initializer */
 #define N_RECS 3
 static rec_vec_t recs[N_RECS] = {
-    {.uid = "user-42", .scen = "home", .n = 0, .mv = "mf-v1", .seid = "ev-0", .part = 0,
-     .off = 0, .et = 1732361400123LL, .pa = 1732361400200LL},
-    {.uid = "ユーザー", .scen = "首页", .n = 3,
-     .items = {{LIT("商品🎧"), 0.875f, 0.5f, 1}, {LIT("item-2"), -1.5f, 1.0f, 0},
+    {.uid = "user-42",
+     .scen = "home",
+     .n = 0,
+     .mv = "mf-v1",
+     .seid = "ev-0",
+     .part = 0,
+     .off = 0,
+     .et = 1732361400123LL,
+     .pa = 1732361400200LL},
+    {.uid = "ユーザー",
+     .scen = "首页",
+     .n = 3,
+     .items = {{LIT("商品🎧"), 0.875f, 0.5f, 1},
+               {LIT("item-2"), -1.5f, 1.0f, 0},
                {LIT("i"), 0.0f, 0.125f, 1}},
-     .mv = "als-2024-11", .seid = "évènement-1", .part = INT32_MAX, .off = INT64_MAX, .et = -1,
+     .mv = "als-2024-11",
+     .seid = "évènement-1",
+     .part = INT32_MAX,
+     .off = INT64_MAX,
+     .et = -1,
      .pa = 0},
     /* items filled by vectors_init() */
-    {.uid = "u", .scen = "", .n = 100, .mv = "m", .seid = "e", .part = INT32_MIN,
-     .off = 123456789012LL, .et = 1, .pa = 2},
+    {.uid = "u",
+     .scen = "",
+     .n = 100,
+     .mv = "m",
+     .seid = "e",
+     .part = INT32_MIN,
+     .off = 123456789012LL,
+     .et = 1,
+     .pa = 2},
 };
 static char rec_ids[100][16];
 
@@ -69,8 +91,8 @@ static void vectors_init(void) {
     snprintf(ev_strs[t][0], 16, "ev-t%d", t);
     snprintf(ev_strs[t][1], 16, "user-%d", t);
     snprintf(ev_strs[t][2], 16, "item-%d", t);
-    events[4 + t] = (ev_vec_t){ev_strs[t][0], ev_strs[t][1], ev_strs[t][2], t, (float)t * 0.5f,
-                               1700000000000LL + t, "s"};
+    events[4 + t] = (ev_vec_t){
+        ev_strs[t][0], ev_strs[t][1], ev_strs[t][2], t, (float)t * 0.5f, 1700000000000LL + t, "s"};
   }
   for (int i = 0; i < 100; i++) {
     snprintf(rec_ids[i], sizeof(rec_ids[i]), "item-%03d", i);
@@ -93,8 +115,10 @@ static const char *script_path(void) {
   } else {
     snprintf(buf, sizeof(buf), "%s", __FILE__);
     char *slash = strrchr(buf, '/');
-    if (slash) *slash = 0;
-    else snprintf(buf, sizeof(buf), ".");
+    if (slash)
+      *slash = 0;
+    else
+      snprintf(buf, sizeof(buf), ".");
     strncat(buf, "/../interop/avro_interop.py", sizeof(buf) - strlen(buf) - 1);
   }
   return buf;
@@ -150,8 +174,8 @@ TEST(python_writes_c_reads) {
   T_ASSERT_MSG(mkdir(dir, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
   T_EQ_INT(run_script("write", dir), 0);
 
-  sr_codec_t *c = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr,
-                               sizeof(errstr));
+  sr_codec_t *c =
+      sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
   T_ASSERT_MSG(c, "%s", errstr);
   unsigned char *data = NULL;
   size_t len;
@@ -207,15 +231,20 @@ TEST(c_writes_python_reads) {
   snprintf(dir, sizeof(dir), "%s", t_tmp_path("interop-c2py"));
   T_ASSERT_MSG(mkdir(dir, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", dir, strerror(errno));
 
-  sr_codec_t *c = sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr,
-                               sizeof(errstr));
+  sr_codec_t *c =
+      sr_codec_new(SR_DEFAULT_EVENT_SCHEMA_ID, SR_DEFAULT_REC_SCHEMA_ID, errstr, sizeof(errstr));
   T_ASSERT_MSG(c, "%s", errstr);
   sr_buf_t out;
   sr_buf_init(&out);
   for (int i = 0; i < N_EVENTS; i++) {
     const ev_vec_t *v = &events[i];
-    sr_event_t ev = {sr_str_cstr(v->eid), sr_str_cstr(v->uid), sr_str_cstr(v->iid),
-                     (sr_event_type_t)v->type, v->value, v->ts, sr_str_cstr(v->scen)};
+    sr_event_t ev = {sr_str_cstr(v->eid),
+                     sr_str_cstr(v->uid),
+                     sr_str_cstr(v->iid),
+                     (sr_event_type_t)v->type,
+                     v->value,
+                     v->ts,
+                     sr_str_cstr(v->scen)};
     sr_buf_reset(&out);
     T_EQ_INT(sr_codec_encode_event(c, &ev, &out), SR_OK);
     snprintf(path, sizeof(path), "%s/c_event_%02d.bin", dir, i);
@@ -223,8 +252,16 @@ TEST(c_writes_python_reads) {
   }
   for (int i = 0; i < N_RECS; i++) {
     const rec_vec_t *v = &recs[i];
-    sr_rec_t r = {sr_str_cstr(v->uid), sr_str_cstr(v->scen), v->items, v->n, sr_str_cstr(v->mv),
-                  sr_str_cstr(v->seid), v->part, v->off, v->et, v->pa};
+    sr_rec_t r = {sr_str_cstr(v->uid),
+                  sr_str_cstr(v->scen),
+                  v->items,
+                  v->n,
+                  sr_str_cstr(v->mv),
+                  sr_str_cstr(v->seid),
+                  v->part,
+                  v->off,
+                  v->et,
+                  v->pa};
     sr_buf_reset(&out);
     T_EQ_INT(sr_codec_encode_rec(c, &r, &out), SR_OK);
     snprintf(path, sizeof(path), "%s/c_rec_%02d.bin", dir, i);

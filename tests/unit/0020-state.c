@@ -21,7 +21,8 @@ static int uid(char *buf, int i) { return sprintf(buf, "user-%d", i); }
 /* deterministic content for user i */
 static void fill_user(sr_state_t *s, sr_user_t *u, int i) {
   float *v = sr_user_vec(s, u);
-  for (int j = 0; j < sr_state_state_size(s); j++) v[j] = (float)i + (float)j * 0.25f;
+  for (int j = 0; j < sr_state_state_size(s); j++)
+    v[j] = (float)i + (float)j * 0.25f;
   u->last_ts = 1700000000000LL + i;
   u->n_events = (uint32_t)i;
 }
@@ -36,7 +37,8 @@ static int check_user(sr_state_t *s, sr_user_t *u, int i) {
 TEST(create_get_forget_many) {
   sr_state_t *s = sr_state_new(D, NULL);
   T_ASSERT(s);
-  for (int p = 0; p < N_PARTS; p++) sr_state_partition_add(s, p * 3);
+  for (int p = 0; p < N_PARTS; p++)
+    sr_state_partition_add(s, p * 3);
   sr_state_partition_add(s, 0); /* idempotent */
   T_EQ_INT(sr_state_partition_has(s, 3), 1);
   T_EQ_INT(sr_state_partition_has(s, 4), 0);
@@ -56,7 +58,8 @@ TEST(create_get_forget_many) {
   }
   T_EQ_INT(sr_state_users(s), N_USERS);
   size_t per = 0;
-  for (int p = 0; p < N_PARTS; p++) per += sr_state_partition_users(s, p * 3);
+  for (int p = 0; p < N_PARTS; p++)
+    per += sr_state_partition_users(s, p * 3);
   T_EQ_INT(per, N_USERS);
   T_EQ_INT(sr_state_partition_users(s, 0), (N_USERS + N_PARTS - 1) / N_PARTS);
 
@@ -106,7 +109,8 @@ TEST(create_get_forget_many) {
     T_EQ_INT(u->last_ts, 0);
     T_EQ_INT(sr_seen_count(&u->seen), 0);
     float *v = sr_user_vec(s, u);
-    for (int j = 0; j < D; j++) T_ASSERT(v[j] == 0.0f);
+    for (int j = 0; j < D; j++)
+      T_ASSERT(v[j] == 0.0f);
     fill_user(s, u, i);
   }
   T_EQ_INT(sr_state_users(s), N_USERS);
@@ -208,7 +212,8 @@ TEST(seen_in_records) {
   /* the set is per user, and records do not overlap */
   sr_user_t *v = sr_state_get(s, 0, "v", 1, 1, NULL);
   T_EQ_INT(sr_seen_count(&v->seen), 0);
-  for (int i = 0; i < 8; i++) T_ASSERT(sr_user_vec(s, v)[i] == 0.0f);
+  for (int i = 0; i < 8; i++)
+    T_ASSERT(sr_user_vec(s, v)[i] == 0.0f);
   T_ASSERT(sr_state_bytes(s) > 0);
   /* forget frees the set; a user recreated in the slot starts empty */
   T_EQ_INT(sr_state_forget(s, 0, "u", 1), 1);
@@ -220,7 +225,8 @@ TEST(seen_in_records) {
     snprintf(id, sizeof(id), "w%d", i);
     sr_user_t *w = sr_state_get(s, 0, id, strlen(id), 1, NULL);
     w->last_ts = 5;
-    for (int k = 0; k < 3; k++) sr_user_seen_apply(s, w, SR_EV_CLICK, i + k, 5);
+    for (int k = 0; k < 3; k++)
+      sr_user_seen_apply(s, w, SR_EV_CLICK, i + k, 5);
   }
   sr_state_partition_drop(s, 0);
   T_EQ_INT(sr_state_users(s), 0);
@@ -278,12 +284,14 @@ TEST(serialize_restore) {
   u->n_events = 0x0A0B0C0D;
   sr_user_vec(c, u)[0] = 1.0f;
   sr_user_vec(c, u)[1] = -2.0f;
-  for (int k = 1; k <= 3; k++) sr_user_seen_apply(c, u, SR_EV_RATE, k, 100 + k);
+  for (int k = 1; k <= 3; k++)
+    sr_user_seen_apply(c, u, SR_EV_RATE, k, 100 + k);
   sr_buf_reset(&rec);
   sr_state_serialize(c, u, &rec);
   const unsigned char *r3 = rec.data;
   uint64_t key = sr_hash64("x", 1);
-  for (int k = 0; k < 8; k++) T_EQ_INT(r3[k], (key >> (8 * k)) & 0xFF);
+  for (int k = 0; k < 8; k++)
+    T_EQ_INT(r3[k], (key >> (8 * k)) & 0xFF);
   sr_buf_t sb;
   sr_buf_init(&sb);
   sr_seen_serialize(&u->seen, &sb);
@@ -295,7 +303,7 @@ TEST(serialize_restore) {
   };
   T_ASSERT(memcmp(r3 + 8, hdr, sizeof(hdr)) == 0);
   T_EQ_INT(r3[28] | r3[29] << 8 | r3[30] << 16 | r3[31] << 24, (int)sb.len); /* seen_bytes */
-  static const unsigned char vec[] = {0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0}; /* 1.0f, -2.0f */
+  static const unsigned char vec[] = {0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0};      /* 1.0f, -2.0f */
   T_ASSERT(memcmp(r3 + 32, vec, sizeof(vec)) == 0);
   T_EQ_INT(rec.len, 40 + sb.len);
   T_ASSERT(memcmp(r3 + 40, sb.data, sb.len) == 0);
@@ -339,7 +347,8 @@ TEST(serialize_restore) {
 TEST(bytes_per_user) {
   sr_state_t *s = sr_state_new(64, NULL);
   T_EQ_INT(sr_state_bytes(s) < 1024, 1);
-  for (int p = 0; p < 4; p++) sr_state_partition_add(s, p);
+  for (int p = 0; p < 4; p++)
+    sr_state_partition_add(s, p);
   char id[32];
   const int n = 200000;
   double worst = 0;
@@ -352,14 +361,14 @@ TEST(bytes_per_user) {
     }
   }
   double per = (double)sr_state_bytes(s) / n;
-  fprintf(stderr, "  bytes/user at d=64: %.1f (worst seen after 20k users: %.1f)\n",
-          per, worst);
+  fprintf(stderr, "  bytes/user at d=64: %.1f (worst seen after 20k users: %.1f)\n", per, worst);
   T_ASSERT_MSG(per <= 512.0, "%.1f bytes per user", per);
   T_ASSERT_MSG(worst <= 512.0, "%.1f bytes per user", worst);
   sr_state_destroy(s);
   /* empty partitions are cheap (no 1.6 MB chunk up front) */
   s = sr_state_new(64, NULL);
-  for (int p = 0; p < 100; p++) sr_state_partition_add(s, p);
+  for (int p = 0; p < 100; p++)
+    sr_state_partition_add(s, p);
   T_ASSERT(sr_state_bytes(s) < 100 * 1024);
   sr_state_destroy(s);
 }

@@ -38,8 +38,8 @@ static int cmp_naive(const void *pa, const void *pb) {
 
 /* Fills order with every non-excluded index (plus `also` when >= 0) sorted
  * naively; returns the count. */
-static int naive_order(const float *s, int32_t n, const int32_t *excl, int n_excl,
-                       int32_t also, int32_t *order) {
+static int naive_order(const float *s, int32_t n, const int32_t *excl, int n_excl, int32_t also,
+                       int32_t *order) {
   int m = 0;
   char *mark = calloc((size_t)n + 1, 1);
   for (int e = 0; e < n_excl; e++)
@@ -56,15 +56,9 @@ static void fill_row(float *s, int32_t n, int mode) {
   for (int32_t i = 0; i < n; i++) {
     uint32_t r = rnd();
     switch (mode) {
-    case 0: /* heavy ties */
-      s[i] = (float)(r % 7) - 3.0f;
-      break;
-    case 1: /* continuous */
-      s[i] = (float)((double)r / 4294967296.0 * 2.0 - 1.0);
-      break;
-    case 2: /* ascending: every item replaces the heap root */
-      s[i] = (float)i;
-      break;
+    case 0: /* heavy ties */ s[i] = (float)(r % 7) - 3.0f; break;
+    case 1: /* continuous */ s[i] = (float)((double)r / 4294967296.0 * 2.0 - 1.0); break;
+    case 2: /* ascending: every item replaces the heap root */ s[i] = (float)i; break;
     default: /* ties + specials */
       s[i] = (float)(r % 5);
       if (r % 11 == 0) s[i] = NAN;
@@ -82,19 +76,20 @@ static int check_case(const float *s, int32_t n, const int32_t *excl, int n_excl
                       int32_t *order, int32_t *oi, float *os, char *why, size_t whysz) {
   int m = naive_order(s, n, excl, n_excl, -1, order);
   int eligible = 0;
-  while (eligible < m && !isnan(s[order[eligible]])) eligible++;
+  while (eligible < m && !isnan(s[order[eligible]]))
+    eligible++;
   int want = k < 0 ? 0 : SR_MIN(k, eligible);
-  for (int j = 0; j < k + 2 && k >= 0; j++) oi[j] = -77;
+  for (int j = 0; j < k + 2 && k >= 0; j++)
+    oi[j] = -77;
   int got = sr_rank_topk(s, n, excl, n_excl, k, oi, os);
   if (got != want) {
-    snprintf(why, whysz, "n=%d k=%d n_excl=%d: got %d results, want %d", n, k, n_excl, got,
-             want);
+    snprintf(why, whysz, "n=%d k=%d n_excl=%d: got %d results, want %d", n, k, n_excl, got, want);
     return 0;
   }
   for (int j = 0; j < got; j++) {
     if (oi[j] != order[j] || memcmp(&os[j], &s[order[j]], sizeof(float)) != 0) {
-      snprintf(why, whysz, "n=%d k=%d n_excl=%d: result %d is %d (%g), want %d (%g)", n, k,
-               n_excl, j, oi[j], os[j], order[j], s[order[j]]);
+      snprintf(why, whysz, "n=%d k=%d n_excl=%d: result %d is %d (%g), want %d (%g)", n, k, n_excl,
+               j, oi[j], os[j], order[j], s[order[j]]);
       return 0;
     }
   }
@@ -108,8 +103,7 @@ static int check_case(const float *s, int32_t n, const int32_t *excl, int n_excl
     int j = m <= 60 ? q : q < 5 ? q : q < 10 ? m - 1 - (q - 5) : (int)(rnd() % (uint32_t)m);
     int32_t p = sr_rank_position(s, n, excl, n_excl, order[j]);
     if (p != j) {
-      snprintf(why, whysz, "n=%d n_excl=%d: position(%d) = %d, want %d", n, n_excl, order[j],
-               p, j);
+      snprintf(why, whysz, "n=%d n_excl=%d: position(%d) = %d, want %d", n, n_excl, order[j], p, j);
       return 0;
     }
   }
@@ -149,8 +143,7 @@ TEST(random_rows_vs_naive) {
     default: k = (int)(rnd() % 100); break;
     }
     if (k > NMAX + 10) k = NMAX + 10;
-    T_ASSERT_MSG(check_case(s, n, n_excl ? excl : NULL, n_excl, k, order, oi, os, why,
-                            sizeof(why)),
+    T_ASSERT_MSG(check_case(s, n, n_excl ? excl : NULL, n_excl, k, order, oi, os, why, sizeof(why)),
                  "iter %d: %s", iter, why);
   }
   free(s);
@@ -168,7 +161,8 @@ TEST(exact_small) {
   int got = sr_rank_topk(s, 8, ex, 4, 4, oi, os);
   T_EQ_INT(got, 4);
   const int32_t want[] = {1, 5, 4, 7};
-  for (int j = 0; j < 4; j++) T_EQ_INT(oi[j], want[j]);
+  for (int j = 0; j < 4; j++)
+    T_EQ_INT(oi[j], want[j]);
   T_ASSERT(os[0] == 3.0f && os[1] == 3.0f && os[2] == 2.0f && os[3] == 2.0f);
   /* all remaining items: NaN and the excluded one never appear */
   got = sr_rank_topk(s, 8, ex, 4, 8, oi, os);
@@ -210,14 +204,14 @@ TEST(large_rows_and_many_exclusions) {
     /* exclude the current best items too so the filter matters */
     int m = naive_order(s, N, NULL, 0, -1, order);
     (void)m;
-    for (int e = 0; e < 20; e++) excl[e] = order[e * 2];
+    for (int e = 0; e < 20; e++)
+      excl[e] = order[e * 2];
     int k = iter % 2 ? 10 : 50;
     int mm = naive_order(s, N, excl, n_excl, -1, order);
     int got = sr_rank_topk(s, N, excl, n_excl, k, oi, os);
     T_EQ_INT(got, SR_MIN(k, mm));
     for (int j = 0; j < got; j++)
-      T_ASSERT_MSG(oi[j] == order[j], "iter %d result %d: %d want %d", iter, j, oi[j],
-                   order[j]);
+      T_ASSERT_MSG(oi[j] == order[j], "iter %d result %d: %d want %d", iter, j, oi[j], order[j]);
     for (int j = 0; j < 30; j++) {
       int32_t t = order[j < 3 ? j : j < 6 ? mm - 1 - (j - 3) : (int)((size_t)rnd() % (size_t)mm)];
       int32_t want = -1;
@@ -225,8 +219,7 @@ TEST(large_rows_and_many_exclusions) {
         if (order[q] == t) want = q;
       T_EQ_INT(sr_rank_position(s, N, excl, n_excl, t), want);
     }
-    if (iter == 0)
-      T_ASSERT(check_case(s, 2000, excl, 300, 10, order, oi, os, why, sizeof(why)));
+    if (iter == 0) T_ASSERT(check_case(s, 2000, excl, 300, 10, order, oi, os, why, sizeof(why)));
   }
   free(s);
   free(order);

@@ -48,7 +48,8 @@ static sr_model_t *make_model(int d, int32_t n, char *errstr, size_t errsz) {
   int nb = sr_model_params(m, blocks, 24);
   for (int b = 0; b < nb && b < 24; b++) {
     if (!strcmp(blocks[b].name, "item_out") || !strcmp(blocks[b].name, "item_bias"))
-      for (size_t j = 0; j < blocks[b].count; j++) blocks[b].data[j] = frand();
+      for (size_t j = 0; j < blocks[b].count; j++)
+        blocks[b].data[j] = frand();
   }
   return m;
 }
@@ -91,13 +92,15 @@ static int check_run(sr_scorer_t *sc, sr_model_t *m, int n, int with_excl, int *
   char *mark = malloc((size_t)N);
   int ok = 0;
   for (int u = 0; u < n; u++) {
-    for (int j = 0; j < d; j++) H[(size_t)u * d + j] = frand();
+    for (int j = 0; j < d; j++)
+      H[(size_t)u * d + j] = frand();
     states[u] = H + (size_t)u * d;
     if (with_excl) {
       nex[u] = (int)(rnd() % 40);
       if (u % 3 == 0) nex[u] = 0;
       ex[u] = malloc((size_t)(nex[u] + 1) * sizeof(int32_t));
-      for (int e = 0; e < nex[u]; e++) ex[u][e] = (int32_t)(rnd() % (uint32_t)N);
+      for (int e = 0; e < nex[u]; e++)
+        ex[u][e] = (int32_t)(rnd() % (uint32_t)N);
     }
   }
   sr_scorer_run(sc, states, n, with_excl ? (const int32_t *const *)ex : NULL,
@@ -105,7 +108,8 @@ static int check_run(sr_scorer_t *sc, sr_model_t *m, int n, int with_excl, int *
   for (int u = 0; u < n; u++) {
     const float *h = states[u];
     memset(mark, 0, (size_t)N);
-    for (int e = 0; e < nex[u]; e++) mark[ex[u][e]] = 1;
+    for (int e = 0; e < nex[u]; e++)
+      mark[ex[u][e]] = 1;
     int m_ok = 0;
     for (int32_t i = 0; i < N; i++) {
       double s = bias[i], a = fabs(bias[i]);
@@ -142,8 +146,7 @@ static int check_run(sr_scorer_t *sc, sr_model_t *m, int n, int with_excl, int *
         goto out;
       }
       if (!near_tie && i != order[j]) {
-        snprintf(why, whysz, "user %d result %d: item %d, reference item %d", u, j, i,
-                 order[j]);
+        snprintf(why, whysz, "user %d result %d: item %d, reference item %d", u, j, i, order[j]);
         goto out;
       }
     }
@@ -151,7 +154,8 @@ static int check_run(sr_scorer_t *sc, sr_model_t *m, int n, int with_excl, int *
   }
   ok = 1;
 out:
-  for (int u = 0; u < n; u++) free(ex[u]);
+  for (int u = 0; u < n; u++)
+    free(ex[u]);
   free(H);
   free(states);
   free(ex);

@@ -64,7 +64,8 @@ TEST(new_and_layout) {
     T_EQ_STR(b[i].name, names[i]);
     T_EQ_INT(b[i].count, counts[i]);
     T_ASSERT_MSG(((uintptr_t)b[i].data & 63) == 0, "block %s not 64-byte aligned", b[i].name);
-    for (size_t j = 0; j < b[i].count; j++) T_ASSERT(b[i].data[j] == 0.0f); /* zeroed */
+    for (size_t j = 0; j < b[i].count; j++)
+      T_ASSERT(b[i].data[j] == 0.0f); /* zeroed */
     T_ASSERT(sr_model_block(m, names[i]) != NULL);
     T_ASSERT(sr_model_block(m, names[i])->data == b[i].data);
   }
@@ -157,8 +158,8 @@ TEST(huge_model_fails_cleanly) {
   err[0] = 0;
   m = sr_model_new(SR_MODEL_DECAY, INT32_MAX, INT32_MAX, &id, err, sizeof(err));
   T_ASSERT(m == NULL);
-  T_ASSERT_MSG(strstr(err, "overflow") != NULL || strstr(err, "cannot allocate") != NULL,
-               "err: %s", err);
+  T_ASSERT_MSG(strstr(err, "overflow") != NULL || strstr(err, "cannot allocate") != NULL, "err: %s",
+               err);
 }
 
 static void set_decay(sr_model_t *m, float a) {
@@ -215,25 +216,30 @@ TEST(decay_step_by_hand) {
 }
 
 static int score_check(int n_items, int d, int max_users) {
-  char (*buf)[16] = calloc((size_t)n_items, 16);
+  char(*buf)[16] = calloc((size_t)n_items, 16);
   sr_str_t *ids = make_ids(n_items, buf);
   char err[256] = "";
   sr_model_t *m = sr_model_new(SR_MODEL_DECAY, d, n_items, ids, err, sizeof(err));
   if (!m) return fprintf(stderr, "sr_model_new: %s\n", err), -1;
   float *out = sr_model_block(m, "item_out")->data, *bias = sr_model_block(m, "item_bias")->data;
-  for (int i = 0; i < n_items * d; i++) out[i] = frand();
-  for (int i = 0; i < n_items; i++) bias[i] = 3 * frand();
+  for (int i = 0; i < n_items * d; i++)
+    out[i] = frand();
+  for (int i = 0; i < n_items; i++)
+    bias[i] = 3 * frand();
   float *H = malloc(sizeof(float) * (size_t)max_users * (size_t)d);
   float *S = malloc(sizeof(float) * (size_t)max_users * (size_t)n_items);
   int bad = 0;
   for (int n = 1; n <= max_users && !bad; n++) {
-    for (int i = 0; i < n * d; i++) H[i] = 2 * frand();
-    for (int i = 0; i < n * n_items; i++) S[i] = NAN; /* score must overwrite */
+    for (int i = 0; i < n * d; i++)
+      H[i] = 2 * frand();
+    for (int i = 0; i < n * n_items; i++)
+      S[i] = NAN; /* score must overwrite */
     sr_model_score(m, H, n, S);
     for (int u = 0; u < n && !bad; u++)
       for (int i = 0; i < n_items; i++) {
         double ref = bias[i];
-        for (int k = 0; k < d; k++) ref += (double)H[u * d + k] * out[i * d + k];
+        for (int k = 0; k < d; k++)
+          ref += (double)H[u * d + k] * out[i * d + k];
         double got = S[(size_t)u * n_items + i];
         if (!(fabs(got - ref) <= 1e-4 * fmax(1.0, fabs(ref)))) {
           fprintf(stderr, "n=%d u=%d i=%d: score %.9g, naive %.9g\n", n, u, i, got, ref);
@@ -272,9 +278,7 @@ TEST(score_zero_users_is_noop) {
  * number of differing scores, -1 on setup failure. */
 /* Two float scores of the same dot product from differently shaped BLAS
  * calls: equal up to a few units in the last place of the terms summed. */
-static int sr_t_close(float a, float b) {
-  return fabsf(a - b) <= 1e-5f * (1.0f + fabsf(b));
-}
+static int sr_t_close(float a, float b) { return fabsf(a - b) <= 1e-5f * (1.0f + fabsf(b)); }
 
 static long range_check(int n_items, int d, int n, int width) {
   char(*buf)[16] = calloc((size_t)n_items, 16);

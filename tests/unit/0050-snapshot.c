@@ -54,7 +54,8 @@ static sr_model_t *make_model(int n, int d) {
   sr_param_block_t b[SR_MODEL_MAX_BLOCKS];
   int nb = sr_model_params(m, b, SR_MODEL_MAX_BLOCKS);
   for (int i = 0; i < nb; i++)
-    for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = frand() * 3;
+    for (size_t j = 0; j < b[i].count; j++)
+      b[i].data[j] = frand() * 3;
   /* -0 and a subnormal must survive bit-exactly too (NaN is refused) */
   b[0].data[0] = -0.0f;
   b[0].data[1] = 1e-40f;
@@ -85,10 +86,12 @@ static void write_raw(const char *path, const unsigned char *buf, size_t len) {
 }
 
 static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 /* Recomputes the trailer so that only the structural checks can object. */
 static void reseal(unsigned char *buf, size_t len) {
@@ -98,8 +101,10 @@ static void reseal(unsigned char *buf, size_t len) {
 static sr_err_t load_code(const char *path, char *err, size_t errsz) {
   sr_model_t *m = NULL;
   sr_err_t e = sr_snapshot_load(path, &m, NULL, err, errsz);
-  if (e == SR_OK) sr_model_destroy(m);
-  else if (m) return SR_ERR_FATAL; /* *mp must stay NULL on error */
+  if (e == SR_OK)
+    sr_model_destroy(m);
+  else if (m)
+    return SR_ERR_FATAL; /* *mp must stay NULL on error */
   return e;
 }
 
@@ -128,7 +133,8 @@ TEST(round_trip) {
   T_ASSERT(read_file(path, &raw, &len) == 0);
   T_ASSERT(memcmp(raw, "SRSNAP01", 8) == 0);
   uint64_t tr = 0;
-  for (int i = 7; i >= 0; i--) tr = tr << 8 | raw[len - 8 + i];
+  for (int i = 7; i >= 0; i--)
+    tr = tr << 8 | raw[len - 8 + i];
   T_ASSERT(tr == info.checksum);
   T_ASSERT(XXH64(raw, len - 8, 0) == tr);
   free(raw);
@@ -199,9 +205,9 @@ TEST(round_trip) {
 
 /* Expected refusal for a byte flipped at pos (docs/SNAPSHOT.md). */
 static int flip_ok(size_t pos, sr_err_t e) {
-  if (pos < 8) return e == SR_ERR_FORMAT;                 /* magic */
-  if (pos < 12) return e == SR_ERR_VERSION;               /* format version */
-  if (pos >= 128 && pos < HDR)                            /* payload_bytes */
+  if (pos < 8) return e == SR_ERR_FORMAT;   /* magic */
+  if (pos < 12) return e == SR_ERR_VERSION; /* format version */
+  if (pos >= 128 && pos < HDR)              /* payload_bytes */
     return e == SR_ERR_CHECKSUM || e == SR_ERR_TRUNCATED;
   return e == SR_ERR_CHECKSUM;
 }
@@ -346,8 +352,10 @@ TEST(lengths_are_checked_after_checksum) {
   };
   for (size_t i = 0; i < SR_ARRAY_SIZE(lies); i++) {
     memcpy(cp, raw, len);
-    if (lies[i].width == 4) put_u32(cp + lies[i].off, (uint32_t)lies[i].val);
-    else put_u64(cp + lies[i].off, lies[i].val);
+    if (lies[i].width == 4)
+      put_u32(cp + lies[i].off, (uint32_t)lies[i].val);
+    else
+      put_u64(cp + lies[i].off, lies[i].val);
     reseal(cp, len);
     write_raw(bad, cp, len);
     err[0] = 0;
@@ -429,7 +437,8 @@ static void put_f32(unsigned char *p, float f) {
 /* Offset of the first float of block b in a raw snapshot of n_items items. */
 static size_t block_data_off(const unsigned char *raw, uint32_t n_items, int b) {
   size_t off = HDR;
-  for (uint32_t i = 0; i < n_items; i++) off += 4 + get_u32(raw + off);
+  for (uint32_t i = 0; i < n_items; i++)
+    off += 4 + get_u32(raw + off);
   for (int i = 0;; i++) {
     uint32_t nl = get_u32(raw + off);
     size_t data = off + 4 + nl + 8;
@@ -441,14 +450,15 @@ static size_t block_data_off(const unsigned char *raw, uint32_t n_items, int b) 
 /* Offset of the length field of item id i. */
 static size_t id_off(const unsigned char *raw, uint32_t i) {
   size_t off = HDR;
-  for (uint32_t k = 0; k < i; k++) off += 4 + get_u32(raw + off);
+  for (uint32_t k = 0; k < i; k++)
+    off += 4 + get_u32(raw + off);
   return off;
 }
 
 /* A new buffer: raw with [off, off + del) replaced by ins[0..n_ins),
  * payload_bytes fixed up and the trailer recomputed. */
 static unsigned char *splice_bytes(const unsigned char *raw, size_t len, size_t off, size_t del,
-                             const void *ins, size_t n_ins, size_t *out_len) {
+                                   const void *ins, size_t n_ins, size_t *out_len) {
   size_t nl = len - del + n_ins;
   unsigned char *o = malloc(nl);
   memcpy(o, raw, off);
@@ -491,22 +501,22 @@ static sr_err_t load_buf(const char *path, const unsigned char *buf, size_t len)
 
 /* buf (freed here) written to path must be refused with want, and the
  * message must name the file and contain needle. Prints the message. */
-#define T_REFUSED(path, buf, len, want, needle)                                                 \
-  do {                                                                                          \
-    unsigned char *b_ = (buf);                                                                  \
-    sr_err_t e_ = load_buf(path, b_, len);                                                      \
-    free(b_);                                                                                   \
-    T_ASSERT_MSG(e_ == (want) && strstr(last_err, needle) && strstr(last_err, path),           \
-                 "expected %s with \"%s\", got %s: %s", sr_err2name(want), needle,              \
-                 sr_err2name(e_), last_err);                                                    \
-    fprintf(stderr, "  refused (%s): %s\n", sr_err2name(e_), last_err);                         \
+#define T_REFUSED(path, buf, len, want, needle)                                                    \
+  do {                                                                                             \
+    unsigned char *b_ = (buf);                                                                     \
+    sr_err_t e_ = load_buf(path, b_, len);                                                         \
+    free(b_);                                                                                      \
+    T_ASSERT_MSG(e_ == (want) && strstr(last_err, needle) && strstr(last_err, path),               \
+                 "expected %s with \"%s\", got %s: %s", sr_err2name(want), needle,                 \
+                 sr_err2name(e_), last_err);                                                       \
+    fprintf(stderr, "  refused (%s): %s\n", sr_err2name(e_), last_err);                            \
   } while (0)
-#define T_ACCEPTED(path, buf, len)                                                              \
-  do {                                                                                          \
-    unsigned char *b_ = (buf);                                                                  \
-    sr_err_t e_ = load_buf(path, b_, len);                                                      \
-    free(b_);                                                                                   \
-    T_ASSERT_MSG(e_ == SR_OK, "expected SR_OK, got %s: %s", sr_err2name(e_), last_err);         \
+#define T_ACCEPTED(path, buf, len)                                                                 \
+  do {                                                                                             \
+    unsigned char *b_ = (buf);                                                                     \
+    sr_err_t e_ = load_buf(path, b_, len);                                                         \
+    free(b_);                                                                                      \
+    T_ASSERT_MSG(e_ == SR_OK, "expected SR_OK, got %s: %s", sr_err2name(e_), last_err);            \
   } while (0)
 
 /* Well-formed files (valid checksum, valid structure) whose parameters
@@ -530,7 +540,8 @@ TEST(decay_parameters_are_validated) {
             "block 1 'item_out' [17] is -inf");
   unsigned char *allnan = malloc(len);
   memcpy(allnan, raw, len);
-  for (int i = 0; i < 6; i++) put_f32(allnan + block_data_off(raw, 6, 2) + 4 * i, NAN);
+  for (int i = 0; i < 6; i++)
+    put_f32(allnan + block_data_off(raw, 6, 2) + 4 * i, NAN);
   reseal(allnan, len);
   T_REFUSED(bad, allnan, len, SR_ERR_MODEL, "block 2 'item_bias' [0] is nan");
   T_REFUSED(bad, with_param(raw, len, 6, 2, 5, 2e6f), len, SR_ERR_MODEL,
@@ -541,8 +552,7 @@ TEST(decay_parameters_are_validated) {
             "block 4 'hparams' [0]: decay factor 1.00000002e+30 outside (0, 1]");
   T_REFUSED(bad, with_param(raw, len, 6, 4, 0, nextafterf(1.0f, 2.0f)), len, SR_ERR_MODEL,
             "decay factor 1.00000012 outside (0, 1]");
-  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, 0.0f), len, SR_ERR_MODEL,
-            "decay factor 0 outside");
+  T_REFUSED(bad, with_param(raw, len, 6, 4, 0, 0.0f), len, SR_ERR_MODEL, "decay factor 0 outside");
   T_REFUSED(bad, with_param(raw, len, 6, 4, 0, -0.5f), len, SR_ERR_MODEL,
             "decay factor -0.5 outside");
   T_REFUSED(bad, with_param(raw, len, 6, 4, 0, NAN), len, SR_ERR_MODEL, "decay factor nan");
@@ -568,7 +578,8 @@ static sr_model_t *make_gru(void) {
   sr_param_block_t b[SR_MODEL_MAX_BLOCKS];
   int nb = sr_model_params(m, b, SR_MODEL_MAX_BLOCKS);
   for (int i = 0; i < nb; i++)
-    for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = frand() * 0.5f;
+    for (size_t j = 0; j < b[i].count; j++)
+      b[i].data[j] = frand() * 0.5f;
   float *hp = sr_model_block(m, "hparams")->data;
   hp[0] = 1.0f, hp[1] = hp[2] = hp[3] = 0.0f;
   return m;
@@ -619,10 +630,18 @@ TEST(item_ids_are_validated) {
   T_ASSERT(get_u32(raw + id_off(raw, 1)) == 8 && !memcmp(raw + id_off(raw, 1) + 4, "movie/37", 8));
   T_REFUSED(bad, with_id(raw, len, 1, "", 0, &nl), nl, SR_ERR_FORMAT, ": item 1: empty id");
   T_REFUSED(bad, with_id(raw, len, 5, "", 0, &nl), nl, SR_ERR_FORMAT, ": item 5: empty id");
-  T_REFUSED(bad, with_id(raw, len, 1, "movie/\xff" "7", 8, &nl), nl, SR_ERR_FORMAT,
-            "item 1: id is not valid UTF-8 (byte 6 of 8: 0xff)");
-  T_REFUSED(bad, with_id(raw, len, 1, "movi\xc0\xaf" "37", 8, &nl), nl, SR_ERR_FORMAT,
-            "(byte 4 of 8: 0xc0)"); /* overlong '/' */
+  T_REFUSED(bad,
+            with_id(raw, len, 1,
+                    "movie/\xff"
+                    "7",
+                    8, &nl),
+            nl, SR_ERR_FORMAT, "item 1: id is not valid UTF-8 (byte 6 of 8: 0xff)");
+  T_REFUSED(bad,
+            with_id(raw, len, 1,
+                    "movi\xc0\xaf"
+                    "37",
+                    8, &nl),
+            nl, SR_ERR_FORMAT, "(byte 4 of 8: 0xc0)"); /* overlong '/' */
   T_REFUSED(bad, with_id(raw, len, 2, "x\xed\xa0\x80", 4, &nl), nl, SR_ERR_FORMAT,
             "item 2: id is not valid UTF-8 (byte 1 of 4: 0xed)"); /* surrogate */
   T_REFUSED(bad, with_id(raw, len, 2, "x\xf4\x90\x80\x80", 5, &nl), nl, SR_ERR_FORMAT,
@@ -632,8 +651,8 @@ TEST(item_ids_are_validated) {
   T_ACCEPTED(bad, with_id(raw, len, 2, "\xf0\x9f\x8e\xac \xe2\x82\xac", 8, &nl), nl);
   char *longid = malloc(SR_SNAPSHOT_ITEM_ID_MAX + 1);
   memset(longid, 'q', SR_SNAPSHOT_ITEM_ID_MAX + 1);
-  T_REFUSED(bad, with_id(raw, len, 4, longid, SR_SNAPSHOT_ITEM_ID_MAX + 1, &nl), nl,
-            SR_ERR_FORMAT, "item 4: id of 1025 bytes (at most 1024)");
+  T_REFUSED(bad, with_id(raw, len, 4, longid, SR_SNAPSHOT_ITEM_ID_MAX + 1, &nl), nl, SR_ERR_FORMAT,
+            "item 4: id of 1025 bytes (at most 1024)");
   T_ACCEPTED(bad, with_id(raw, len, 4, longid, SR_SNAPSHOT_ITEM_ID_MAX, &nl), nl);
   free(longid);
   free(raw);
@@ -754,8 +773,7 @@ TEST(only_regular_files_are_loaded) {
     char e[512] = "";
     sr_err_t code = load_code(fifo, e, sizeof(e));
     fprintf(stderr, "  refused (%s): %s\n", sr_err2name(code), e);
-    _exit(code == SR_ERR_IO && strstr(e, fifo) && strstr(e, "not a regular file (a FIFO)") ? 0
-                                                                                             : 1);
+    _exit(code == SR_ERR_IO && strstr(e, fifo) && strstr(e, "not a regular file (a FIFO)") ? 0 : 1);
   }
   int st = 0;
   T_ASSERT(waitpid(pid, &st, 0) == pid);
@@ -783,14 +801,15 @@ TEST(load_mem_equals_load) {
   sr_model_t *a = NULL, *b = NULL;
   sr_snapshot_info_t ia, ib;
   T_ASSERT(sr_snapshot_load(path, &a, &ia, err, sizeof(err)) == SR_OK);
-  T_ASSERT_MSG(sr_snapshot_load_mem(raw, len, "mem.snap", &b, &ib, err, sizeof(err)) == SR_OK,
-               "%s", err);
+  T_ASSERT_MSG(sr_snapshot_load_mem(raw, len, "mem.snap", &b, &ib, err, sizeof(err)) == SR_OK, "%s",
+               err);
   T_ASSERT(ia.checksum == ib.checksum);
   T_EQ_STR(sr_model_version(a), sr_model_version(b));
   sr_param_block_t ba[SR_MODEL_MAX_BLOCKS], bb[SR_MODEL_MAX_BLOCKS];
   int n = sr_model_params(a, ba, SR_MODEL_MAX_BLOCKS);
   T_EQ_INT(sr_model_params(b, bb, SR_MODEL_MAX_BLOCKS), n);
-  for (int i = 0; i < n; i++) T_ASSERT(!memcmp(ba[i].data, bb[i].data, ba[i].count * 4));
+  for (int i = 0; i < n; i++)
+    T_ASSERT(!memcmp(ba[i].data, bb[i].data, ba[i].count * 4));
   sr_model_destroy(a);
   sr_model_destroy(b);
   b = (sr_model_t *)(uintptr_t)1;

@@ -29,9 +29,10 @@ static sr_dataset_t *make_walks(int n_users, int n_items, double noise, uint64_t
   sr_rng_seed(&rng, seed);
   int64_t cap = (int64_t)n_users * 30, n = 0;
   sr_csv_row_t *rows = calloc((size_t)cap, sizeof(*rows));
-  char (*ub)[16] = calloc((size_t)n_users, 16);
-  char (*ib)[16] = calloc((size_t)n_items, 16);
-  for (int i = 0; i < n_items; i++) snprintf(ib[i], 16, "i%d", i);
+  char(*ub)[16] = calloc((size_t)n_users, 16);
+  char(*ib)[16] = calloc((size_t)n_items, 16);
+  for (int i = 0; i < n_items; i++)
+    snprintf(ib[i], 16, "i%d", i);
   for (int u = 0; u < n_users; u++) {
     snprintf(ub[u], 16, "u%d", u);
     int cur = (int)sr_rng_below(&rng, (uint64_t)n_items);
@@ -64,7 +65,8 @@ static void loo_hits(const sr_model_t *m, const sr_dataset_t *ds, int *model_hit
   double *pop = calloc((size_t)N, sizeof(double));
   char *seen = calloc((size_t)N, 1);
   for (int32_t u = 0; u < ds->n_users; u++)
-    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1] - 1; e++) pop[ds->ev_item[e]] += 1;
+    for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1] - 1; e++)
+      pop[ds->ev_item[e]] += 1;
   *model_hits = *pop_hits = 0;
   for (int32_t u = 0; u < ds->n_users; u++) {
     int64_t last = ds->user_off[u + 1] - 1;
@@ -165,7 +167,8 @@ TEST(split) {
     n_short += s.train_end[u] == full - 1;
   }
   T_EQ_INT(n_short, 20);
-  for (int i = 1; i < s.n_valid; i++) T_ASSERT(s.valid_users[i - 1] < s.valid_users[i]);
+  for (int i = 1; i < s.n_valid; i++)
+    T_ASSERT(s.valid_users[i - 1] < s.valid_users[i]);
   sr_train_split_free(&s2);
   sr_train_split_init(&s2, ds, 0.0f, 42);
   T_EQ_INT(s2.n_valid, 0);
@@ -194,7 +197,8 @@ TEST(validate_by_hand) {
   sr_dataset_t *ds = NULL;
   T_ASSERT(sr_dataset_from_rows(rows, 10, &ds) == SR_OK);
   sr_str_t ids[4];
-  for (int i = 0; i < 4; i++) ids[i] = sr_strmap_key(ds->items, i);
+  for (int i = 0; i < 4; i++)
+    ids[i] = sr_strmap_key(ds->items, i);
   sr_model_t *m = sr_model_new(SR_MODEL_DECAY, 2, 4, ids, NULL, 0);
   T_ASSERT(m != NULL);
   float *bias = sr_model_block(m, "item_bias")->data;
@@ -235,15 +239,18 @@ TEST(softmax_xent_matches_naive) {
   int32_t tg[5] = {0, 36, 17, 16, 5};
   sr_rng_t r;
   sr_rng_seed(&r, 3);
-  for (int i = 0; i < rows * cols; i++) L[i] = 8 * sr_rng_normal(&r);
+  for (int i = 0; i < rows * cols; i++)
+    L[i] = 8 * sr_rng_normal(&r);
   L[2 * cols + 3] = 1000; /* large logits must not overflow */
   memcpy(L2, L, sizeof(L));
   double ref_loss = 0;
   double ref[5 * 37];
   for (int i = 0; i < rows; i++) {
     double mx = -INFINITY, s = 0;
-    for (int j = 0; j < cols; j++) mx = fmax(mx, L[i * cols + j]);
-    for (int j = 0; j < cols; j++) s += exp((double)L[i * cols + j] - mx);
+    for (int j = 0; j < cols; j++)
+      mx = fmax(mx, L[i * cols + j]);
+    for (int j = 0; j < cols; j++)
+      s += exp((double)L[i * cols + j] - mx);
     ref_loss += mx + log(s) - L[i * cols + tg[i]];
     for (int j = 0; j < cols; j++)
       ref[i * cols + j] = (exp((double)L[i * cols + j] - mx) / s - (j == tg[i])) * 0.2;
@@ -263,11 +270,13 @@ TEST(adam_first_step) {
   char err[128];
   T_ASSERT(sr_adam_init(&a, 40, 0.1f, 0.0f, 1, err, sizeof(err)) == SR_OK);
   float p[40], g[40];
-  for (int i = 0; i < 40; i++) p[i] = 1, g[i] = (i % 2) ? 0.5f : -2.0f;
+  for (int i = 0; i < 40; i++)
+    p[i] = 1, g[i] = (i % 2) ? 0.5f : -2.0f;
   sr_adam_next(&a);
   sr_adam_update(&a, p, g, 0, 40);
   /* first bias-corrected step moves each weight by lr against the sign of g */
-  for (int i = 0; i < 40; i++) T_NEAR(p[i], (i % 2) ? 0.9 : 1.1, 1e-5);
+  for (int i = 0; i < 40; i++)
+    T_NEAR(p[i], (i % 2) ? 0.9 : 1.1, 1e-5);
   sr_adam_free(&a);
 }
 
@@ -276,7 +285,8 @@ TEST(decay_gradient_check) {
   sr_dataset_t *ds = make_walks(6, 9, 0.3, 5);
   T_EQ_INT(ds->n_items, 9);
   sr_str_t ids[9];
-  for (int i = 0; i < 9; i++) ids[i] = sr_strmap_key(ds->items, i);
+  for (int i = 0; i < 9; i++)
+    ids[i] = sr_strmap_key(ds->items, i);
   char err[256];
   sr_model_t *m = sr_model_new(SR_MODEL_DECAY, 3, 9, ids, err, sizeof(err));
   T_ASSERT(m != NULL);
@@ -284,10 +294,13 @@ TEST(decay_gradient_check) {
   sr_rng_seed(&r, 11);
   float *in = sr_model_block(m, "item_in")->data, *out = sr_model_block(m, "item_out")->data;
   float *bias = sr_model_block(m, "item_bias")->data;
-  for (int i = 0; i < 27; i++) in[i] = 0.5f * sr_rng_normal(&r), out[i] = 0.5f * sr_rng_normal(&r);
-  for (int i = 0; i < 9; i++) bias[i] = 0.3f * sr_rng_normal(&r);
+  for (int i = 0; i < 27; i++)
+    in[i] = 0.5f * sr_rng_normal(&r), out[i] = 0.5f * sr_rng_normal(&r);
+  for (int i = 0; i < 9; i++)
+    bias[i] = 0.3f * sr_rng_normal(&r);
   float *tw = sr_model_block(m, "type_w")->data;
-  for (int i = 0; i < SR_EV__CNT; i++) tw[i] = 1.0f;
+  for (int i = 0; i < SR_EV__CNT; i++)
+    tw[i] = 1.0f;
   tw[SR_EV_CLICK] = 1.5f;
   sr_model_block(m, "hparams")->data[0] = 0.7f;
   float *grad = calloc(m->arena_floats, sizeof(float)), *scratch = calloc(m->arena_floats, 4);
@@ -334,8 +347,8 @@ TEST(learns_sequences) {
   sr_err_t e = sr_train_run(ds, &c, &m, &info, err, sizeof(err));
   double secs = cpu_seconds() - t0;
   T_ASSERT_MSG(e == SR_OK, "train: %s", err);
-  fprintf(stderr, "learns_sequences: %.2fs CPU, %u epochs, loss %.3f, valid NDCG@10 %.3f\n",
-          secs, info.epochs, (double)info.train_loss, (double)info.valid_metric);
+  fprintf(stderr, "learns_sequences: %.2fs CPU, %u epochs, loss %.3f, valid NDCG@10 %.3f\n", secs,
+          info.epochs, (double)info.train_loss, (double)info.valid_metric);
   T_ASSERT_MSG(secs < 10, "training took %.1fs CPU", secs);
   T_EQ_INT(sr_model_kind(m), SR_MODEL_DECAY);
   T_EQ_INT(sr_model_dim(m), 16);
@@ -564,8 +577,7 @@ TEST(refuses_unusable_trained_model) {
   sr_err_t e = sr_train_run(ds, &c, &m, &info, err, sizeof(err));
   T_ASSERT_MSG(e != SR_OK, "trained a model with lr 1e7");
   T_ASSERT(m == NULL);
-  T_ASSERT_MSG(strstr(err, "must be <= 1e+06") || strstr(err, "diverged") ||
-                   strstr(err, "loss is"),
+  T_ASSERT_MSG(strstr(err, "must be <= 1e+06") || strstr(err, "diverged") || strstr(err, "loss is"),
                "err: %s", err);
   fprintf(stderr, "  %s: %s\n", sr_err2name(e), err);
   sr_dataset_destroy(ds);
@@ -603,6 +615,5 @@ TEST(cli_refuses_one_event_csv) {
 TEST_MAIN(RUN(conf_defaults); RUN(rng_is_deterministic); RUN(split); RUN(validate_by_hand);
           RUN(softmax_xent_matches_naive); RUN(adam_first_step); RUN(decay_gradient_check);
           RUN(learns_sequences); RUN(deterministic_for_seed); RUN(trained_model_snapshot);
-          RUN(max_seconds_and_no_validation);
-          RUN(refuses_bad_conf); RUN(refuses_too_little_data);
+          RUN(max_seconds_and_no_validation); RUN(refuses_bad_conf); RUN(refuses_too_little_data);
           RUN(refuses_unusable_trained_model); RUN(cli_refuses_one_event_csv))

@@ -36,27 +36,26 @@
 #define TOL 1e-6
 #define L2(x) log2(x)
 
-static const char *const k_csv =
-    "userId,movieId,rating,timestamp\n"
-    "u1,a,4,1000000100\n"
-    "u1,b,4,1000000200\n"
-    "u2,b,3,1000000150\n"
-    "u1,c,5,1000000300\n"
-    "u3,a,1,1000000110\n"
-    "u2,c,2.5,1000000250\n"
-    "u1,d,3,1000000400\n"
-    "u3,c,3,1000000210\n"
-    "u4,d,2,1000000120\n"
-    "u2,e,4,1000000350\n"
-    "u3,f,4,1000000310\n"
-    "u4,e,5,1000000220\n"
-    "u3,b,2,1000000410\n"
-    "u5,a,1,1000000130\n"
-    "u5,d,2,1000000230\n"
-    "u5,z,3,1000000330\n"
-    "u6,c,4,1000000140\n"
-    "u6,d,4,1000000240\n"
-    "u6,e,4,1000000340\n";
+static const char *const k_csv = "userId,movieId,rating,timestamp\n"
+                                 "u1,a,4,1000000100\n"
+                                 "u1,b,4,1000000200\n"
+                                 "u2,b,3,1000000150\n"
+                                 "u1,c,5,1000000300\n"
+                                 "u3,a,1,1000000110\n"
+                                 "u2,c,2.5,1000000250\n"
+                                 "u1,d,3,1000000400\n"
+                                 "u3,c,3,1000000210\n"
+                                 "u4,d,2,1000000120\n"
+                                 "u2,e,4,1000000350\n"
+                                 "u3,f,4,1000000310\n"
+                                 "u4,e,5,1000000220\n"
+                                 "u3,b,2,1000000410\n"
+                                 "u5,a,1,1000000130\n"
+                                 "u5,d,2,1000000230\n"
+                                 "u5,z,3,1000000330\n"
+                                 "u6,c,4,1000000140\n"
+                                 "u6,d,4,1000000240\n"
+                                 "u6,e,4,1000000340\n";
 
 static int write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -79,7 +78,8 @@ static sr_model_t *tiny_model(void) {
   static const char *const names[6] = {"a", "b", "c", "d", "e", "f"};
   static const float emb[12] = {1, 0, 0, 1, -1, 0, 0, -1, 1, 1, -1, 1};
   sr_str_t ids[6];
-  for (int i = 0; i < 6; i++) ids[i] = sr_str_cstr(names[i]);
+  for (int i = 0; i < 6; i++)
+    ids[i] = sr_str_cstr(names[i]);
   char err[256];
   sr_model_t *m = sr_model_new(SR_MODEL_DECAY, 2, 6, ids, err, sizeof(err));
   if (!m) return NULL;
@@ -91,7 +91,8 @@ static sr_model_t *tiny_model(void) {
     else if (!strcmp(b[i].name, "item_bias"))
       memset(b[i].data, 0, b[i].count * sizeof(float));
     else if (!strcmp(b[i].name, "type_w"))
-      for (size_t j = 0; j < b[i].count; j++) b[i].data[j] = 1.0f;
+      for (size_t j = 0; j < b[i].count; j++)
+        b[i].data[j] = 1.0f;
     else if (!strcmp(b[i].name, "hparams"))
       b[i].data[0] = 0.5f;
   }
@@ -109,12 +110,12 @@ static sr_eval_conf_t conf_k2(void) {
 static int check_loo_figures(const sr_eval_result_t *r) {
   const double s = sqrt(0.5); /* cos 45 degrees */
   int bad = 0;
-#define CHK(a, b)                                                                  \
-  do {                                                                             \
-    if (!(fabs((double)(a) - (double)(b)) <= TOL)) {                               \
-      fprintf(stderr, "  %s = %.9g, expected %.9g\n", #a, (double)(a), (double)(b)); \
-      bad = 1;                                                                     \
-    }                                                                              \
+#define CHK(a, b)                                                                                  \
+  do {                                                                                             \
+    if (!(fabs((double)(a) - (double)(b)) <= TOL)) {                                               \
+      fprintf(stderr, "  %s = %.9g, expected %.9g\n", #a, (double)(a), (double)(b));               \
+      bad = 1;                                                                                     \
+    }                                                                                              \
   } while (0)
   CHK(r->catalogue, 6);
   CHK(r->users, 6);
@@ -140,7 +141,8 @@ static int check_loo_figures(const sr_eval_result_t *r) {
   CHK(m->mrr, (1.0 / 3 + 1.0 / 3 + 1.0 + 0 + 1.0 / 4) / 5);
   CHK(m->coverage, 6.0 / 6);
   CHK(m->novelty, (L2(14) + (L2(14) + L2(14 / 3.)) / 2 + (L2(7) + L2(14)) / 2 +
-                   (L2(3.5) + L2(14)) / 2 + (L2(14 / 3.) + L2(14)) / 2) / 5);
+                   (L2(3.5) + L2(14)) / 2 + (L2(14 / 3.) + L2(14)) / 2) /
+                      5);
   /* 1 - cos: {f,e} 1, {f,d} 1+s, {b,e} 1-s, {c,e} 1+s, {a,f} 1+s */
   CHK(m->ild, (1 + (1 + s) + (1 - s) + (1 + s) + (1 + s)) / 5);
 
@@ -159,7 +161,8 @@ static int check_loo_figures(const sr_eval_result_t *r) {
   CHK(p->mrr, (1.0 + 1.0 / 3 + 1.0 / 2 + 0 + 1.0 / 3) / 5);
   CHK(p->coverage, 5.0 / 6);
   CHK(p->novelty, ((L2(14 / 3.) + L2(14)) / 2 + L2(14 / 3.) + (L2(14 / 3.) + L2(7)) / 2 +
-                   (L2(3.5) + L2(7)) / 2 + (L2(14 / 3.) + L2(7)) / 2) / 5);
+                   (L2(3.5) + L2(7)) / 2 + (L2(14 / 3.) + L2(7)) / 2) /
+                      5);
   /* {d,e} 1+s, {a,d} 1, {d,b} 2, {c,b} 1, {a,b} 1 */
   CHK(p->ild, (6 + s) / 5);
 
@@ -176,8 +179,9 @@ static int check_loo_figures(const sr_eval_result_t *r) {
   CHK(k->ndcg, (1.0 + 1.0 / L2(3) + 1.0) / 5);
   CHK(k->mrr, (1.0 + 1.0 / 4 + 1.0 / 2 + 0 + 1.0) / 5);
   CHK(k->coverage, 6.0 / 6);
-  CHK(k->novelty, ((L2(14 / 3.) + L2(14)) + (L2(14 / 3.) + L2(7)) / 2 +
-                   (L2(14) + L2(3.5)) / 2 + (L2(14) + L2(14 / 3.)) / 2) / 5);
+  CHK(k->novelty, ((L2(14 / 3.) + L2(14)) + (L2(14 / 3.) + L2(7)) / 2 + (L2(14) + L2(3.5)) / 2 +
+                   (L2(14) + L2(14 / 3.)) / 2) /
+                      5);
   /* {d,f} 1+s twice, {d,b} 2, {e,c} 1+s, {e,a} 1-s */
   CHK(k->ild, (6 + 2 * s) / 5);
 #undef CHK
@@ -287,11 +291,10 @@ TEST(ties_and_repeats) {
    *   v2 h = .5c + b = (-.5, 1): f 1.5, e .5, a -.5, d -1: d rank 3, list {f,e}
    * The sampled protocol samples every non-interacted item here, so its
    * ranks equal the full ones. */
-  static const char *const csv =
-      "user,item,rating,ts\n"
-      "v1,a,1,1000000001\nv2,c,1,1000000002\nv1,b,1,1000000003\n"
-      "v3,d,1,1000000004\nv2,b,1,1000000005\nv1,a,1,1000000006\n"
-      "v3,c,1,1000000007\nv2,d,1,1000000008\n";
+  static const char *const csv = "user,item,rating,ts\n"
+                                 "v1,a,1,1000000001\nv2,c,1,1000000002\nv1,b,1,1000000003\n"
+                                 "v3,d,1,1000000004\nv2,b,1,1000000005\nv1,a,1,1000000006\n"
+                                 "v3,c,1,1000000007\nv2,d,1,1000000008\n";
   sr_dataset_t *ds = load_text("ties.csv", csv);
   sr_model_t *m = tiny_model();
   T_ASSERT(ds && m);
@@ -365,29 +368,27 @@ TEST(ties_and_repeats) {
   }
 }
 
-static const char *const k_train =
-    "userId,itemId,value,timestamp_ms,type\n"
-    "u1,a,4,1000000100000,RATE\n"
-    "u1,b,4,1000000200000,RATE\n"
-    "u1,c,5,1000000300000,RATE\n"
-    "u2,b,3,1000000150000,RATE\n"
-    "u2,c,2.5,1000000250000,RATE\n"
-    "u3,a,1,1000000110000,RATE\n"
-    "u3,c,3,1000000210000,RATE\n"
-    "u3,f,4,1000000310000,RATE\n"
-    "u4,d,2,1000000120000,RATE\n"
-    "u4,e,5,1000000220000,RATE\n"
-    "u5,a,1,1000000130000,RATE\n"
-    "u5,d,2,1000000230000,RATE\n"
-    "u6,c,4,1000000140000,RATE\n"
-    "u6,d,4,1000000240000,RATE\n";
-static const char *const k_test =
-    "userId,itemId,value,timestamp_ms,type\n"
-    "u1,d,3,1000000400000,RATE\n"
-    "u2,e,4,1000000350000,RATE\n"
-    "u3,b,2,1000000410000,RATE\n"
-    "u5,z,3,1000000330000,RATE\n"
-    "u6,e,4,1000000340000,RATE\n";
+static const char *const k_train = "userId,itemId,value,timestamp_ms,type\n"
+                                   "u1,a,4,1000000100000,RATE\n"
+                                   "u1,b,4,1000000200000,RATE\n"
+                                   "u1,c,5,1000000300000,RATE\n"
+                                   "u2,b,3,1000000150000,RATE\n"
+                                   "u2,c,2.5,1000000250000,RATE\n"
+                                   "u3,a,1,1000000110000,RATE\n"
+                                   "u3,c,3,1000000210000,RATE\n"
+                                   "u3,f,4,1000000310000,RATE\n"
+                                   "u4,d,2,1000000120000,RATE\n"
+                                   "u4,e,5,1000000220000,RATE\n"
+                                   "u5,a,1,1000000130000,RATE\n"
+                                   "u5,d,2,1000000230000,RATE\n"
+                                   "u6,c,4,1000000140000,RATE\n"
+                                   "u6,d,4,1000000240000,RATE\n";
+static const char *const k_test = "userId,itemId,value,timestamp_ms,type\n"
+                                  "u1,d,3,1000000400000,RATE\n"
+                                  "u2,e,4,1000000350000,RATE\n"
+                                  "u3,b,2,1000000410000,RATE\n"
+                                  "u5,z,3,1000000330000,RATE\n"
+                                  "u6,e,4,1000000340000,RATE\n";
 
 TEST(split_contents_and_eval) {
   sr_dataset_t *ds = load_text("split.csv", k_csv);
@@ -461,14 +462,13 @@ TEST(prequential) {
    *   p3 e: h = c = (-1,0): c 1, f 1, b 0, d 0, a -1, e -1; c seen
    *                            -> f b d        miss (e is 5th: a first)
    *   recall 4/5 */
-  static const char *const csv =
-      "user,item,rating,ts\n"
-      "p3,e,1,1000000006\n"
-      "p3,c,1,1000000005\n"
-      "p1,a,1,1000000001\n"
-      "p2,a,1,1000000002\n"
-      "p2,b,1,1000000004\n"
-      "p1,b,1,1000000003\n";
+  static const char *const csv = "user,item,rating,ts\n"
+                                 "p3,e,1,1000000006\n"
+                                 "p3,c,1,1000000005\n"
+                                 "p1,a,1,1000000001\n"
+                                 "p2,a,1,1000000002\n"
+                                 "p2,b,1,1000000004\n"
+                                 "p1,b,1,1000000003\n";
   sr_dataset_t *ds = load_text("preq.csv", csv);
   sr_model_t *m = tiny_model();
   T_ASSERT(ds && m);
@@ -511,14 +511,13 @@ TEST(time_split) {
    * order): the cut keeps the first floor(0.5 * 6) = 3 by time; test.csv
    * holds all six in time order and replays to the same prequential result
    * as the unsorted file. */
-  static const char *const csv =
-      "user,item,rating,ts\n"
-      "p3,e,1,1000000006\n"
-      "p3,c,1,1000000005\n"
-      "p1,a,1,1000000001\n"
-      "p2,a,1,1000000002\n"
-      "p2,b,1,1000000004\n"
-      "p1,b,1,1000000003\n";
+  static const char *const csv = "user,item,rating,ts\n"
+                                 "p3,e,1,1000000006\n"
+                                 "p3,c,1,1000000005\n"
+                                 "p1,a,1,1000000001\n"
+                                 "p2,a,1,1000000002\n"
+                                 "p2,b,1,1000000004\n"
+                                 "p1,b,1,1000000003\n";
   static const char *const want_train = "userId,itemId,value,timestamp_ms,type\n"
                                         "p1,a,1,1000000001000,RATE\n"
                                         "p2,a,1,1000000002000,RATE\n"
@@ -577,11 +576,10 @@ TEST(user_topk_parity_api) {
    * An unknown item updates nothing; FORGET starts over. */
   sr_model_t *m = tiny_model();
   T_ASSERT(m);
-  sr_eval_event_t ev[7] = {
-      {SR_STR("b"), SR_EV_RATE, 1, 1000},  {SR_STR("x"), SR_EV_RATE, 1, 1500},
-      {SR_STR("b"), SR_EV_FORGET, 0, 1600}, {SR_STR("a"), SR_EV_RATE, 1, 2000},
-      {SR_STR("b"), SR_EV_RATE, 1, 3000},  {SR_STR("c"), SR_EV_RATE, 1, 4000},
-      {SR_STR("d"), SR_EV_CLICK, 1, 5000}};
+  sr_eval_event_t ev[7] = {{SR_STR("b"), SR_EV_RATE, 1, 1000},   {SR_STR("x"), SR_EV_RATE, 1, 1500},
+                           {SR_STR("b"), SR_EV_FORGET, 0, 1600}, {SR_STR("a"), SR_EV_RATE, 1, 2000},
+                           {SR_STR("b"), SR_EV_RATE, 1, 3000},   {SR_STR("c"), SR_EV_RATE, 1, 4000},
+                           {SR_STR("d"), SR_EV_CLICK, 1, 5000}};
   int32_t idx[3];
   float sc[3], h[2];
   int n = sr_eval_user_topk(m, ev, 7, NULL, 3, idx, sc, h);
@@ -649,8 +647,7 @@ TEST(min_count_filter) {
    * 5-core one pass = 610 users, 3,650 items, 90,274 interactions. */
   const char *src = getenv("SR_SOURCE_DIR");
   char path[1024];
-  snprintf(path, sizeof(path), "%s/../shared/data/movielens-small/ratings.csv",
-           src ? src : ".");
+  snprintf(path, sizeof(path), "%s/../shared/data/movielens-small/ratings.csv", src ? src : ".");
   if (access(path, R_OK) != 0) {
     fprintf(stderr, "  (MovieLens not found at %s: skipped)\n", path);
     return;
@@ -676,6 +673,5 @@ TEST(min_count_filter) {
 }
 
 TEST_MAIN(RUN(loo_hand_figures); RUN(baselines_without_model); RUN(sampled_all_items);
-          RUN(ties_and_repeats); RUN(split_contents_and_eval); RUN(prequential);
-          RUN(time_split);
+          RUN(ties_and_repeats); RUN(split_contents_and_eval); RUN(prequential); RUN(time_split);
           RUN(user_topk_parity_api); RUN(bad_arguments); RUN(min_count_filter))

@@ -175,8 +175,7 @@ TEST(pipelined_requests) {
   T_ASSERT(second != NULL);
   T_ASSERT(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
   /* first: the full 200 with its body, kept alive for the second */
-  T_ASSERT(strstr(buf, "Content-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n") + 48 ==
-           second);
+  T_ASSERT(strstr(buf, "Content-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n") + 48 == second);
   T_ASSERT(!strncmp(second, "HTTP/1.1 404 Not Found\r\n", 24));
   T_ASSERT(strstr(second, "Connection: close\r\n") != NULL);
   T_ASSERT(strstr(second, "no such endpoint: /nope\n") != NULL); /* query stripped */
@@ -347,7 +346,8 @@ TEST(huge_headers_refused) {
   sr_buf_t b;
   sr_buf_init(&b);
   sr_buf_printf(&b, "GET /healthz HTTP/1.1\r\n");
-  for (int i = 0; i < 1000; i++) sr_buf_printf(&b, "X-H%d: %d\r\n", i, i);
+  for (int i = 0; i < 1000; i++)
+    sr_buf_printf(&b, "X-H%d: %d\r\n", i, i);
   sr_buf_printf(&b, "\r\n");
   sr_buf_putc(&b, 0);
   t_expect_refusal(s.port, (const char *)b.data, 431, "1000 headers");
