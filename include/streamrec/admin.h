@@ -1,8 +1,8 @@
 /*
- * admin: the only module (with the pipeline runner in cli/) that includes
- * libuv. Owns the main thread's event loop: SIGINT/SIGTERM handling,
- * cross-thread wake-ups (uv_async_send, the one thread-safe libuv call), and
- * the admin HTTP endpoint (/metrics in Prometheus text, /healthz, /readyz).
+ * admin: the only module that includes libuv. Owns the main thread's
+ * event loop: SIGINT/SIGTERM handling, cross-thread wake-ups (uv_async_send,
+ * the one thread-safe libuv call), and the admin HTTP endpoint (/metrics in
+ * Prometheus text, /healthz, /readyz).
  *
  * The admin port is bounded, because it shares the process with the Kafka
  * clients: every admin connection is a descriptor they can no longer open,
@@ -74,5 +74,11 @@ void sr_loop_admin_stats(const sr_loop_t *l, sr_admin_stats_t *st);
 int sr_loop_wait(sr_loop_t *l);
 /* Makes sr_loop_wait() return 0. Any thread. */
 void sr_loop_wake(sr_loop_t *l);
+
+/* Waits for SIGINT/SIGTERM on a loop of its own (for commands that serve
+ * nothing over HTTP, e.g. `streamrec broker`). Returns the signal number,
+ * or -1 when the loop cannot be created (logged). Thread: the main thread
+ * (it installs the signal handlers); no other sr_loop_t may be waiting. */
+int sr_admin_wait_signal(void);
 
 #endif

@@ -66,8 +66,10 @@ uint64_t sr_hash64(const void *p, size_t n);
 
 /* ---- logging to stderr: "2026-11-23T11:30:00.123Z LEVEL module: msg" ---- */
 typedef enum { SR_LOG_ERROR = 0, SR_LOG_WARN, SR_LOG_INFO, SR_LOG_DEBUG } sr_log_level_t;
-void sr_log_set_level(
-    sr_log_level_t lvl); /* default INFO; env SR_LOG_LEVEL=debug|info|warn|error */
+/* The level in effect: the last sr_log_set_level(), else SR_LOG_LEVEL
+ * (debug|info|warn|error, read once), else INFO. Thread: any; sr_log may be
+ * called from any thread, librdkafka's included (one line at a time). */
+void sr_log_set_level(sr_log_level_t lvl);
 sr_log_level_t sr_log_get_level(void);
 void sr_log(sr_log_level_t lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

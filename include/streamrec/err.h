@@ -7,8 +7,13 @@
  * caller-provided errstr buffer, never into this list.
  *
  * The third column says whether an operation failing with the code may
- * succeed when retried unchanged (librdkafka's "retriable"): stages use it to
- * choose between retry and dead-letter.
+ * succeed when retried unchanged, after a wait or a poll (librdkafka's
+ * "retriable"): stages use it to choose between retry and dead-letter or
+ * stop. QUEUE_FULL and TIMEOUT are; DELIVERY is not: a failed delivery
+ * report comes after librdkafka's own retries (delivery.timeout.ms), so
+ * the pipeline stops on it. STATE_FULL is not either: a partition's user
+ * bound frees up only when users are forgotten, so the pipeline
+ * dead-letters the event instead of waiting.
  */
 #ifndef STREAMREC_ERR_H
 #define STREAMREC_ERR_H
@@ -32,14 +37,14 @@
   X(CONF, -15, 0, "invalid configuration")                                                         \
   X(NOT_FOUND, -16, 0, "not found")                                                                \
   X(QUEUE_FULL, -17, 1, "queue full")                                                              \
-  X(DELIVERY, -18, 1, "message delivery failed")                                                   \
+  X(DELIVERY, -18, 0, "message delivery failed")                                                   \
   X(STATE, -19, 0, "invalid state for operation")                                                  \
   X(MODEL, -20, 0, "model mismatch")                                                               \
   X(FATAL, -21, 0, "fatal error")                                                                  \
   X(INVALID_FIELD, -22, 0, "field value outside the accepted range")                               \
   X(KEY_MISMATCH, -23, 0, "Kafka key is not the event's user id")                                  \
   X(TOO_LARGE, -24, 0, "message larger than the producer accepts")                                 \
-  X(STATE_FULL, -25, 1, "partition state holds its maximum of users")                              \
+  X(STATE_FULL, -25, 0, "partition state holds its maximum of users")                              \
   X(CONSUME, -26, 0, "consumer error reported for a partition")                                    \
   X(ENCODE, -27, 0, "recommendation could not be encoded")
 
@@ -54,7 +59,9 @@ typedef enum sr_err_e {
 const char *sr_err2str(sr_err_t err);
 /* Symbolic name ("BAD_AVRO") of err. Never NULL; static storage. Any thread. */
 const char *sr_err2name(sr_err_t err);
-/* 1 when an operation that failed with err may succeed if retried unchanged. */
+/* 1 when an operation that failed with err may succeed if retried unchanged
+ * (the table's third column), 0 otherwise and for codes not in the table.
+ * Any thread. */
 int sr_err_is_retriable(sr_err_t err);
 
 #endif

@@ -43,9 +43,16 @@ typedef struct sr_param_block_s {
 } sr_param_block_t;
 
 /* Creates a model with zeroed parameters for the given catalogue.
- * item_ids: n_items distinct ids (copied). Returns NULL with errstr set on
- * bad arguments or when parameter memory cannot be allocated. Free with
- * sr_model_destroy(). */
+ * item_ids: n_items distinct ids (copied). Returns SR_OK with *out the new
+ * model (free with sr_model_destroy()), or an error with *out NULL and
+ * errstr set: SR_ERR_INVALID_ARG for bad arguments (unknown kind, dim < 1
+ * or above the kind's limit, no items, a duplicate id), SR_ERR_NOMEM when
+ * the parameter memory cannot be allocated or its size overflows.
+ * Thread: any (the new model is the caller's). */
+sr_err_t sr_model_create(sr_model_t **out, sr_model_kind_t kind, int dim, int32_t n_items,
+                         const sr_str_t *item_ids, char *errstr, size_t errsz);
+/* sr_model_create() for callers that need no error code: the new model, or
+ * NULL with errstr set. */
 sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const sr_str_t *item_ids,
                          char *errstr, size_t errsz);
 void sr_model_destroy(sr_model_t *m); /* accepts NULL */

@@ -35,7 +35,11 @@ typedef struct sr_train_conf_s {
 void sr_train_conf_defaults(sr_train_conf_t *c, sr_model_kind_t kind);
 
 /* Trains on ds. On SR_OK *out is a new model (free with sr_model_destroy)
- * and *info holds the training summary for the snapshot. */
+ * and *info holds the training summary for the snapshot. Errors (errstr
+ * set, *out NULL): SR_ERR_CONF for a configuration out of range or one the
+ * kind cannot build (e.g. GRU with dim > 256), SR_ERR_INVALID_ARG for a
+ * data set too small to train on, SR_ERR_NOMEM when the model's parameters
+ * cannot be allocated, SR_ERR_MODEL when training diverges. */
 sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_model_t **out,
                       sr_snapshot_info_t *info, char *errstr, size_t errsz);
 

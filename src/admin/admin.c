@@ -31,7 +31,6 @@
 #include <uv.h>
 
 #include "admin/admin_int.h"
-#include "cli/cli.h"
 #include "streamrec/admin.h"
 
 struct sr_loop_s {
@@ -337,7 +336,7 @@ void sr_loop_admin_stats(const sr_loop_t *l, sr_admin_stats_t *st) { *st = l->st
 
 int sr_loop_admin_port(const sr_loop_t *l) { return l->port; }
 
-int sr_cli_wait_signal(void) {
+int sr_admin_wait_signal(void) {
   char es[256];
   sr_loop_t *l = sr_loop_new(es, sizeof(es));
   if (!l) {

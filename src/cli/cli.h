@@ -25,7 +25,4 @@ int sr_cmd_doctor(int argc, char **argv);
 /* Default of --connect-timeout-ms: the bound on that first metadata request. */
 #define SR_CLI_CONNECT_TIMEOUT_MS 10000
 
-/* Waits for SIGINT/SIGTERM on a libuv loop (src/admin/). Returns the signal. */
-int sr_cli_wait_signal(void);
-
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "streamrec/admin.h"
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
 
@@ -82,7 +83,7 @@ int sr_cmd_broker(int argc, char **argv) {
               "partition(s) each; Ctrl-C to stop",
               n_brokers, partitions);
 
-  int sig = sr_cli_wait_signal();
+  int sig = sr_admin_wait_signal();
   sr_log_info("broker", "signal %d: shutting down", sig);
   sr_broker_destroy(b);
   return 0;

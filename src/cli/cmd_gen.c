@@ -16,8 +16,9 @@
  *    by time across users and can be replayed as a stream;
  *  - a (user, item) pair appears at most once (like ratings), best effort.
  *
- * Deterministic per --seed: our own PRNG (xoshiro256**), never rand(). The
- * file is written to a temp name, fsync'ed and renamed (no half files).
+ * Deterministic per --seed: our own PRNG (streamrec/rng.h, the trainers'
+ * xoshiro256**), never rand(). The file is written to a temp name,
+ * fsync'ed and renamed (no half files).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,46 +33,18 @@
 
 #include "cli/cli.h"
 #include "streamrec/common.h"
+#include "streamrec/rng.h"
 
 /* ---------------------------------------------------------------- PRNG */
-typedef struct {
-  uint64_t s[4];
-} gen_rng_t;
+/* The generator is streamrec/rng.h (shared with the trainers); the two
+ * mappings below are gen's own and part of its output for a seed. */
 
-static uint64_t gen_splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+/* uniform in [0, n): multiply-shift of the draw's top 32 bits */
+static inline uint32_t gen_below(sr_rng_t *r, uint32_t n) {
+  return (uint32_t)(((sr_rng_next(r) >> 32) * (uint64_t)n) >> 32);
 }
-
-static void gen_rng_seed(gen_rng_t *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++)
-    r->s[i] = gen_splitmix64(&seed);
-}
-
-static inline uint64_t gen_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t gen_next(gen_rng_t *r) {
-  uint64_t *s = r->s;
-  uint64_t res = gen_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = gen_rotl(s[3], 45);
-  return res;
-}
-
-/* uniform in [0, 1) */
-static inline double gen_u01(gen_rng_t *r) { return (double)(gen_next(r) >> 11) * 0x1.0p-53; }
-/* uniform in [0, n) */
-static inline uint32_t gen_below(gen_rng_t *r, uint32_t n) {
-  return (uint32_t)(((gen_next(r) >> 32) * (uint64_t)n) >> 32);
-}
-static double gen_normal(gen_rng_t *r) {
-  double u = gen_u01(r), v = gen_u01(r);
+static double gen_normal(sr_rng_t *r) {
+  double u = sr_rng_uniform(r), v = sr_rng_uniform(r);
   return sqrt(-2.0 * log(u + 1e-300)) * cos(2.0 * M_PI * v);
 }
 
@@ -122,14 +95,14 @@ typedef struct {
 
 static uint32_t gen_cluster_of(const gen_model_t *m, uint32_t r) { return r % m->k; }
 
-static uint32_t gen_from_cluster(const gen_model_t *m, gen_rng_t *rng, uint32_t c) {
+static uint32_t gen_from_cluster(const gen_model_t *m, sr_rng_t *rng, uint32_t c) {
   uint32_t a = m->cl_off[c], n = m->cl_off[c + 1] - a;
   const double *cdf = m->cl_cdf + a;
-  return m->cl_rank[a + gen_search(cdf, n, gen_u01(rng) * cdf[n - 1])];
+  return m->cl_rank[a + gen_search(cdf, n, sr_rng_uniform(rng) * cdf[n - 1])];
 }
 
-static uint32_t gen_from_all(const gen_model_t *m, gen_rng_t *rng) {
-  return gen_search(m->pop_cdf, m->n_items, gen_u01(rng) * m->pop_cdf[m->n_items - 1]);
+static uint32_t gen_from_all(const gen_model_t *m, sr_rng_t *rng) {
+  return gen_search(m->pop_cdf, m->n_items, sr_rng_uniform(rng) * m->pop_cdf[m->n_items - 1]);
 }
 
 /* 1 when (u, r) was new (and is now recorded); always 1 without the set. */
@@ -146,7 +119,7 @@ static int gen_mark(gen_model_t *m, uint32_t u, uint32_t r) {
   }
 }
 
-static void gen_shuffle_ids(uint32_t *ids, uint32_t n, gen_rng_t *rng) {
+static void gen_shuffle_ids(uint32_t *ids, uint32_t n, sr_rng_t *rng) {
   for (uint32_t i = 0; i < n; i++)
     ids[i] = i + 1;
   for (uint32_t i = n; i > 1; i--) {
@@ -158,7 +131,7 @@ static void gen_shuffle_ids(uint32_t *ids, uint32_t n, gen_rng_t *rng) {
 }
 
 static void gen_model_init(gen_model_t *m, uint32_t n_users, uint32_t n_items, int64_t n_events,
-                           gen_rng_t *rng) {
+                           sr_rng_t *rng) {
   memset(m, 0, sizeof(*m));
   m->n_items = n_items;
   m->n_users = n_users;
@@ -244,13 +217,13 @@ static void gen_model_free(gen_model_t *m) {
 }
 
 /* Next item rank for user u. */
-static uint32_t gen_pick_item(gen_model_t *m, gen_rng_t *rng, uint32_t u) {
+static uint32_t gen_pick_item(gen_model_t *m, sr_rng_t *rng, uint32_t u) {
   for (int attempt = 0; attempt < 10; attempt++) {
     uint32_t r;
-    double x = gen_u01(rng);
+    double x = sr_rng_uniform(rng);
     if (m->last[u] >= 0 && x < GEN_P_SEQ && attempt < 3)
       r = m->succ[(size_t)m->last[u] * GEN_NSUCC + gen_below(rng, GEN_NSUCC)];
-    else if (gen_u01(rng) < GEN_P_TASTE)
+    else if (sr_rng_uniform(rng) < GEN_P_TASTE)
       r = gen_from_cluster(m, rng,
                            m->tastes[(size_t)u * GEN_MAX_TASTES + gen_below(rng, m->n_tastes[u])]);
     else
@@ -261,7 +234,7 @@ static uint32_t gen_pick_item(gen_model_t *m, gen_rng_t *rng, uint32_t u) {
   return gen_from_all(m, rng);
 }
 
-static float gen_rating(const gen_model_t *m, gen_rng_t *rng, uint32_t u, uint32_t r) {
+static float gen_rating(const gen_model_t *m, sr_rng_t *rng, uint32_t u, uint32_t r) {
   int in_taste = 0;
   uint32_t c = gen_cluster_of(m, r);
   for (int j = 0; j < m->n_tastes[u]; j++)
@@ -358,8 +331,8 @@ int sr_cmd_gen(int argc, char **argv) {
   }
 
   int64_t t_start = sr_mono_us();
-  gen_rng_t rng;
-  gen_rng_seed(&rng, (uint64_t)seed);
+  sr_rng_t rng;
+  sr_rng_seed(&rng, (uint64_t)seed);
   gen_model_t m;
   gen_model_init(&m, (uint32_t)users, (uint32_t)items, events, &rng);
 
@@ -388,10 +361,10 @@ int sr_cmd_gen(int argc, char **argv) {
   fputs("userId,movieId,rating,timestamp\n", f);
   for (int64_t e = 0; e < events; e++) {
     uint32_t u;
-    if (ring_n > 0 && gen_u01(&rng) < GEN_P_SESSION) {
+    if (ring_n > 0 && sr_rng_uniform(&rng) < GEN_P_SESSION) {
       u = ring[gen_below(&rng, (uint32_t)ring_n)];
     } else {
-      u = gen_search(m.act_cdf, m.n_users, gen_u01(&rng) * m.act_cdf[m.n_users - 1]);
+      u = gen_search(m.act_cdf, m.n_users, sr_rng_uniform(&rng) * m.act_cdf[m.n_users - 1]);
       ring[ring_at] = u;
       ring_at = (ring_at + 1) % GEN_RING;
       if (ring_n < GEN_RING) ring_n++;
@@ -399,7 +372,7 @@ int sr_cmd_gen(int argc, char **argv) {
     uint32_t r = gen_pick_item(&m, &rng, u);
     float rating = gen_rating(&m, &rng, u, r);
     m.last[u] = (int32_t)r;
-    if (mean_gap > 0) t += (int64_t)(-log(1.0 - gen_u01(&rng)) * mean_gap);
+    if (mean_gap > 0) t += (int64_t)(-log(1.0 - sr_rng_uniform(&rng)) * mean_gap);
     t += 1; /* strictly increasing */
     fprintf(f, "%u,%u,%.1f,%lld\n", m.user_id[u], m.item_id[r], rating, (long long)t);
   }

@@ -1,6 +1,6 @@
 /*
- * decode: owns the Avro wire format of UserEvent and Recommendation (the
- * only file in streamrec that includes Avro C).
+ * codec: owns the Avro wire format of UserEvent and Recommendation, both
+ * ways (the only file in streamrec that includes Avro C).
  *
  * Why it is built this way:
  * - Each schema is parsed once per codec and checked against the field
@@ -9,15 +9,21 @@
  * - Avro C 1.11 trusts its input: it allocates whatever string length a
  *   varint claims, loops over any array block count and shifts int varints
  *   past 32 bits. So every body is first walked by sr__walk(), a validator
- *   for exactly our two schemas, and Avro C only reads bodies that passed.
- * - Values, reader and writer are made once per codec and reused. Decode and
- *   encode use separate values, so encoding never invalidates the strings a
- *   decode lent out. Encoding keeps the Recommendation items array alive
- *   across calls (it only shrinks by reset), so steady-state encoding does
- *   not allocate. Decoding does: avro_value_read() makes two allocations per
- *   string it reads (8 per UserEvent), which no public Avro C API avoids.
+ *   for exactly our two schemas.
+ * - UserEvent (the serve hot path) is decoded by that walk alone: the
+ *   record is flat, so the values the validator captures are the event,
+ *   its strings are slices of the message (zero copy) and nothing is
+ *   allocated; Avro C never reads an event. Recommendation (nested items,
+ *   read by `recs` and the tests) is validated the same way and then read
+ *   by avro_value_read(), which allocates per string it reads.
+ * - Encoding both records goes through Avro C's writer. Values, reader and
+ *   writer are made once per codec and reused; decode and encode use
+ *   separate values, so encoding never invalidates the strings a decode
+ *   lent out. Encoding keeps the Recommendation items array alive across
+ *   calls (it only shrinks by reset), so steady-state encoding does not
+ *   allocate.
  *
- * Thread: a codec is used by one thread at a time (decode.h).
+ * Thread: a codec is used by one thread at a time (codec.h).
  */
 #include <avro.h>
 #include <limits.h>

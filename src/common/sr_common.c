@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,13 @@ int64_t sr_mono_ns(void) {
 
 uint64_t sr_hash64(const void *p, size_t n) { return XXH64(p, n, 0x5eedULL); }
 
-/* ---- logging ---- */
-static int sr_log_level = -1;
+/* ---- logging ----
+ * sr_log runs on any thread, librdkafka's own included (its log callback),
+ * so the level is an atomic: -1 until set, then the level. The first read
+ * without a sr_log_set_level() takes SR_LOG_LEVEL from the environment and
+ * installs it with a compare-and-swap, so a concurrent set_level is never
+ * overwritten by the lazy default. */
+static _Atomic int sr_log_level = -1;
 static pthread_mutex_t sr_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sr_log_level_t sr_log_level_env(void) {
@@ -129,10 +135,17 @@ static sr_log_level_t sr_log_level_env(void) {
   return SR_LOG_INFO;
 }
 
-void sr_log_set_level(sr_log_level_t lvl) { sr_log_level = (int)lvl; }
+void sr_log_set_level(sr_log_level_t lvl) {
+  atomic_store_explicit(&sr_log_level, (int)lvl, memory_order_relaxed);
+}
 sr_log_level_t sr_log_get_level(void) {
-  if (sr_log_level < 0) sr_log_level = (int)sr_log_level_env();
-  return (sr_log_level_t)sr_log_level;
+  int lvl = atomic_load_explicit(&sr_log_level, memory_order_relaxed);
+  if (lvl < 0) {
+    int expected = -1;
+    lvl = (int)sr_log_level_env();
+    if (!atomic_compare_exchange_strong(&sr_log_level, &expected, lvl)) lvl = expected;
+  }
+  return (sr_log_level_t)lvl;
 }
 
 void sr_log(sr_log_level_t lvl, const char *module, const char *fmt, ...) {

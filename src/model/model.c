@@ -71,41 +71,31 @@ int sr_model_kind_parse(const char *s) {
 /* Floats per 64-byte line: every block is padded to a multiple of this. */
 #define SR_MODEL_ALIGN_FLOATS 16
 
-sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const sr_str_t *item_ids,
-                         char *errstr, size_t errsz) {
+sr_err_t sr_model_create(sr_model_t **mp, sr_model_kind_t kind, int dim, int32_t n_items,
+                         const sr_str_t *item_ids, char *errstr, size_t errsz) {
   const sr_model_ops_t *ops = sr_model_kind_ops((int)kind);
   const char *names[SR_MODEL_MAX_BLOCKS];
   size_t counts[SR_MODEL_MAX_BLOCKS];
   sr_model_t *m = NULL;
+  sr_err_t err = SR_OK;
 
-  if ((int)kind <= 0 || (size_t)kind >= SR_ARRAY_SIZE(sr_model_kind_names)) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "unknown model kind %d", (int)kind);
-    return NULL;
-  }
-  if (!ops) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model kind '%s' is not built into this binary",
-              sr_model_kind_name(kind));
-    return NULL;
-  }
-  if (dim < 1) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model dim must be >= 1 (got %d)", dim);
-    return NULL;
-  }
-  if (n_items < 1) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model needs at least one item (got %ld)",
-              (long)n_items);
-    return NULL;
-  }
-  if (!item_ids) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model item ids missing");
-    return NULL;
-  }
+  *mp = NULL;
+  if ((int)kind <= 0 || (size_t)kind >= SR_ARRAY_SIZE(sr_model_kind_names))
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "unknown model kind %d", (int)kind);
+  if (!ops)
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                     "model kind '%s' is not built into this binary", sr_model_kind_name(kind));
+  if (dim < 1)
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model dim must be >= 1 (got %d)", dim);
+  if (n_items < 1)
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model needs at least one item (got %ld)",
+                     (long)n_items);
+  if (!item_ids) return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "model item ids missing");
+  /* A kind refuses dimensions it cannot run (GRU: d > 256) with no blocks. */
   int nb = ops->layout(dim, n_items, names, counts, SR_MODEL_MAX_BLOCKS);
-  if (nb < 1 || nb > SR_MODEL_MAX_BLOCKS) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: bad parameter layout (%d blocks)", ops->name,
-              nb);
-    return NULL;
-  }
+  if (nb < 1 || nb > SR_MODEL_MAX_BLOCKS)
+    return sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG, "%s: bad parameter layout (%d blocks)",
+                     ops->name, nb);
   int ss = ops->state_size(dim);
 
   /* Arena size with per-block padding; refuse sizes that overflow size_t. */
@@ -113,12 +103,10 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const s
   const size_t maxf = SIZE_MAX / sizeof(float) - SR_MODEL_ALIGN_FLOATS;
   for (int i = 0; i < nb; i++) {
     size_t c = counts[i];
-    if (c > maxf - total) {
-      sr_seterr(errstr, errsz, SR_ERR_NOMEM,
-                "%s model d=%d with %ld items: parameter size overflows", ops->name, dim,
-                (long)n_items);
-      return NULL;
-    }
+    if (c > maxf - total)
+      return sr_seterr(errstr, errsz, SR_ERR_NOMEM,
+                       "%s model d=%d with %ld items: parameter size overflows", ops->name, dim,
+                       (long)n_items);
     c = (c + SR_MODEL_ALIGN_FLOATS - 1) / SR_MODEL_ALIGN_FLOATS * SR_MODEL_ALIGN_FLOATS;
     total += c;
   }
@@ -133,9 +121,9 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const s
    * the (aborting) small-allocation wrappers see it. */
   m->arena = aligned_alloc(64, total * sizeof(float));
   if (!m->arena) {
-    sr_seterr(errstr, errsz, SR_ERR_NOMEM,
-              "%s model d=%d with %ld items: cannot allocate %zu bytes of parameters", ops->name,
-              dim, (long)n_items, total * sizeof(float));
+    err = sr_seterr(errstr, errsz, SR_ERR_NOMEM,
+                    "%s model d=%d with %ld items: cannot allocate %zu bytes of parameters",
+                    ops->name, dim, (long)n_items, total * sizeof(float));
     goto fail;
   }
   memset(m->arena, 0, total * sizeof(float));
@@ -152,8 +140,8 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const s
   sr_param_block_t *bias = sr_model_block(m, "item_bias");
   if (!out || !bias || out->count != (size_t)n_items * (size_t)ss ||
       bias->count != (size_t)n_items) {
-    sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
-              "%s: layout lacks item_out (n_items x state) / item_bias (n_items)", ops->name);
+    err = sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                    "%s: layout lacks item_out (n_items x state) / item_bias (n_items)", ops->name);
     goto fail;
   }
   m->item_out = out->data;
@@ -165,17 +153,25 @@ sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const s
     sr_str_t k = item_ids[i].ptr ? item_ids[i] : sr_str_make("", 0);
     int32_t id = sr_strmap_intern(m->items, k.ptr, k.len, &inserted);
     if (!inserted) {
-      sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
-                "duplicate item id '%.*s' at index %ld (first at %ld)", (int)SR_MIN(k.len, 80),
-                k.ptr, (long)i, (long)id);
+      err = sr_seterr(errstr, errsz, SR_ERR_INVALID_ARG,
+                      "duplicate item id '%.*s' at index %ld (first at %ld)",
+                      (int)SR_MIN(k.len, 80), k.ptr, (long)i, (long)id);
       goto fail;
     }
   }
   snprintf(m->version, sizeof(m->version), "%s-d%d-untrained", ops->name, dim);
-  return m;
+  *mp = m;
+  return SR_OK;
 fail:
   sr_model_destroy(m);
-  return NULL;
+  return err;
+}
+
+sr_model_t *sr_model_new(sr_model_kind_t kind, int dim, int32_t n_items, const sr_str_t *item_ids,
+                         char *errstr, size_t errsz) {
+  sr_model_t *m = NULL;
+  sr_model_create(&m, kind, dim, n_items, item_ids, errstr, errsz);
+  return m;
 }
 
 void sr_model_destroy(sr_model_t *m) {

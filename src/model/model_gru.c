@@ -41,9 +41,9 @@
  *                           item_in unused), 0: untied; [1..3] reserved (0).
  *                           Any other value is refused (sr_gru_validate).
  *
- * Limits: d <= SR_GRU_MAX_DIM (256): the step keeps its scratch on the
- * stack (4 KiB at d = 256) and never allocates. Larger d is refused by the
- * layout (sr_model_new fails).
+ * Limits: d <= SR_GRU_MAX_DIM (256, model_int.h): the step keeps its
+ * scratch on the stack (4 KiB at d = 256) and never allocates. Larger d is
+ * refused by the layout (sr_model_create fails with SR_ERR_INVALID_ARG).
  *
  * Thread: step/state_init/cell are pure functions of (model, inputs): any
  * thread.
@@ -52,7 +52,6 @@
 
 #include "model/model_int.h"
 
-#define SR_GRU_MAX_DIM 256
 #define SR_GRU_GAP_BUCKETS 24
 
 enum {
@@ -68,13 +67,6 @@ enum {
   SR_GRU_HPARAMS,
   SR_GRU_NBLOCKS
 };
-
-/* Shared with train/train_gru.c and the unit tests (declared there). */
-int sr_model_gru_gap(int64_t dt_ms);
-const float *sr_model_gru_in_table(const sr_model_t *m);
-void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
-                        float *x);
-void sr_model_gru_cell(const sr_model_t *m, const float *x, float *h, float *cache);
 
 static int sr_gru_layout(int dim, int32_t n_items, const char **names, size_t *counts, int max) {
   static const char *const names_ordered[SR_GRU_NBLOCKS] = {

@@ -1,5 +1,6 @@
 /*
- * Model internals shared by model/, snapshot/ and train/ (not public).
+ * Model internals shared by model/, snapshot/ and train/ (not public),
+ * including the GRU kind's functions its trainer calls.
  *
  * A model kind is a small vtable. Every kind's parameter layout MUST contain
  * the two scoring blocks "item_out" (n_items x state_size, row-major) and
@@ -73,5 +74,23 @@ sr_param_block_t *sr_model_block(sr_model_t *m, const char *name);
 /* Kind vtables (one per model_<kind>.c). */
 extern const sr_model_ops_t sr_model_ops_decay;
 extern const sr_model_ops_t sr_model_ops_gru;
+
+/* ---- GRU kind (model_gru.c), exported to its trainer (train/train_gru.c)
+ * and the unit tests, which run the very cell serve runs. Thread: any
+ * (pure functions of the model and their arguments); allocation-free. */
+
+/* Largest d the GRU kind builds (its step keeps scratch on the stack). */
+#define SR_GRU_MAX_DIM 256
+/* Time-gap bucket of dt_ms (0 .. 23) selecting a row of "gap_emb". */
+int sr_model_gru_gap(int64_t dt_ms);
+/* The input embedding table: "item_out" when tied (hparams[0] = 1), else
+ * "item_in". Borrowed from m. */
+const float *sr_model_gru_in_table(const sr_model_t *m);
+/* x (d floats) = input embedding of one event (item must be valid). */
+void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
+                        float *x);
+/* h <- GRU(h, x) in place; cache (4d floats) receives the activations
+ * back-propagation needs, or is NULL. */
+void sr_model_gru_cell(const sr_model_t *m, const float *x, float *h, float *cache);
 
 #endif

@@ -421,9 +421,9 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
    * that sizes are checked against the file before the real allocation. */
   char perr[256];
   sr_str_t probe_id = SR_STR("probe");
-  probe = sr_model_new((sr_model_kind_t)kind, 1, 1, &probe_id, perr, sizeof(perr));
-  if (!probe) {
-    err = sr_seterr(errstr, errsz, SR_ERR_MODEL, "%s: %s", path, perr);
+  err = sr_model_create(&probe, (sr_model_kind_t)kind, 1, 1, &probe_id, perr, sizeof(perr));
+  if (err != SR_OK) { /* a kind this binary does not build */
+    err = sr_seterr(errstr, errsz, err == SR_ERR_NOMEM ? err : SR_ERR_MODEL, "%s: %s", path, perr);
     goto out;
   }
   const char *names[SR_MODEL_MAX_BLOCKS];
@@ -464,11 +464,14 @@ sr_err_t sr_snapshot_load_mem(const void *data, size_t len, const char *name, sr
     }
     ids[i] = sr_str_make((const char *)ip, il);
   }
+  /* The constructor's INVALID_ARG is about what the file declares (e.g. a
+   * duplicate item id): a malformed file. NOMEM passes through. */
   char merr[256];
-  m = sr_model_new((sr_model_kind_t)kind, (int)dim, (int32_t)n_items, ids, merr, sizeof(merr));
-  if (!m) {
-    err = sr_seterr(errstr, errsz, strstr(merr, "allocate") ? SR_ERR_NOMEM : SR_ERR_FORMAT,
-                    "%s: %s", path, merr);
+  err = sr_model_create(&m, (sr_model_kind_t)kind, (int)dim, (int32_t)n_items, ids, merr,
+                        sizeof(merr));
+  if (err != SR_OK) {
+    err = sr_seterr(errstr, errsz, err == SR_ERR_INVALID_ARG ? SR_ERR_FORMAT : err, "%s: %s", path,
+                    merr);
     goto out;
   }
   sr_param_block_t blocks[SR_MODEL_MAX_BLOCKS];

@@ -115,10 +115,14 @@ sr_err_t sr_train_run(const sr_dataset_t *ds, const sr_train_conf_t *conf, sr_mo
   ids = sr_malloc((size_t)ds->n_items * sizeof(*ids));
   for (int32_t i = 0; i < ds->n_items; i++)
     ids[i] = sr_strmap_key(ds->items, i);
+  /* The constructor's INVALID_ARG is about the configuration (a dim the
+   * kind cannot run: GRU above 256): SR_ERR_CONF. NOMEM passes through. */
   char merr[256];
-  m = sr_model_new(conf->kind, conf->dim, ds->n_items, ids, merr, sizeof(merr));
+  err = sr_model_create(&m, conf->kind, conf->dim, ds->n_items, ids, merr, sizeof(merr));
   sr_free(ids);
-  if (!m) return sr_seterr(errstr, errsz, SR_ERR_NOMEM, "train: %s", merr);
+  if (err != SR_OK)
+    return sr_seterr(errstr, errsz, err == SR_ERR_INVALID_ARG ? SR_ERR_CONF : err, "train: %s",
+                     merr);
 
   memset(info, 0, sizeof(*info));
   info->format_version = SR_SNAPSHOT_FORMAT_VERSION;
@@ -171,50 +175,6 @@ fail:
 }
 
 /* ======================= shared helpers (train_util.h) ======================= */
-
-/* ---- RNG ---- */
-static uint64_t sr_splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-void sr_rng_seed(sr_rng_t *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++)
-    r->s[i] = sr_splitmix64(&seed);
-}
-
-static inline uint64_t sr_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t sr_rng_next(sr_rng_t *r) {
-  uint64_t *s = r->s;
-  uint64_t res = sr_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = sr_rotl(s[3], 45);
-  return res;
-}
-
-double sr_rng_uniform(sr_rng_t *r) { return (double)(sr_rng_next(r) >> 11) * 0x1.0p-53; }
-
-uint64_t sr_rng_below(sr_rng_t *r, uint64_t n) {
-  /* rejection keeps it unbiased; n is never 0 */
-  uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
-  do
-    x = sr_rng_next(r);
-  while (x >= lim);
-  return x % n;
-}
-
-float sr_rng_normal(sr_rng_t *r) {
-  double u1 = sr_rng_uniform(r), u2 = sr_rng_uniform(r);
-  if (u1 < 1e-300) u1 = 1e-300;
-  return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
 
 int sr_train_threads(const sr_train_conf_t *conf) {
   if (conf->threads > 0) return conf->threads;

@@ -57,19 +57,6 @@
 
 #include "train/train_util.h"
 
-/* From model/model_gru.c (kind-private; see docs/MODEL.md). */
-int sr_model_gru_gap(int64_t dt_ms);
-const float *sr_model_gru_in_table(const sr_model_t *m);
-void sr_model_gru_input(const sr_model_t *m, int32_t item, sr_event_type_t type, int64_t dt_ms,
-                        float *x);
-void sr_model_gru_cell(const sr_model_t *m, const float *x, float *h, float *cache);
-
-/* Test hooks (tests/unit/0041). */
-sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
-                                     float *H_ev);
-sr_err_t sr_train_gru_gradient(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
-                               int32_t full_softmax_max, float *grad, double *loss);
-
 /* ---- hyper-parameters beyond sr_train_conf_t (docs/MODEL.md) ---- */
 #define SR_GRU_CHUNK 64     /* BPTT truncation length T */
 #define SR_GRU_DROP_IN 0.3f /* dropout on the input embedding */
@@ -79,7 +66,6 @@ sr_err_t sr_train_gru_gradient(sr_model_t *m, const sr_dataset_t *ds, int lanes,
 #define SR_GRU_FULL_SOFTMAX_MAX 50000
 #define SR_GRU_N_SAMPLED 2048                /* shared negatives of the sampled softmax */
 #define SR_GRU_MAX_LOGITS ((int64_t)1 << 25) /* logit buffer cap (floats) */
-#define SR_GRU_MAX_D 256
 
 typedef struct {
   int chunk;
@@ -216,7 +202,7 @@ static sr_err_t sr_gru_job_init(sr_gru_job_t *j, const sr_dataset_t *ds, sr_mode
   j->d = m->dim;
   j->d3 = 3 * m->dim;
   j->N = m->n_items;
-  if (m->ops->kind != SR_MODEL_GRU || m->dim > SR_GRU_MAX_D || m->n_items != ds->n_items)
+  if (m->ops->kind != SR_MODEL_GRU || m->dim > SR_GRU_MAX_DIM || m->n_items != ds->n_items)
     return sr_seterr(errstr, errsz, SR_ERR_MODEL,
                      "train gru: not a gru model of this catalogue (dim %d, %ld items)", m->dim,
                      (long)m->n_items);
@@ -647,7 +633,7 @@ static inline __attribute__((always_inline)) void sr_gru_axpy_rows(const float *
 SR_GRU_TRAIN_CLONES static void sr_gru_bptt_lanes(void *arg, int64_t lo, int64_t hi) {
   sr_gru_job_t *j = arg;
   const int d = j->d, d3 = j->d3, B = j->B;
-  float dnext[SR_GRU_MAX_D], dp[SR_GRU_MAX_D];
+  float dnext[SR_GRU_MAX_DIM], dp[SR_GRU_MAX_DIM];
   for (int64_t b = lo; b < hi; b++) {
     memset(dnext, 0, sizeof(float) * (size_t)d);
     for (int t = j->T - 1; t >= 0; t--) {

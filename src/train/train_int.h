@@ -19,4 +19,12 @@ typedef sr_err_t(sr_train_kind_fn_t)(const sr_dataset_t *ds, const sr_train_conf
 sr_train_kind_fn_t sr_train_decay;
 sr_train_kind_fn_t sr_train_gru;
 
+/* Test hooks of train_gru.c (tests/unit/0041): the trainer's forward pass
+ * (H_ev[e * d] = the state after input event e) and the arena-shaped
+ * gradient of one pass without dropout (contracts at the definitions). */
+sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
+                                     float *H_ev);
+sr_err_t sr_train_gru_gradient(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
+                               int32_t full_softmax_max, float *grad, double *loss);
+
 #endif

@@ -1,10 +1,10 @@
 /*
- * Pieces every kind's trainer shares (implemented in train.c): a
- * deterministic RNG, the validation split, the full-ranking validation
- * metric computed through the serving path, the progress line, best-epoch
- * keeping for early stopping, Adam over the model's parameter arena, the
- * fused softmax + cross-entropy gradient, and a tiny deterministic
- * parallel-for.
+ * Pieces every kind's trainer shares (implemented in train.c; the
+ * deterministic RNG is streamrec/rng.h): the validation split, the
+ * full-ranking validation metric computed through the serving path, the
+ * progress line, best-epoch keeping for early stopping, Adam over the
+ * model's parameter arena, the fused softmax + cross-entropy gradient, and
+ * a tiny deterministic parallel-for.
  *
  * Determinism: for a given seed and thread count every helper here returns
  * bit-identical results (work is split into fixed ranges and every
@@ -18,17 +18,8 @@
 
 #include <stdint.h>
 
+#include "streamrec/rng.h"
 #include "train/train_int.h"
-
-/* ---- deterministic RNG: xoshiro256** seeded through splitmix64 ---- */
-typedef struct sr_rng_s {
-  uint64_t s[4];
-} sr_rng_t;
-void sr_rng_seed(sr_rng_t *r, uint64_t seed);
-uint64_t sr_rng_next(sr_rng_t *r);
-double sr_rng_uniform(sr_rng_t *r);             /* [0, 1) */
-uint64_t sr_rng_below(sr_rng_t *r, uint64_t n); /* [0, n), n > 0 */
-float sr_rng_normal(sr_rng_t *r);               /* N(0, 1) */
 
 /* Threads the trainer uses: conf->threads, or all online cores when 0. */
 int sr_train_threads(const sr_train_conf_t *conf);

@@ -1,5 +1,8 @@
-/* Units of common/: error table, CSV contract, interning, data set, config. */
+/* Units of common/: error table (retriable column), log level, CSV
+ * contract, interning, data set, config. */
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/wait.h>
 
 #include "streamrec/conf.h"
 #include "streamrec/dataset.h"
@@ -12,6 +15,78 @@ TEST(err_table) {
   T_EQ_STR(sr_err2name((sr_err_t)-999), "UNKNOWN");
   T_EQ_INT(sr_err_is_retriable(SR_ERR_QUEUE_FULL), 1);
   T_EQ_INT(sr_err_is_retriable(SR_ERR_BAD_AVRO), 0);
+}
+
+/* The retriable column says what the callers do: producer back-pressure
+ * and timeouts are retried; a failed delivery report (after librdkafka's
+ * own retries) stops the pipeline, a full partition state dead-letters the
+ * event, so neither is retriable. Every code of the one table has its own
+ * name and message, and a code outside it is not retriable. */
+TEST(err_retriable_matches_the_callers) {
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_QUEUE_FULL), 1);
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_TIMEOUT), 1);
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_DELIVERY), 0);
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_STATE_FULL), 0);
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_TOO_LARGE), 0);
+  T_EQ_INT(sr_err_is_retriable(SR_ERR_KAFKA), 0);
+  T_EQ_INT(sr_err_is_retriable(SR_OK), 0);
+  T_EQ_INT(sr_err_is_retriable((sr_err_t)-999), 0);
+  int n = 0, n_retriable = 0;
+#define T_ERR_ROW(name, code, retriable, msg)                                                      \
+  do {                                                                                             \
+    T_EQ_STR(sr_err2name(SR_ERR_##name), #name);                                                   \
+    T_EQ_STR(sr_err2str(SR_ERR_##name), msg);                                                      \
+    T_EQ_INT(sr_err_is_retriable(SR_ERR_##name), retriable);                                       \
+    n++;                                                                                           \
+    n_retriable += retriable;                                                                      \
+  } while (0);
+  SR_ERR_MAP(T_ERR_ROW)
+#undef T_ERR_ROW
+  T_ASSERT(n > 20);
+  /* NOMEM, IO, TIMEOUT, QUEUE_FULL */
+  T_EQ_INT(n_retriable, 4);
+}
+
+/* The log level: SR_LOG_LEVEL read once by whichever thread logs first
+ * (librdkafka's threads log through our callback), every thread seeing the
+ * same level, and sr_log_set_level() winning over the environment. Each
+ * case runs in a fresh child, where nothing has logged yet. */
+static void *t_log_level_reader(void *arg) {
+  *(int *)arg = (int)sr_log_get_level();
+  sr_log_debug("test", "thread logging at level %d", *(int *)arg); /* filtered */
+  return NULL;
+}
+static int t_log_level_child(int set_first) {
+  if (setenv("SR_LOG_LEVEL", "warn", 1) != 0) return 10;
+  if (set_first) sr_log_set_level(SR_LOG_ERROR);
+  enum { N = 8 };
+  pthread_t th[N];
+  int got[N];
+  for (int i = 0; i < N; i++)
+    if (pthread_create(&th[i], NULL, t_log_level_reader, &got[i]) != 0) return 11;
+  for (int i = 0; i < N; i++)
+    pthread_join(th[i], NULL);
+  const int want = set_first ? SR_LOG_ERROR : SR_LOG_WARN;
+  for (int i = 0; i < N; i++)
+    if (got[i] != want) return 20 + i;
+  if ((int)sr_log_get_level() != want) return 30;
+  setenv("SR_LOG_LEVEL", "debug", 1); /* read once: no effect now */
+  if ((int)sr_log_get_level() != want) return 31;
+  sr_log_set_level(SR_LOG_DEBUG);
+  if (sr_log_get_level() != SR_LOG_DEBUG) return 32;
+  return 0;
+}
+TEST(log_level_once_for_all_threads) {
+  for (int set_first = 0; set_first < 2; set_first++) {
+    fflush(NULL);
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0) _exit(t_log_level_child(set_first));
+    int st = 0;
+    T_ASSERT(waitpid(pid, &st, 0) == pid);
+    T_ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "set_first %d: child exit %d", set_first,
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  }
 }
 
 TEST(csv_rows) {
@@ -152,5 +227,6 @@ TEST(conf_table) {
   sr_conf_destroy(c);
 }
 
-TEST_MAIN(RUN(err_table); RUN(csv_rows); RUN(strmap_interning); RUN(dataset_order_and_filter);
-          RUN(conf_table))
+TEST_MAIN(RUN(err_table); RUN(err_retriable_matches_the_callers);
+          RUN(log_level_once_for_all_threads); RUN(csv_rows); RUN(strmap_interning);
+          RUN(dataset_order_and_filter); RUN(conf_table))

@@ -3,7 +3,8 @@
  * worked out by hand, and sr_model_score (one sgemm) against a naive double
  * loop for every micro-batch size 1..70; sr_model_score_range (an item
  * range into a wider matrix) equal to sr_model_score bit for bit;
- * sr_model_check (finite, bounded parameters and each kind's validate hook).
+ * sr_model_check (finite, bounded parameters and each kind's validate hook);
+ * sr_model_create's error codes (INVALID_ARG vs NOMEM).
  */
 #include <stdint.h>
 
@@ -160,6 +161,33 @@ TEST(huge_model_fails_cleanly) {
   T_ASSERT(m == NULL);
   T_ASSERT_MSG(strstr(err, "overflow") != NULL || strstr(err, "cannot allocate") != NULL, "err: %s",
                err);
+}
+
+/* sr_model_create says why: bad arguments are INVALID_ARG (a GRU dim above
+ * its limit included), memory is NOMEM; *out stays NULL on failure. */
+TEST(create_reports_the_code) {
+  sr_str_t id = SR_STR("a");
+  char err[256] = "";
+  sr_model_t *m = (sr_model_t *)(uintptr_t)1;
+  T_EQ_INT(sr_model_create(&m, SR_MODEL_DECAY, 0, 1, &id, err, sizeof(err)), SR_ERR_INVALID_ARG);
+  T_ASSERT(m == NULL);
+  m = (sr_model_t *)(uintptr_t)1;
+  T_EQ_INT(sr_model_create(&m, SR_MODEL_GRU, 257, 1, &id, err, sizeof(err)), SR_ERR_INVALID_ARG);
+  T_ASSERT(m == NULL);
+  T_ASSERT_MSG(strstr(err, "gru: bad parameter layout") != NULL, "err: %s", err);
+  T_EQ_INT(sr_model_create(&m, (sr_model_kind_t)42, 2, 1, &id, err, sizeof(err)),
+           SR_ERR_INVALID_ARG);
+  m = (sr_model_t *)(uintptr_t)1;
+  T_EQ_INT(sr_model_create(&m, SR_MODEL_DECAY, 1 << 16, 1 << 30, &id, err, sizeof(err)),
+           SR_ERR_NOMEM);
+  T_ASSERT(m == NULL);
+  T_ASSERT_MSG(strstr(err, "cannot allocate") != NULL, "err: %s", err);
+  T_EQ_INT(sr_model_create(&m, SR_MODEL_DECAY, INT32_MAX, INT32_MAX, &id, err, sizeof(err)),
+           SR_ERR_NOMEM);
+  T_ASSERT(m == NULL);
+  T_EQ_INT(sr_model_create(&m, SR_MODEL_DECAY, 3, 1, &id, err, sizeof(err)), SR_OK);
+  T_ASSERT(m != NULL && sr_model_dim(m) == 3);
+  sr_model_destroy(m);
 }
 
 static void set_decay(sr_model_t *m, float a) {
@@ -381,6 +409,7 @@ TEST(check_validates_every_kind) {
 }
 
 TEST_MAIN(RUN(kind_names); RUN(new_and_layout); RUN(lookup); RUN(refuses_bad_arguments);
-          RUN(gru_kind_built_or_refused); RUN(huge_model_fails_cleanly); RUN(decay_step_by_hand);
-          RUN(score_matches_naive); RUN(score_zero_users_is_noop); RUN(score_range_equals_score);
+          RUN(gru_kind_built_or_refused); RUN(huge_model_fails_cleanly);
+          RUN(create_reports_the_code); RUN(decay_step_by_hand); RUN(score_matches_naive);
+          RUN(score_zero_users_is_noop); RUN(score_range_equals_score);
           RUN(check_validates_every_kind))

@@ -16,17 +16,11 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "model/model_int.h"
+#include "model/model_int.h" /* the GRU kind's functions */
 #include "streamrec/dataset.h"
 #include "streamrec/model.h"
 #include "test.h"
-
-/* kind-private functions (model/model_gru.c, train/train_gru.c) */
-int sr_model_gru_gap(int64_t dt_ms);
-sr_err_t sr_train_gru_forward_states(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
-                                     float *H_ev);
-sr_err_t sr_train_gru_gradient(sr_model_t *m, const sr_dataset_t *ds, int lanes, int chunk,
-                               int32_t full_softmax_max, float *grad, double *loss);
+#include "train/train_int.h" /* the GRU trainer's test hooks */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 static double urand(void) { /* [0, 1) */

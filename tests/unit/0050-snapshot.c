@@ -6,12 +6,15 @@
  * the content rules behind a valid checksum (docs/SNAPSHOT.md,
  * "Validation": finite and bounded parameters, the kinds' ranges, item ids,
  * the version string), the same rules in the writer, non-regular files
- * (a FIFO must not hang the loader), the in-memory loader, and the
- * escaping of Prometheus label values.
+ * (a FIFO must not hang the loader), the in-memory loader, a model too big
+ * for memory reported as NOMEM, and the escaping of Prometheus label
+ * values.
  */
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <xxhash.h>
@@ -856,6 +859,67 @@ TEST(metrics_label_values_are_escaped) {
   sr_model_destroy(m);
 }
 
+/* A well-formed file whose model cannot be allocated is NOMEM (the
+ * constructor's code passes through), not a format error. The child
+ * process caps its address space just above what it uses, then loads a
+ * 16 MB model from memory. RLIMIT_AS does not mix with the sanitizers'
+ * shadow memory, so that build skips the case (and says so). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define T_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(memory_sanitizer)
+#define T_SANITIZED 1
+#endif
+#endif
+TEST(model_allocation_failure_is_nomem) {
+#ifdef T_SANITIZED
+  fprintf(stderr, "SKIP model_allocation_failure_is_nomem: RLIMIT_AS under a sanitizer\n");
+  return;
+#else
+  const char *path = t_tmp_path("big.snap");
+  sr_model_t *m = make_model(2, 1 << 20); /* 2 x 2^20 x 2 blocks x 4 B = 16 MB */
+  T_ASSERT(m != NULL);
+  char err[512] = "";
+  T_ASSERT_MSG(sr_snapshot_write(m, NULL, path, err, sizeof(err)) == SR_OK, "%s", err);
+  sr_model_destroy(m);
+  unsigned char *raw = NULL;
+  size_t len = 0;
+  T_ASSERT(read_file(path, &raw, &len) == 0);
+  unlink(path);
+  /* Unlimited, the bytes load. */
+  m = NULL;
+  T_ASSERT_MSG(sr_snapshot_load_mem(raw, len, "big", &m, NULL, err, sizeof(err)) == SR_OK, "%s",
+               err);
+  sr_model_destroy(m);
+  fflush(NULL);
+  pid_t pid = fork();
+  T_ASSERT(pid >= 0);
+  if (pid == 0) {
+    /* Give back the free heap (the load above left 16 MB there), so the
+     * model's allocation needs new address space. */
+    malloc_trim(0);
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(100);
+    fclose(f);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (4u << 20);
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(101);
+    sr_model_t *cm = (sr_model_t *)(uintptr_t)1;
+    char cerr[512] = "";
+    sr_err_t e = sr_snapshot_load_mem(raw, len, "big", &cm, NULL, cerr, sizeof(cerr));
+    fprintf(stderr, "  capped: %s: %s\n", sr_err2name(e), cerr);
+    _exit(e == SR_ERR_NOMEM && cm == NULL && strstr(cerr, "cannot allocate") ? 0 : 1);
+  }
+  int st = 0;
+  T_ASSERT(waitpid(pid, &st, 0) == pid);
+  free(raw);
+  T_ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d (exit %d)", st,
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+#endif
+}
+
 TEST(missing_file_and_bad_dir) {
   char err[512] = "";
   sr_model_t *m = (sr_model_t *)(uintptr_t)1;
@@ -872,8 +936,8 @@ TEST(missing_file_and_bad_dir) {
 
 TEST_MAIN(RUN(round_trip); RUN(every_byte_flip_is_refused); RUN(every_truncation_is_refused);
           RUN(bad_magic_and_future_version); RUN(lengths_are_checked_after_checksum);
-          RUN(missing_file_and_bad_dir); RUN(decay_parameters_are_validated);
-          RUN(gru_parameters_are_validated); RUN(item_ids_are_validated);
-          RUN(version_string_is_validated); RUN(writer_refuses_what_the_loader_refuses);
-          RUN(only_regular_files_are_loaded); RUN(load_mem_equals_load);
-          RUN(metrics_label_values_are_escaped))
+          RUN(missing_file_and_bad_dir); RUN(model_allocation_failure_is_nomem);
+          RUN(decay_parameters_are_validated); RUN(gru_parameters_are_validated);
+          RUN(item_ids_are_validated); RUN(version_string_is_validated);
+          RUN(writer_refuses_what_the_loader_refuses); RUN(only_regular_files_are_loaded);
+          RUN(load_mem_equals_load); RUN(metrics_label_values_are_escaped))

@@ -5,7 +5,8 @@
  * well past popularity, early stopping keeping the best epoch, and
  * bit-identical results for a seed at threads=1; refusal of data too small
  * to train on (library and CLI: no snapshot written) and of a trained model
- * with out-of-range parameters.
+ * with out-of-range parameters; model-construction failures keep their
+ * code (CONF for a dim the kind cannot build, NOMEM for memory).
  */
 #include <stdint.h>
 #include <sys/wait.h>
@@ -13,6 +14,11 @@
 
 #include "train/train_util.h"
 #include "test.h"
+
+/* The oversized-model case asks for more memory than x86-64 can map:
+ * under ASan the allocator must return NULL instead of aborting. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
 static double cpu_seconds(void) {
   struct timespec ts;
@@ -499,6 +505,61 @@ TEST(refuses_bad_conf) {
   sr_dataset_destroy(ds);
 }
 
+/* The model constructor's code reaches the caller: a dim the kind cannot
+ * build is a configuration error, parameters too big for memory are NOMEM
+ * (both used to be reported as NOMEM). */
+TEST(model_construction_errors_keep_their_code) {
+  sr_dataset_t *ds = make_walks(20, 10, 0.1, 9);
+  sr_train_conf_t c;
+  sr_train_conf_defaults(&c, SR_MODEL_GRU);
+  c.dim = 257; /* GRU's limit is 256 (model_gru.c) */
+  c.epochs = 1;
+  c.threads = 1;
+  c.progress = 0;
+  sr_model_t *m = (sr_model_t *)(uintptr_t)1;
+  sr_snapshot_info_t info;
+  char err[512] = "";
+  T_EQ_INT(sr_train_run(ds, &c, &m, &info, err, sizeof(err)), SR_ERR_CONF);
+  T_ASSERT(m == NULL);
+  T_ASSERT_MSG(strstr(err, "gru: bad parameter layout"), "err: %s", err);
+  fprintf(stderr, "  dim 257: %s\n", err);
+  sr_dataset_destroy(ds);
+
+  /* 2^15 items x d = 2^31 - 1, two n x d blocks: about 2^49 bytes, more
+   * than a 48-bit address space maps. Users of two events each, no
+   * validation, so the data checks pass and the allocation decides. */
+  enum { N_ITEMS = 1 << 15 };
+  sr_csv_row_t *rows = calloc(N_ITEMS, sizeof(*rows));
+  char(*ub)[16] = calloc(N_ITEMS / 2, 16);
+  char(*ib)[16] = calloc(N_ITEMS, 16);
+  T_ASSERT(rows && ub && ib);
+  for (int i = 0; i < N_ITEMS; i++) {
+    snprintf(ib[i], 16, "i%d", i);
+    if (i % 2 == 0) snprintf(ub[i / 2], 16, "u%d", i / 2);
+    rows[i].user = sr_str_cstr(ub[i / 2]);
+    rows[i].item = sr_str_cstr(ib[i]);
+    rows[i].value = 1;
+    rows[i].ts_ms = 1700000000000LL + 1000LL * (i % 2);
+    rows[i].type = SR_EV_CLICK;
+  }
+  ds = NULL;
+  T_ASSERT(sr_dataset_from_rows(rows, N_ITEMS, &ds) == SR_OK);
+  free(rows);
+  free(ub);
+  free(ib);
+  T_EQ_INT(ds->n_items, N_ITEMS);
+  c = small_conf();
+  c.dim = INT32_MAX;
+  c.valid_frac = 0;
+  err[0] = 0;
+  m = (sr_model_t *)(uintptr_t)1;
+  T_EQ_INT(sr_train_run(ds, &c, &m, &info, err, sizeof(err)), SR_ERR_NOMEM);
+  T_ASSERT(m == NULL);
+  T_ASSERT_MSG(strstr(err, "cannot allocate") || strstr(err, "overflows"), "err: %s", err);
+  fprintf(stderr, "  d = 2^31 - 1: %s\n", err);
+  sr_dataset_destroy(ds);
+}
+
 /* n events of user "u1" on items i0, i1, ... (n_users = 1). */
 static sr_dataset_t *make_tiny(int n) {
   sr_csv_row_t rows[8];
@@ -615,5 +676,6 @@ TEST(cli_refuses_one_event_csv) {
 TEST_MAIN(RUN(conf_defaults); RUN(rng_is_deterministic); RUN(split); RUN(validate_by_hand);
           RUN(softmax_xent_matches_naive); RUN(adam_first_step); RUN(decay_gradient_check);
           RUN(learns_sequences); RUN(deterministic_for_seed); RUN(trained_model_snapshot);
-          RUN(max_seconds_and_no_validation); RUN(refuses_bad_conf); RUN(refuses_too_little_data);
+          RUN(max_seconds_and_no_validation); RUN(refuses_bad_conf);
+          RUN(model_construction_errors_keep_their_code); RUN(refuses_too_little_data);
           RUN(refuses_unusable_trained_model); RUN(cli_refuses_one_event_csv))
