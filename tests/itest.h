@@ -1,6 +1,7 @@
 /*
  * Helpers for the mock-cluster integration tests (01xx): a small trained
- * model, producing UserEvents, reading a topic back in full.
+ * model, producing UserEvents, reading a topic back in full (through the
+ * topic reader of src/kafka, the one `recs` and `train --brokers` use).
  */
 #ifndef SR_ITEST_H
 #define SR_ITEST_H
@@ -171,63 +172,60 @@ static inline void it_copy_hdr(const sr_msg_t *m, const char *name, char *out, s
   const void *v;
   size_t len;
   out[0] = 0;
-  if (sr_ingest_msg_header(m, name, &v, &len))
-    snprintf(out, cap, "%.*s", (int)len, (const char *)v);
+  if (sr_kafka_msg_header(m, name, &v, &len)) snprintf(out, cap, "%.*s", (int)len, (const char *)v);
 }
 
-/* Reads `want` messages of topic with a fresh consumer group (from the
- * beginning), waiting up to timeout_ms. Returns the count read. */
+/* Reads `want` messages of topic from the beginning, live (what arrives
+ * while it reads counts too), with the topic reader of src/kafka (every
+ * partition assigned, no group), waiting up to timeout_ms. Consumer error
+ * entries are skipped. Returns the count read, -1 when the reader cannot
+ * be made. */
 static inline int it_read_topic(const char *brokers, const char *topic, int want, int timeout_ms,
                                 it_msg_t *out) {
-  char es[256], group[64];
-  static int seq = 0;
-  snprintf(group, sizeof(group), "it-reader-%d-%d", (int)getpid(), seq++);
+  char es[256];
   static const sr_kv_t big[] = {{"fetch.message.max.bytes", "4000000"}};
-  sr_ingest_conf_t ic = {.brokers = brokers,
-                         .group = group,
-                         .topic = topic,
-                         .client_id = "it-reader",
-                         .kafka = big,
-                         .n_kafka = 1};
-  sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
-  if (!in) {
+  sr_kafka_reader_conf_t rc = {.brokers = brokers,
+                               .topic = topic,
+                               .client_id = "it-reader",
+                               .kafka = big,
+                               .n_kafka = 1,
+                               .from_beginning = 1,
+                               .connect_timeout_ms = timeout_ms};
+  sr_kafka_reader_t *r = NULL;
+  if (sr_kafka_reader_new(&rc, &r, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "it_read_topic: %s\n", es);
     return -1;
   }
   int got = 0;
-  sr_msg_t msgs[64];
+  sr_msg_t m;
   int64_t deadline = sr_mono_us() + (int64_t)timeout_ms * 1000;
   while (got < want && sr_mono_us() < deadline) {
-    int n = sr_ingest_poll(in, msgs, 64, 100, 0, es, sizeof(es));
-    for (int i = 0; i < n; i++) {
-      if (got < want) {
-        it_msg_t *o = &out[got++];
-        memset(o, 0, sizeof(*o));
-        o->partition = msgs[i].partition;
-        o->offset = msgs[i].offset;
-        o->timestamp_ms = msgs[i].timestamp_ms;
-        snprintf(o->key, sizeof(o->key), "%.*s", (int)msgs[i].key_len, (const char *)msgs[i].key);
-        o->key_len = msgs[i].key_len;
-        o->value = malloc(msgs[i].len ? msgs[i].len : 1);
-        if (msgs[i].len)
-          memcpy(o->value, msgs[i].value, msgs[i].len); /* a CONSUME dead letter has no value */
-        o->len = msgs[i].len;
-        it_copy_hdr(&msgs[i], "streamrec.error", o->hdr_error, sizeof(o->hdr_error));
-        it_copy_hdr(&msgs[i], "streamrec.reason", o->hdr_reason, sizeof(o->hdr_reason));
-        it_copy_hdr(&msgs[i], "streamrec.source.topic", o->hdr_topic, sizeof(o->hdr_topic));
-        it_copy_hdr(&msgs[i], "streamrec.source.partition", o->hdr_partition,
-                    sizeof(o->hdr_partition));
-        it_copy_hdr(&msgs[i], "streamrec.source.offset", o->hdr_offset, sizeof(o->hdr_offset));
-        it_copy_hdr(&msgs[i], "streamrec.truncated", o->hdr_truncated, sizeof(o->hdr_truncated));
-        it_copy_hdr(&msgs[i], "streamrec.original.key.size", o->hdr_key_size,
-                    sizeof(o->hdr_key_size));
-        it_copy_hdr(&msgs[i], "streamrec.original.value.size", o->hdr_value_size,
-                    sizeof(o->hdr_value_size));
-      }
+    int n = sr_kafka_reader_next(r, &m, 100, es, sizeof(es));
+    if (n < 0) {
+      fprintf(stderr, "it_read_topic: %s\n", es);
+      break;
     }
-    sr_ingest_release(in, msgs, n > 0 ? n : 0);
+    if (n == 0 || m.err != SR_OK) continue;
+    it_msg_t *o = &out[got++];
+    memset(o, 0, sizeof(*o));
+    o->partition = m.partition;
+    o->offset = m.offset;
+    o->timestamp_ms = m.timestamp_ms;
+    snprintf(o->key, sizeof(o->key), "%.*s", (int)m.key_len, (const char *)m.key);
+    o->key_len = m.key_len;
+    o->value = malloc(m.len ? m.len : 1);
+    if (m.len) memcpy(o->value, m.value, m.len); /* a CONSUME dead letter has no value */
+    o->len = m.len;
+    it_copy_hdr(&m, "streamrec.error", o->hdr_error, sizeof(o->hdr_error));
+    it_copy_hdr(&m, "streamrec.reason", o->hdr_reason, sizeof(o->hdr_reason));
+    it_copy_hdr(&m, "streamrec.source.topic", o->hdr_topic, sizeof(o->hdr_topic));
+    it_copy_hdr(&m, "streamrec.source.partition", o->hdr_partition, sizeof(o->hdr_partition));
+    it_copy_hdr(&m, "streamrec.source.offset", o->hdr_offset, sizeof(o->hdr_offset));
+    it_copy_hdr(&m, "streamrec.truncated", o->hdr_truncated, sizeof(o->hdr_truncated));
+    it_copy_hdr(&m, "streamrec.original.key.size", o->hdr_key_size, sizeof(o->hdr_key_size));
+    it_copy_hdr(&m, "streamrec.original.value.size", o->hdr_value_size, sizeof(o->hdr_value_size));
   }
-  sr_ingest_destroy(in);
+  sr_kafka_reader_destroy(r);
   return got;
 }
 

@@ -1,7 +1,14 @@
 /*
- * ingest/ and publish/: the only modules (with broker/ and CLI tools) that
- * include librdkafka. Everything else sees plain structs.
+ * The Kafka side of streamrec: four modules, the only ones that include
+ * librdkafka. Everything else sees the plain structs and opaque handles of
+ * this header.
  *
+ * kafka: the one place that builds client configurations (our defaults,
+ *   one table: sr_kafka_defaults(), then the kafka.* passthrough), checks
+ *   kafka.* properties at startup (sr_kafka_conf_check), the metadata
+ *   calls (partition count: the connect check of the CLI tools), and the
+ *   topic reader (every partition assigned, no consumer group, nothing
+ *   committed: `recs`, `train --brokers`, the tests).
  * ingest: a consumer-group member reading the events topic with manual
  *   offset commits (enable.auto.commit=false, enable.auto.offset.store=false):
  *   the pipeline commits explicitly once the results of the events are
@@ -10,29 +17,29 @@
  *   (revoke) or after it changed (assign).
  * publish: an idempotent producer (enable.idempotence=true, acks=all) with
  *   delivery reports routed to a callback with the per-message opaque.
+ * broker: the embedded cluster (librdkafka's mock cluster) and its fault
+ *   injection, for `streamrec broker`, `serve` without --brokers and tests.
+ *   No other production code calls it.
  *
  * Thread: each handle is used by the thread that created it (the pipeline
- * thread); callbacks run on that thread during poll calls.
+ * thread); callbacks of ours run on that thread during poll calls.
+ * librdkafka's own threads run only the log callback (src/kafka/kafka.c),
+ * which calls nothing but the thread-safe sr_log().
  */
 #ifndef STREAMREC_KAFKA_H
 #define STREAMREC_KAFKA_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "streamrec/common.h"
+#include "streamrec/conf.h"
 
-/* A key/value Kafka client property, passed verbatim to rd_kafka_conf_set
- * (config keys "kafka.X" arrive here as "X"). */
-typedef struct sr_kv_s {
-  const char *key;
-  const char *value;
-} sr_kv_t;
+/* sr_kv_t (a Kafka client property) is defined in conf.h. */
 
-/* ---------------------------------------------------------------- ingest */
-typedef struct sr_ingest_s sr_ingest_t;
-
-/* A consumed message. All pointers are borrowed from the underlying client
- * message and valid until sr_ingest_release() on it.
+/* A consumed message (from sr_ingest_poll or sr_kafka_reader_next). All
+ * pointers are borrowed from the underlying client message and valid until
+ * it is released (sr_ingest_release, or the reader's next call).
  * err != SR_OK (SR_ERR_CONSUME) marks a consumer error that the client
  * reported for a partition instead of a message (fetch failed, message
  * corrupt, not authorised, ...): errstr says what ("NAME: text"), partition
@@ -51,13 +58,131 @@ typedef struct sr_msg_s {
   size_t key_len;
   const void *value;
   size_t len;
-  void *priv_; /* rd_kafka_message_t*, owned by ingest */
+  void *priv_; /* rd_kafka_message_t*, owned by the module that returned it */
 } sr_msg_t;
+
+/* Finds the last header called name on a consumed (not yet released)
+ * message. Returns 1 and sets *val and *len (borrowed, valid until release;
+ * *val NULL for a header with a null value), or 0 when absent. */
+int sr_kafka_msg_header(const sr_msg_t *m, const char *name, const void **val, size_t *len);
+
+/* ----------------------------------------------------------------- kafka */
+typedef enum { SR_KAFKA_CONSUMER = 0, SR_KAFKA_PRODUCER = 1 } sr_kafka_client_t;
+
+/* One of our defaults for a client kind, applied before the user's kafka.*
+ * properties (which override it). */
+typedef struct sr_kafka_default_s {
+  sr_kafka_client_t client;
+  const char *key, *value;
+  const char *why; /* one line for docs/CONFIGURATION.md */
+} sr_kafka_default_t;
+
+/* The defaults table (static storage, *n entries). Any thread. */
+const sr_kafka_default_t *sr_kafka_defaults(int *n);
+/* Writes the defaults table as the Markdown section of docs/CONFIGURATION.md. */
+void sr_kafka_defaults_markdown(FILE *f);
+
+/* Checks conf's kafka.* properties against librdkafka before anything is
+ * started: builds a throwaway consumer configuration (defaults + kafka.* +
+ * kafka.consumer.*) and a producer one (defaults + kafka.* +
+ * kafka.producer.*). Returns SR_OK, or SR_ERR_CONF with errstr
+ * "ORIGIN: kafka.X: librdkafka's reason", ORIGIN being where the property
+ * was set (sr_conf_kafka_origin: "FILE:LINE", "-X"; left out when unknown).
+ * Thread: the one that owns conf. */
+sr_err_t sr_kafka_conf_check(const sr_conf_t *conf, char *errstr, size_t errsz);
+
+/* Checks plain properties for one client kind (the -X list of a tool):
+ * SR_OK, or SR_ERR_CONF with errstr "KEY=VALUE: librdkafka's reason". */
+sr_err_t sr_kafka_kv_check(sr_kafka_client_t client, const sr_kv_t *kafka, int n_kafka,
+                           char *errstr, size_t errsz);
+
+/* Number of partitions of topic (blocking metadata request, at most
+ * timeout_ms), or -1 with errstr (unreachable cluster, missing topic). Of
+ * kafka (may be NULL) only the connection properties are used (security.*,
+ * sasl.*, ssl.*, socket.*, broker.*, ...), so a tool can pass its whole
+ * client configuration. The connect check of the CLI tools. Any thread. */
+int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                             int n_kafka, int timeout_ms, char *errstr, size_t errsz);
+
+/* Version of the librdkafka linked at run time ("2.0.2": rd_kafka_version_str()),
+ * for doctor and /metrics. Static storage. Any thread. */
+const char *sr_kafka_version(void);
+
+/* ---- topic reader: every partition assigned, no consumer group joined,
+ * nothing committed (a throwaway group.id, which librdkafka's assign()
+ * wants, is never used). Reads each partition from its first available
+ * offset (from_beginning) or from its end, and either live (to_end 0) or
+ * up to the end offsets found when the reader was made (to_end 1: a
+ * consistent snapshot of the topic as it was). Consumer defaults of
+ * sr_kafka_defaults() apply, then kafka. */
+typedef struct sr_kafka_reader_s sr_kafka_reader_t;
+
+typedef struct sr_kafka_reader_conf_s {
+  const char *brokers;
+  const char *topic;
+  const char *client_id; /* NULL = "streamrec-reader" */
+  const sr_kv_t *kafka;  /* consumer properties, may be NULL */
+  int n_kafka;
+  int from_beginning;     /* 1: first available offset; 0: only messages after the end */
+  int to_end;             /* 1: stop at the end offsets found at start */
+  int connect_timeout_ms; /* bound on the metadata and watermark requests; 0 = 10000 */
+} sr_kafka_reader_conf_t;
+
+/* Makes a reader: one metadata request (the topic's partitions) and, with
+ * from_beginning or to_end, one watermark request per partition, each
+ * bounded by connect_timeout_ms. Returns SR_OK with *out (free with
+ * sr_kafka_reader_destroy), SR_ERR_CONF (a bad property) or another error
+ * (brokers unreachable, no such topic, no partitions) with errstr.
+ * Blocking; any thread, then only that thread uses the reader. */
+sr_err_t sr_kafka_reader_new(const sr_kafka_reader_conf_t *conf, sr_kafka_reader_t **out,
+                             char *errstr, size_t errsz);
+void sr_kafka_reader_destroy(sr_kafka_reader_t *r); /* accepts NULL */
+/* Waits up to timeout_ms for the next message. Returns 1 with *m set (a
+ * message, or a consumer error entry with m->err set: see sr_msg_t; valid
+ * until the next call or destroy), 0 when nothing came (timeout, or a
+ * partition reached its end: check sr_kafka_reader_at_end), -1 with errstr
+ * on a fatal client error. With to_end, messages at or past a partition's
+ * end offset are never returned. */
+int sr_kafka_reader_next(sr_kafka_reader_t *r, sr_msg_t *m, int timeout_ms, char *errstr,
+                         size_t errsz);
+/* Partitions of the topic, and how many of them are read to their end
+ * (to_end: the end found at start; live: the end as of the last
+ * end-of-partition event, until more data arrives). */
+int sr_kafka_reader_partitions(const sr_kafka_reader_t *r);
+int sr_kafka_reader_partitions_at_end(const sr_kafka_reader_t *r);
+/* 1 when to_end and every partition is read to its end offset. */
+int sr_kafka_reader_at_end(const sr_kafka_reader_t *r);
+/* ms since the last message or end-of-partition event (or since the
+ * reader was made): a stall detector for callers. */
+int64_t sr_kafka_reader_idle_ms(const sr_kafka_reader_t *r);
+
+/* Reads topic from the beginning up to the end offsets found at the start,
+ * calling cb for each message (borrowed, valid during the call; a non-zero
+ * return stops the read with an error); consumer error entries are logged
+ * and skipped. Returns the number of messages, or -1 with errstr (also when
+ * the end is not reached within timeout_ms). Used by `train --brokers`.
+ * Blocking; any thread. */
+typedef int(sr_msg_cb_t)(void *opaque, const sr_msg_t *m);
+int64_t sr_kafka_read_topic(const char *brokers, const char *topic, const sr_kv_t *kafka,
+                            int n_kafka, sr_msg_cb_t *cb, void *opaque, int timeout_ms,
+                            char *errstr, size_t errsz);
+
+/* ---------------------------------------------------------------- ingest */
+typedef struct sr_ingest_s sr_ingest_t;
 
 /* Rebalance notification. assigned = 1: parts were added (after the
  * assignment took effect); 0: parts are being revoked (before they are
  * taken away: commit now). Runs on the polling thread. */
 typedef void(sr_rebalance_cb_t)(void *opaque, int assigned, const int32_t *parts, int n);
+
+/* Result of an offset commit (sync or async), per partition of the
+ * subscribed topic: err SR_OK (next_offset is now the group's committed
+ * position) or SR_ERR_KAFKA with the broker's reason. Runs on the polling
+ * thread, during sr_ingest_poll() or inside a sync sr_ingest_commit(); a
+ * partition may be reported more than once for one commit. The only way an
+ * async commit's outcome becomes known. */
+typedef void(sr_commit_cb_t)(void *opaque, int32_t partition, int64_t next_offset, sr_err_t err,
+                             const char *reason);
 
 typedef struct sr_ingest_conf_s {
   const char *brokers;
@@ -67,7 +192,8 @@ typedef struct sr_ingest_conf_s {
   const sr_kv_t *kafka; /* extra client properties, may be NULL */
   int n_kafka;
   sr_rebalance_cb_t *rebalance_cb; /* may be NULL */
-  void *opaque;
+  sr_commit_cb_t *commit_cb;       /* may be NULL */
+  void *opaque;                    /* for both callbacks */
   /* 1: never subscribe (never joins the group): for reading the group's
    * committed offsets without taking part in its rebalances. */
   int observe_only;
@@ -101,31 +227,18 @@ void sr_ingest_destroy(sr_ingest_t *in); /* closes if needed; accepts NULL */
 int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int max_wait_us,
                    char *errstr, size_t errsz);
 void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n);
-/* Finds the last header called name on a consumed (not yet released)
- * message. Returns 1 and sets *val and *len (borrowed, valid until release), or
- * 0 when absent. */
-int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, size_t *len);
 
 /* Commits next_offsets[i] (the offset of the next message to read) for
- * parts[i] of the subscribed topic. async = 0 blocks until the broker acked. */
+ * parts[i] of the subscribed topic. async = 0 blocks until the broker acked.
+ * Either way the outcome per partition reaches conf->commit_cb; the return
+ * value is SR_ERR_KAFKA only when the request could not be made (or, sync,
+ * failed). */
 sr_err_t sr_ingest_commit(sr_ingest_t *in, const int32_t *parts, const int64_t *next_offsets, int n,
                           int async, char *errstr, size_t errsz);
 /* Reads the committed offsets of parts from the group coordinator
  * (-1 = none). Blocking, up to timeout_ms. For tests and the admin view. */
 sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *offsets, int n,
                              int timeout_ms);
-
-/* Reads every partition of topic from its first available offset up to the
- * end offset found at the start (a consistent snapshot of the topic as it
- * was), calling cb for each message (borrowed, valid during the call; a
- * non-zero return stops the read with an error). No consumer group is
- * joined and nothing is committed. Returns the number of messages, or -1
- * with errstr (also when the end is not reached within timeout_ms). Used by
- * `train --brokers`. Blocking; any thread. */
-typedef int(sr_msg_cb_t)(void *opaque, const sr_msg_t *m);
-int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr_kv_t *kafka,
-                                int n_kafka, sr_msg_cb_t *cb, void *opaque, int timeout_ms,
-                                char *errstr, size_t errsz);
 
 /* Pause/resume fetching of all assigned partitions (back-pressure). */
 void sr_ingest_pause(sr_ingest_t *in, int pause);
@@ -190,6 +303,8 @@ void sr_publish_purge(sr_publish_t *p);
 int sr_publish_outq_len(sr_publish_t *p);
 
 /* ---------------------------------------------------------------- broker */
+/* The embedded cluster: for `streamrec broker`, `serve` without --brokers,
+ * benchmarks and tests only; nothing on a production path calls it. */
 typedef struct sr_broker_s sr_broker_t;
 
 /* Starts an embedded Kafka (librdkafka mock cluster) on loopback with
@@ -214,18 +329,5 @@ sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t br
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);
 /* Drops errors still queued for apikey by sr_broker_push_errors. */
 void sr_broker_clear_errors(sr_broker_t *b, int apikey);
-
-/* -------------------------------------------------------------- metadata */
-/* Number of partitions of topic (blocking metadata request, at most
- * timeout_ms), or -1 with errstr (unreachable cluster, missing topic). Of
- * kafka (may be NULL) only the connection properties are used (security.*,
- * sasl.*, ssl.*, socket.*, broker.*, ...), so a tool can pass its whole
- * client configuration. Used by the CLI tools as their connect check. */
-int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
-                             int n_kafka, int timeout_ms, char *errstr, size_t errsz);
-
-/* Version of the librdkafka linked at run time ("2.0.2": rd_kafka_version_str()),
- * for doctor and /metrics. Static storage. Any thread. */
-const char *sr_kafka_version(void);
 
 #endif

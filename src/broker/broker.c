@@ -1,7 +1,8 @@
 /*
  * broker: an embedded Kafka for demos and tests, built on the librdkafka
- * mock cluster (rdkafka_mock.h), plus sr_kafka_partition_count(), the one
- * metadata helper the CLI tools need, and sr_kafka_version().
+ * mock cluster (rdkafka_mock.h), and its fault injection. Only the CLI's
+ * `broker` command, `serve` without --brokers, benchmarks and tests use it;
+ * no production path depends on it (metadata lives in src/kafka).
  *
  * The mock cluster speaks the real wire protocol on loopback (produce,
  * fetch, consumer groups, offset commits, idempotent producer ids), so every
@@ -36,9 +37,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "kafka/kafka_int.h"
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
-#include "ingest/kafka_int.h"
 
 #define SR_BROKER_MOD "broker"
 
@@ -175,74 +176,4 @@ void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err) {
 
 void sr_broker_clear_errors(sr_broker_t *b, int apikey) {
   rd_kafka_mock_clear_request_errors(b->mc, (int16_t)apikey);
-}
-
-/* ------------------------------------------------------------ metadata */
-
-/* Properties that say how to reach and authenticate to the cluster: the
- * ones of a tool's client that the metadata client takes over. */
-static int sr_kafka_is_connection_prop(const char *key) {
-  static const char *const prefixes[] = {"security.",  "sasl.",     "ssl.",       "ssl_",
-                                         "socket.",    "broker.",   "client.dns", "api.version",
-                                         "reconnect.", "enable.ssl"};
-  for (size_t i = 0; i < SR_ARRAY_SIZE(prefixes); i++)
-    if (!strncmp(key, prefixes[i], strlen(prefixes[i]))) return 1;
-  return 0;
-}
-
-const char *sr_kafka_version(void) { return rd_kafka_version_str(); }
-
-int sr_kafka_partition_count(const char *brokers, const char *topic, const sr_kv_t *kafka,
-                             int n_kafka, int timeout_ms, char *errstr, size_t errsz) {
-  char kerr[512];
-  rd_kafka_t *rk = NULL;
-  const struct rd_kafka_metadata *md = NULL;
-  int ret = -1;
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, kerr, sizeof(kerr)) ||
-      rd_kafka_conf_set(conf, "client.id", "streamrec-metadata", kerr, sizeof(kerr))) {
-    sr_seterr(errstr, errsz, SR_ERR_CONF, "%s", kerr);
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  for (int i = 0; kafka && i < n_kafka; i++) {
-    if (!kafka[i].key || !kafka[i].value || !sr_kafka_is_connection_prop(kafka[i].key)) continue;
-    if (rd_kafka_conf_set(conf, kafka[i].key, kafka[i].value, kerr, sizeof(kerr))) {
-      sr_seterr(errstr, errsz, SR_ERR_CONF, "kafka.%s: %s", kafka[i].key, kerr);
-      rd_kafka_conf_destroy(conf);
-      return -1;
-    }
-  }
-  rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
-  if (!rk) {
-    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "rd_kafka_new: %s", kerr);
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  /* Ask for all topics and look ours up: a request naming the topic makes
-   * the mock cluster (and brokers with auto.create.topics.enable) create it,
-   * whatever allow.auto.create.topics says, and a typo must be an error. */
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
-  if (err) {
-    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "metadata from %s: %s", brokers, rd_kafka_err2str(err));
-    goto out;
-  }
-  for (int i = 0; i < md->topic_cnt; i++) {
-    if (strcmp(md->topics[i].topic, topic) != 0) continue;
-    if (md->topics[i].err) {
-      sr_seterr(errstr, errsz, SR_ERR_KAFKA, "topic %s: %s", topic,
-                rd_kafka_err2str(md->topics[i].err));
-      goto out;
-    }
-    ret = md->topics[i].partition_cnt;
-    goto out;
-  }
-  sr_seterr(errstr, errsz, SR_ERR_NOT_FOUND, "topic %s does not exist on %s", topic, brokers);
-
-out:
-  if (md) rd_kafka_metadata_destroy(md);
-  rd_kafka_destroy(rk);
-  return ret;
 }

@@ -32,12 +32,12 @@
 #include "streamrec/common.h"
 #include "streamrec/dataset.h"
 #include "streamrec/codec.h"
+#include "streamrec/conf.h"
 #include "streamrec/event.h"
 #include "streamrec/kafka.h"
 
 #define LOAD_MAX_BAD_REPORTS 20
 #define LOAD_MAX_FAIL_REPORTS 5
-#define LOAD_MAX_X 64
 
 typedef struct {
   int64_t ok, failed;
@@ -143,9 +143,8 @@ int sr_cmd_load(int argc, char **argv) {
   double rate = 0, limit_d = 0, schema_d = SR_DEFAULT_EVENT_SCHEMA_ID;
   double connect_d = SR_CLI_CONNECT_TIMEOUT_MS;
   int64_t limit = -1;
-  sr_kv_t xprops[LOAD_MAX_X];
-  char *xbufs[LOAD_MAX_X];
-  int n_x = 0, c, rc = 1;
+  sr_kv_list_t xs = {0};
+  int c, rc = 1;
   char err[512];
 
   optind = 0;
@@ -178,20 +177,12 @@ int sr_cmd_load(int argc, char **argv) {
         goto usage_err;
       }
       break;
-    case 'X': {
-      char *eq = strchr(optarg, '=');
-      if (!eq || eq == optarg || n_x == LOAD_MAX_X) {
-        fprintf(stderr, "streamrec load: -X expects key=value (at most %d), got '%s'\n", LOAD_MAX_X,
-                optarg);
+    case 'X':
+      if (sr_kv_list_add_arg(&xs, optarg, err, sizeof(err)) != SR_OK) {
+        fprintf(stderr, "streamrec load: %s\n", err);
         goto usage_err;
       }
-      xbufs[n_x] = sr_strdup(optarg);
-      xbufs[n_x][eq - optarg] = '\0';
-      xprops[n_x].key = xbufs[n_x];
-      xprops[n_x].value = xbufs[n_x] + (eq - optarg) + 1;
-      n_x++;
       break;
-    }
     case 'h':
       load_usage(stdout);
       rc = 0;
@@ -207,6 +198,11 @@ int sr_cmd_load(int argc, char **argv) {
     fprintf(stderr, "streamrec load: --brokers and --csv are required\n");
     goto usage_err;
   }
+  /* a bad -X is a usage error, found before anything is read or sent */
+  if (sr_kafka_kv_check(SR_KAFKA_PRODUCER, xs.kv, xs.n, err, sizeof(err)) != SR_OK) {
+    fprintf(stderr, "streamrec load: -X %s\n", err);
+    goto usage_err;
+  }
 
   /* ---- run ---- */
   const int connect_ms = (int)connect_d;
@@ -219,7 +215,7 @@ int sr_cmd_load(int argc, char **argv) {
    * message only after message.timeout.ms: ask first, with a bound. */
   if (connect_ms > 0) {
     int n_parts =
-        sr_kafka_partition_count(brokers, topic, xprops, n_x, connect_ms, err, sizeof(err));
+        sr_kafka_partition_count(brokers, topic, xs.kv, xs.n, connect_ms, err, sizeof(err));
     if (n_parts <= 0) {
       fprintf(stderr,
               "streamrec load: cannot reach Kafka at %s within %d ms, or topic %s is not "
@@ -239,8 +235,8 @@ int sr_cmd_load(int argc, char **argv) {
   load_dr_t dr = {0};
   sr_publish_conf_t pc = {.brokers = brokers,
                           .client_id = "streamrec-load",
-                          .kafka = xprops,
-                          .n_kafka = n_x,
+                          .kafka = xs.kv,
+                          .n_kafka = xs.n,
                           .delivery_cb = load_dr_cb,
                           .opaque = &dr};
   sr_publish_t *pub = sr_publish_new(&pc, err, sizeof(err));
@@ -393,7 +389,6 @@ usage_err:
   load_usage(stderr);
   rc = 2;
 out_args:
-  for (int i = 0; i < n_x; i++)
-    sr_free(xbufs[i]);
+  sr_kv_list_free(&xs);
   return rc;
 }

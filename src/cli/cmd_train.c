@@ -61,8 +61,7 @@ static sr_err_t sr_train_load_topic(const char *brokers, const char *topic, int3
   sr_buf_init(&t.arena);
   t.codec = sr_codec_new(schema_id, SR_DEFAULT_REC_SCHEMA_ID, es, essz);
   if (!t.codec) return SR_ERR_FATAL;
-  int64_t n =
-      sr_ingest_read_snapshot(brokers, topic, NULL, 0, sr_train_on_msg, &t, 120000, es, essz);
+  int64_t n = sr_kafka_read_topic(brokers, topic, NULL, 0, sr_train_on_msg, &t, 120000, es, essz);
   sr_err_t err = SR_OK;
   if (n < 0) {
     err = SR_ERR_KAFKA;

@@ -16,6 +16,7 @@ struct sr_conf_s {
   char **values; /* per table entry, owned; NULL = unset */
   /* kafka.* properties: [0] both clients, [1] consumer only, [2] producer only */
   sr_kv_t *kafka[3];
+  char **origin[3]; /* parallel to kafka[]: where each was set, NULL = unknown */
   int n_kafka[3], cap_kafka[3];
 };
 
@@ -37,8 +38,10 @@ void sr_conf_destroy(sr_conf_t *c) {
     for (int i = 0; i < c->n_kafka[w]; i++) {
       sr_free((char *)c->kafka[w][i].key);
       sr_free((char *)c->kafka[w][i].value);
+      sr_free(c->origin[w][i]);
     }
     sr_free(c->kafka[w]);
+    sr_free(c->origin[w]);
   }
   sr_free(c->values);
   sr_free(c);
@@ -51,6 +54,11 @@ static int sr_conf_index(const sr_conf_t *c, const char *name) {
 }
 
 sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *errstr, size_t errsz) {
+  return sr_conf_set_from(c, key, value, NULL, errstr, errsz);
+}
+
+sr_err_t sr_conf_set_from(sr_conf_t *c, const char *key, const char *value, const char *origin,
+                          char *errstr, size_t errsz) {
   if (!strncmp(key, "kafka.", 6)) {
     int w = 0;
     const char *prop = key + 6;
@@ -64,14 +72,18 @@ sr_err_t sr_conf_set(sr_conf_t *c, const char *key, const char *value, char *err
       if (!strcmp(c->kafka[w][i].key, prop)) {
         sr_free((char *)c->kafka[w][i].value);
         c->kafka[w][i].value = sr_strdup(value);
+        sr_free(c->origin[w][i]);
+        c->origin[w][i] = origin ? sr_strdup(origin) : NULL;
         return SR_OK;
       }
     if (c->n_kafka[w] == c->cap_kafka[w]) {
       c->cap_kafka[w] = c->cap_kafka[w] ? c->cap_kafka[w] * 2 : 8;
       c->kafka[w] = sr_realloc(c->kafka[w], (size_t)c->cap_kafka[w] * sizeof(sr_kv_t));
+      c->origin[w] = sr_realloc(c->origin[w], (size_t)c->cap_kafka[w] * sizeof(char *));
     }
     c->kafka[w][c->n_kafka[w]].key = sr_strdup(prop);
     c->kafka[w][c->n_kafka[w]].value = sr_strdup(value);
+    c->origin[w][c->n_kafka[w]] = origin ? sr_strdup(origin) : NULL;
     c->n_kafka[w]++;
     return SR_OK;
   }
@@ -109,7 +121,7 @@ static char *sr_strip(char *s) {
 sr_err_t sr_conf_load_file(sr_conf_t *c, const char *path, char *errstr, size_t errsz) {
   FILE *f = fopen(path, "r");
   if (!f) return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: %s", path, strerror(errno));
-  char line[4096], es[512];
+  char line[4096], es[512], origin[1100];
   int lineno = 0;
   sr_err_t err = SR_OK;
   while (fgets(line, sizeof(line), f)) {
@@ -122,7 +134,8 @@ sr_err_t sr_conf_load_file(sr_conf_t *c, const char *path, char *errstr, size_t 
       break;
     }
     *eq = 0;
-    if (sr_conf_set(c, sr_strip(s), sr_strip(eq + 1), es, sizeof(es)) != SR_OK) {
+    snprintf(origin, sizeof(origin), "%.1024s:%d", path, lineno);
+    if (sr_conf_set_from(c, sr_strip(s), sr_strip(eq + 1), origin, es, sizeof(es)) != SR_OK) {
       err = sr_seterr(errstr, errsz, SR_ERR_CONF, "%s:%d: %s", path, lineno, es);
       break;
     }
@@ -151,6 +164,11 @@ long long sr_conf_int(const sr_conf_t *c, const char *name) {
 const sr_kv_t *sr_conf_kafka(const sr_conf_t *c, sr_conf_client_t which, int *n) {
   *n = c->n_kafka[which];
   return c->kafka[which];
+}
+
+const char *sr_conf_kafka_origin(const sr_conf_t *c, sr_conf_client_t which, int i) {
+  if (i < 0 || i >= c->n_kafka[which]) return NULL;
+  return c->origin[which][i];
 }
 
 const sr_conf_opt_t *sr_conf_find_flag(const sr_conf_t *c, const char *flag) {
@@ -206,4 +224,38 @@ void sr_conf_usage(const sr_conf_opt_t *t, int n, FILE *f) {
     fprintf(f, "  %-28s %s%s%s%s\n", left, t[i].help, t[i].def ? " (default " : "",
             t[i].def ? t[i].def : "", t[i].def ? ")" : "");
   }
+}
+
+/* ---- -X key=value ---- */
+
+sr_err_t sr_kv_list_add_arg(sr_kv_list_t *l, const char *arg, char *errstr, size_t errsz) {
+  const char *eq = arg ? strchr(arg, '=') : NULL;
+  if (!eq || eq == arg)
+    return sr_seterr(errstr, errsz, SR_ERR_CONF, "-X expects key=value, got '%s'", arg ? arg : "");
+  char *key = sr_strndup(arg, (size_t)(eq - arg));
+  for (int i = 0; i < l->n; i++)
+    if (!strcmp(l->kv[i].key, key)) {
+      sr_free(key);
+      sr_free((char *)l->kv[i].value);
+      l->kv[i].value = sr_strdup(eq + 1);
+      return SR_OK;
+    }
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->kv = sr_realloc(l->kv, (size_t)l->cap * sizeof(*l->kv));
+  }
+  l->kv[l->n].key = key;
+  l->kv[l->n].value = sr_strdup(eq + 1);
+  l->n++;
+  return SR_OK;
+}
+
+void sr_kv_list_free(sr_kv_list_t *l) {
+  if (!l) return;
+  for (int i = 0; i < l->n; i++) {
+    sr_free((char *)l->kv[i].key);
+    sr_free((char *)l->kv[i].value);
+  }
+  sr_free(l->kv);
+  memset(l, 0, sizeof(*l));
 }

@@ -20,11 +20,14 @@
  * produced event for up to half a second; fetch.min.bytes=1 answers as soon
  * as one byte is there. Throughput does not suffer much because the client
  * pipelines fetches and pre-fetches up to queued.min.messages per partition.
- * Both can be overridden with kafka.* properties.
+ * Both can be overridden with kafka.* properties. These values live in the
+ * defaults table of src/kafka/kafka.c (with the consumer's other defaults),
+ * which builds the configuration.
  *
  * Thread: the handle belongs to the thread that created it (the pipeline
- * thread); every function here, and the rebalance callback, run on it.
- * librdkafka's log callback runs on its internal threads and only logs.
+ * thread); every function here, and the rebalance, commit and error
+ * callbacks, run on it. librdkafka's log callback (src/kafka) runs on its
+ * internal threads and only logs.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -33,9 +36,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/kafka_int.h"
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
-#include "ingest/kafka_int.h"
 
 #define SR_INGEST_MOD "ingest"
 
@@ -43,6 +46,7 @@ struct sr_ingest_s {
   rd_kafka_t *rk;
   char *topic;
   sr_rebalance_cb_t *rebalance_cb;
+  sr_commit_cb_t *commit_cb;
   void *opaque;
   int closed;
   int paused; /* back-pressure on: newly assigned partitions start paused */
@@ -60,14 +64,6 @@ struct sr_ingest_s {
   uint64_t revoke_dropped;
 };
 
-void sr_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-  sr_log_level_t lvl = level <= 3   ? SR_LOG_ERROR
-                       : level == 4 ? SR_LOG_WARN
-                       : level <= 6 ? SR_LOG_INFO
-                                    : SR_LOG_DEBUG;
-  sr_log(lvl, "rdkafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
-}
-
 /* Client-level errors (all brokers down, authentication, ...). Served from
  * the consumer queue (rd_kafka_poll_set_consumer), i.e. on the pipeline
  * thread inside sr_ingest_poll(). The client retries by itself. */
@@ -77,15 +73,7 @@ static void sr_ingest_error_cb(rd_kafka_t *rk, int err, const char *reason, void
     int64_t zero = 0;
     atomic_compare_exchange_strong(&in->down_since_ms, &zero, sr_now_ms());
   }
-  if (err == RD_KAFKA_RESP_ERR__FATAL) {
-    char fatal[512];
-    rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-    sr_log_error(SR_INGEST_MOD, "fatal consumer error %s: %s", rd_kafka_err2name(ferr), fatal);
-    return;
-  }
-  /* transport errors are already in librdkafka's own log line */
-  sr_log(err == RD_KAFKA_RESP_ERR__TRANSPORT ? SR_LOG_DEBUG : SR_LOG_WARN, SR_INGEST_MOD,
-         "consumer error %s: %s", rd_kafka_err2name(err), reason);
+  sr_kafka_log_error(rk, SR_INGEST_MOD, "consumer", err, reason);
 }
 
 /* Result of a commit (sync or async), served on the polling thread. Sync
@@ -93,9 +81,19 @@ static void sr_ingest_error_cb(rd_kafka_t *rk, int err, const char *reason, void
  * become visible. */
 static void sr_ingest_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *offsets, void *opaque) {
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
-  sr_log_warn(SR_INGEST_MOD, "offset commit of %d partition(s) failed: %s",
-              offsets ? offsets->cnt : 0, rd_kafka_err2str(err));
+  sr_ingest_t *in = opaque;
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return; /* nothing was asked */
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    sr_log_warn(SR_INGEST_MOD, "offset commit of %d partition(s) failed: %s",
+                offsets ? offsets->cnt : 0, rd_kafka_err2str(err));
+  if (!in->commit_cb || !offsets) return;
+  for (int i = 0; i < offsets->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+    if (strcmp(e->topic, in->topic)) continue;
+    rd_kafka_resp_err_t perr = err ? err : e->err;
+    in->commit_cb(in->opaque, e->partition, e->offset, perr ? SR_ERR_KAFKA : SR_OK,
+                  perr ? rd_kafka_err2str(perr) : NULL);
+  }
 }
 
 /* Partition ids of parts, as the flat array the user callback takes. */
@@ -192,27 +190,7 @@ static void sr_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
 }
 
-/* Sets key=value on conf, reporting the key on failure. */
-static int sr_ingest_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
-                              char *errstr, size_t errsz) {
-  char kerr[512];
-  if (rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-    sr_seterr(errstr, errsz, SR_ERR_CONF, "kafka.%s=%s: %s", key, value, kerr);
-    return -1;
-  }
-  return 0;
-}
-
 sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz) {
-  /* Defaults first, user properties after, so kafka.* overrides any of them. */
-  static const sr_kv_t defaults[] = {
-      {"enable.auto.commit", "false"},       /* we commit after delivery */
-      {"enable.auto.offset.store", "false"}, /* offsets are passed explicitly */
-      {"auto.offset.reset", "earliest"},
-      {"enable.partition.eof", "false"},
-      {"fetch.wait.max.ms", "10"}, /* latency first, see the file comment */
-      {"fetch.min.bytes", "1"},
-  };
   char kerr[512];
   sr_ingest_t *in = NULL;
   rd_kafka_conf_t *conf = NULL;
@@ -226,23 +204,14 @@ sr_ingest_t *sr_ingest_new(const sr_ingest_conf_t *c, char *errstr, size_t errsz
   in = sr_calloc(1, sizeof(*in));
   in->topic = sr_strdup(c->topic);
   in->rebalance_cb = c->rebalance_cb;
+  in->commit_cb = c->commit_cb;
   in->opaque = c->opaque;
 
-  conf = rd_kafka_conf_new();
-  if (sr_ingest_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errsz) ||
-      sr_ingest_conf_set(conf, "group.id", c->group, errstr, errsz) ||
-      (c->client_id && sr_ingest_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
-    goto fail;
-  for (size_t i = 0; i < SR_ARRAY_SIZE(defaults); i++)
-    if (sr_ingest_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz)) goto fail;
-  for (int i = 0; i < c->n_kafka; i++) {
-    if (!c->kafka[i].key || !c->kafka[i].value) {
-      sr_seterr(errstr, errsz, SR_ERR_CONF, "ingest: kafka property %d has no key or value", i);
-      goto fail;
-    }
-    if (sr_ingest_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz)) goto fail;
-  }
-  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
+  /* our consumer defaults (src/kafka), then the user's kafka.*, which win */
+  const sr_kv_t fixed[] = {{"group.id", c->group}};
+  conf = sr_kafka_conf_new(SR_KAFKA_CONSUMER, c->brokers, c->client_id, fixed, 1, c->kafka,
+                           c->n_kafka, errstr, errsz);
+  if (!conf) goto fail;
   rd_kafka_conf_set_error_cb(conf, sr_ingest_error_cb);
   rd_kafka_conf_set_rebalance_cb(conf, sr_ingest_rebalance_cb);
   rd_kafka_conf_set_offset_commit_cb(conf, sr_ingest_commit_cb);
@@ -327,37 +296,6 @@ static void sr_ingest_log_msg_error(sr_ingest_t *in, const rd_kafka_message_t *r
   in->errlog_suppressed = 0;
 }
 
-/* A per-partition consumer error as an entry for the caller: errstr is a
- * copy of the client's text owned by the entry (freed by sr_ingest_release). */
-static void sr_ingest_fill_error(sr_ingest_t *in, sr_msg_t *m, rd_kafka_message_t *rkm) {
-  memset(m, 0, sizeof(*m));
-  m->err = SR_ERR_CONSUME;
-  m->topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : in->topic;
-  m->partition = rkm->partition;
-  m->offset = rkm->offset >= 0 ? rkm->offset : -1;
-  m->timestamp_ms = -1;
-  char *txt = sr_malloc(512);
-  snprintf(txt, 512, "%s: %s", rd_kafka_err2name(rkm->err), rd_kafka_message_errstr(rkm));
-  m->errstr = txt;
-  m->priv_ = rkm;
-}
-
-static void sr_ingest_fill(sr_msg_t *m, rd_kafka_message_t *rkm) {
-  rd_kafka_timestamp_type_t tstype;
-  int64_t ts = rd_kafka_message_timestamp(rkm, &tstype);
-  m->err = SR_OK;
-  m->errstr = NULL;
-  m->topic = rd_kafka_topic_name(rkm->rkt);
-  m->partition = rkm->partition;
-  m->offset = rkm->offset;
-  m->timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
-  m->key = rkm->key;
-  m->key_len = rkm->key_len;
-  m->value = rkm->payload;
-  m->len = rkm->len;
-  m->priv_ = rkm;
-}
-
 /* After a revocation inside a poll: releases the collected entries of
  * revoked partitions (collected before the revocation: their partition's
  * position was reset, so they come again) and compacts the rest. A message
@@ -437,9 +375,10 @@ int sr_ingest_poll(sr_ingest_t *in, sr_msg_t *msgs, int max, int timeout_ms, int
       /* Returned, not skipped: the caller dead-letters it (README:
        * nothing is dropped silently). */
       sr_ingest_log_msg_error(in, rkm);
-      sr_ingest_fill_error(in, &msgs[n], rkm);
+      /* errstr is a copy owned by the entry (freed by sr_ingest_release) */
+      sr_kafka_msg_fill_error(&msgs[n], rkm, in->topic);
     } else {
-      sr_ingest_fill(&msgs[n], rkm);
+      sr_kafka_msg_fill(&msgs[n], rkm);
       if (atomic_load_explicit(&in->down_since_ms, memory_order_relaxed))
         atomic_store(&in->down_since_ms, 0);
     }
@@ -458,19 +397,6 @@ void sr_ingest_release(sr_ingest_t *in, sr_msg_t *msgs, int n) {
     msgs[i].errstr = NULL;
     msgs[i].err = SR_OK;
   }
-}
-
-int sr_ingest_msg_header(const sr_msg_t *m, const char *name, const void **val, size_t *len) {
-  rd_kafka_headers_t *hdrs = NULL;
-  const void *v = NULL;
-  size_t l = 0;
-  /* headers are parsed lazily by the client and owned by the message */
-  if (!m || !m->priv_ || rd_kafka_message_headers(m->priv_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return 0;
-  if (rd_kafka_header_get_last(hdrs, name, &v, &l) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-  if (val) *val = v; /* NULL for a header with a null value */
-  if (len) *len = v ? l : 0;
-  return 1;
 }
 
 static rd_kafka_topic_partition_list_t *sr_ingest_parts(const sr_ingest_t *in, const int32_t *parts,
@@ -549,104 +475,4 @@ void sr_ingest_pause(sr_ingest_t *in, int pause) {
                   rd_kafka_err2str(err));
   }
   rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* ------------------------------------------------------- topic snapshot */
-
-int64_t sr_ingest_read_snapshot(const char *brokers, const char *topic, const sr_kv_t *kafka,
-                                int n_kafka, sr_msg_cb_t *cb, void *opaque, int timeout_ms,
-                                char *errstr, size_t errsz) {
-  char kerr[512], group[64];
-  int64_t count = -1, *hi = NULL;
-  int n_parts, open_parts = 0;
-  rd_kafka_t *rk = NULL;
-  rd_kafka_topic_partition_list_t *assign = NULL;
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-  /* A group id is needed for assign() on librdkafka; this one never joins
-   * nor commits. */
-  snprintf(group, sizeof(group), "streamrec-snapshot-%ld", (long)sr_mono_us());
-  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
-  if (sr_ingest_conf_set(conf, "bootstrap.servers", brokers, errstr, errsz) ||
-      sr_ingest_conf_set(conf, "group.id", group, errstr, errsz) ||
-      sr_ingest_conf_set(conf, "enable.auto.commit", "false", errstr, errsz) ||
-      sr_ingest_conf_set(conf, "enable.partition.eof", "false", errstr, errsz)) {
-    rd_kafka_conf_destroy(conf);
-    return -1;
-  }
-  for (int i = 0; i < n_kafka; i++)
-    if (sr_ingest_conf_set(conf, kafka[i].key, kafka[i].value, errstr, errsz)) {
-      rd_kafka_conf_destroy(conf);
-      return -1;
-    }
-  rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "rd_kafka_new: %s", kerr);
-    return -1;
-  }
-  rd_kafka_poll_set_consumer(rk);
-  n_parts = sr_kafka_partition_count(brokers, topic, kafka, n_kafka, timeout_ms, errstr, errsz);
-  if (n_parts < 0) goto out;
-  hi = sr_calloc((size_t)n_parts + 1, sizeof(*hi));
-  assign = rd_kafka_topic_partition_list_new(n_parts);
-  for (int p = 0; p < n_parts; p++) {
-    int64_t lo = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], timeout_ms);
-    if (e) {
-      sr_seterr(errstr, errsz, SR_ERR_KAFKA, "%s[%d]: watermarks: %s", topic, p,
-                rd_kafka_err2str(e));
-      goto out;
-    }
-    if (lo > 0)
-      sr_log_warn("ingest", "%s[%d] starts at offset %" PRId64 " (earlier messages are gone)",
-                  topic, p, lo);
-    if (hi[p] > lo) {
-      rd_kafka_topic_partition_list_add(assign, topic, p)->offset = lo;
-      open_parts++;
-    }
-  }
-  if (open_parts && rd_kafka_assign(rk, assign)) {
-    sr_seterr(errstr, errsz, SR_ERR_KAFKA, "assign failed");
-    goto out;
-  }
-  count = 0;
-  int64_t deadline = sr_mono_us() + (int64_t)timeout_ms * 1000;
-  while (open_parts > 0) {
-    if (sr_mono_us() > deadline) {
-      sr_seterr(errstr, errsz, SR_ERR_TIMEOUT,
-                "%s: %d partition(s) did not reach their end offsets within %d ms", topic,
-                open_parts, timeout_ms);
-      count = -1;
-      goto out;
-    }
-    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 100);
-    if (!rkm) continue;
-    if (rkm->err) {
-      sr_log_warn("ingest", "%s: %s", topic, rd_kafka_message_errstr(rkm));
-      rd_kafka_message_destroy(rkm);
-      continue;
-    }
-    if (rkm->offset < hi[rkm->partition]) {
-      sr_msg_t m;
-      sr_ingest_fill(&m, rkm);
-      count++;
-      if (cb(opaque, &m) != 0) {
-        rd_kafka_message_destroy(rkm);
-        sr_seterr(errstr, errsz, SR_ERR_FATAL, "stopped by the message callback");
-        count = -1;
-        goto out;
-      }
-      if (rkm->offset + 1 == hi[rkm->partition]) open_parts--;
-    }
-    rd_kafka_message_destroy(rkm);
-  }
-out:
-  if (assign) rd_kafka_topic_partition_list_destroy(assign);
-  if (rk) {
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-  }
-  sr_free(hi);
-  return count;
 }

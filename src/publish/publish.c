@@ -11,7 +11,8 @@
  * at most 1 ms for companions before its batch is sent. Under load, batches
  * still fill because sends pile up while the previous request is in flight;
  * with light traffic a recommendation leaves in about a millisecond.
- * Override with kafka.linger.ms for bulk loads.
+ * Override with kafka.linger.ms for bulk loads. These values live in the
+ * defaults table of src/kafka/kafka.c, which builds the configuration.
  *
  * The first send to each topic blocks for one metadata round trip (see
  * sr_publish_warm()); every later send only enqueues.
@@ -22,7 +23,8 @@
  *
  * Thread: the handle belongs to the thread that created it; delivery and
  * error callbacks run on it inside sr_publish_poll()/flush()/destroy().
- * librdkafka's log callback runs on its internal threads and only logs.
+ * librdkafka's log callback (src/kafka) runs on its internal threads and
+ * only logs.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,9 +32,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/kafka_int.h"
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
-#include "ingest/kafka_int.h"
 
 #define SR_PUBLISH_MOD "publish"
 
@@ -50,15 +52,7 @@ struct sr_publish_s {
 /* Client-level errors; the client keeps retrying on its own. A fatal error
  * (idempotence guarantee broken) makes every later send fail with it. */
 static void sr_publish_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-  if (err == RD_KAFKA_RESP_ERR__FATAL) {
-    char fatal[512];
-    rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-    sr_log_error(SR_PUBLISH_MOD, "fatal producer error %s: %s", rd_kafka_err2name(ferr), fatal);
-    return;
-  }
-  /* transport errors are already in librdkafka's own log line */
-  sr_log(err == RD_KAFKA_RESP_ERR__TRANSPORT ? SR_LOG_DEBUG : SR_LOG_WARN, SR_PUBLISH_MOD,
-         "producer error %s: %s", rd_kafka_err2name(err), reason);
+  sr_kafka_log_error(rk, SR_PUBLISH_MOD, "producer", err, reason);
 }
 
 static void sr_publish_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque) {
@@ -72,22 +66,7 @@ static void sr_publish_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void
     p->delivery_cb(p->opaque, rkm->_private, SR_OK, NULL);
 }
 
-static int sr_publish_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
-                               char *errstr, size_t errsz) {
-  char kerr[512];
-  if (rd_kafka_conf_set(conf, key, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-    sr_seterr(errstr, errsz, SR_ERR_CONF, "kafka.%s=%s: %s", key, value, kerr);
-    return -1;
-  }
-  return 0;
-}
-
 sr_publish_t *sr_publish_new(const sr_publish_conf_t *c, char *errstr, size_t errsz) {
-  static const sr_kv_t defaults[] = {
-      {"enable.idempotence", "true"},
-      {"acks", "all"},
-      {"linger.ms", "1"}, /* latency first, see the file comment */
-  };
   char kerr[512];
   sr_publish_t *p = NULL;
   rd_kafka_conf_t *conf = NULL;
@@ -100,20 +79,10 @@ sr_publish_t *sr_publish_new(const sr_publish_conf_t *c, char *errstr, size_t er
   p->delivery_cb = c->delivery_cb;
   p->opaque = c->opaque;
 
-  conf = rd_kafka_conf_new();
-  if (sr_publish_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errsz) ||
-      (c->client_id && sr_publish_conf_set(conf, "client.id", c->client_id, errstr, errsz)))
-    goto fail;
-  for (size_t i = 0; i < SR_ARRAY_SIZE(defaults); i++)
-    if (sr_publish_conf_set(conf, defaults[i].key, defaults[i].value, errstr, errsz)) goto fail;
-  for (int i = 0; i < c->n_kafka; i++) {
-    if (!c->kafka[i].key || !c->kafka[i].value) {
-      sr_seterr(errstr, errsz, SR_ERR_CONF, "publish: kafka property %d has no key or value", i);
-      goto fail;
-    }
-    if (sr_publish_conf_set(conf, c->kafka[i].key, c->kafka[i].value, errstr, errsz)) goto fail;
-  }
-  rd_kafka_conf_set_log_cb(conf, sr_kafka_log_cb);
+  /* our producer defaults (src/kafka), then the user's kafka.*, which win */
+  conf = sr_kafka_conf_new(SR_KAFKA_PRODUCER, c->brokers, c->client_id, NULL, 0, c->kafka,
+                           c->n_kafka, errstr, errsz);
+  if (!conf) goto fail;
   rd_kafka_conf_set_error_cb(conf, sr_publish_error_cb);
   rd_kafka_conf_set_dr_msg_cb(conf, sr_publish_dr_cb);
   rd_kafka_conf_set_opaque(conf, p);

@@ -1,5 +1,6 @@
 /*
- * 0110: ingest + publish + broker against the embedded mock cluster.
+ * 0110: ingest + publish + broker + the topic reader (src/kafka) against
+ * the embedded mock cluster.
  *
  * Each test starts its own broker so they are independent. Assertions are
  * on content: keys, values and headers as consumed, the partition a key
@@ -150,11 +151,11 @@ static void take(got_t *g, const sr_msg_t *msgs, int n) {
     const void *hv = NULL;
     size_t hl = 0;
     snprintf(trace, sizeof(trace), "t-%d", idx);
-    if (!sr_ingest_msg_header(m, "trace-id", &hv, &hl) || hl != strlen(trace) ||
+    if (!sr_kafka_msg_header(m, "trace-id", &hv, &hl) || hl != strlen(trace) ||
         memcmp(hv, trace, hl))
       g->bad++;
-    if (!sr_ingest_msg_header(m, "flag", &hv, &hl) || hv != NULL || hl != 0) g->bad++;
-    if (sr_ingest_msg_header(m, "absent", &hv, &hl)) g->bad++;
+    if (!sr_kafka_msg_header(m, "flag", &hv, &hl) || hv != NULL || hl != 0) g->bad++;
+    if (sr_kafka_msg_header(m, "absent", &hv, &hl)) g->bad++;
     rd_kafka_headers_t *hdrs = NULL;
     if (rd_kafka_message_headers(m->priv_, &hdrs) || rd_kafka_header_cnt(hdrs) != 2) g->bad++;
     if (g->n < 4096) {
@@ -516,6 +517,124 @@ TEST(produce_errors_retried_without_duplicates) {
   sr_free(g);
 }
 
+/* Reads a reader until at_end (to_end) or until want messages (live). */
+static int drain_reader(sr_kafka_reader_t *rd, got_t *g, int want, int timeout_ms) {
+  char err[512];
+  sr_msg_t m;
+  int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  while (!sr_kafka_reader_at_end(rd) && (want < 0 || g->n < want) && sr_mono_us() < end) {
+    int n = sr_kafka_reader_next(rd, &m, 100, err, sizeof(err));
+    if (n < 0) {
+      fprintf(stderr, "reader: %s\n", err);
+      return -1;
+    }
+    if (n == 1 && m.err == SR_OK) take(g, &m, 1);
+  }
+  return g->n;
+}
+
+static int count_cb(void *opaque, const sr_msg_t *m) {
+  (*(int *)opaque)++;
+  return 0;
+}
+
+TEST(topic_reader) {
+  enum { N = 120, M = 7 };
+  char err[512];
+  dr_ctx_t d = {0};
+  got_t *g = sr_calloc(1, sizeof(*g));
+  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
+  T_ASSERT_MSG(b, "%s", err);
+  const char *bs = sr_broker_bootstrap(b);
+  sr_publish_t *p = mk_pub(bs, &d, NULL, 0);
+  T_ASSERT(p);
+  T_EQ_INT(send_range(p, 0, N), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(d.ok, N);
+
+  /* snapshot: from the beginning to the end offsets found at start */
+  sr_kafka_reader_t *rd = NULL;
+  sr_kafka_reader_conf_t rc = {.brokers = bs,
+                               .topic = "events",
+                               .from_beginning = 1,
+                               .to_end = 1,
+                               .connect_timeout_ms = 5000};
+  T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_OK);
+  T_EQ_INT(sr_kafka_reader_partitions(rd), NPART);
+  /* written after the reader started: not part of its snapshot */
+  T_EQ_INT(send_range(p, N, N + M), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(drain_reader(rd, g, -1, 20000), N);
+  T_ASSERT(sr_kafka_reader_at_end(rd));
+  T_EQ_INT(sr_kafka_reader_partitions_at_end(rd), NPART);
+  T_EQ_INT(g->bad, 0); /* keys, headers (sr_kafka_msg_header) and topic as sent */
+  int count[N] = {0};
+  int64_t next_off[NPART] = {0};
+  for (int i = 0; i < g->n; i++) {
+    T_ASSERT_MSG(g->idx[i] < N, "read value-%d, written after the snapshot", g->idx[i]);
+    count[g->idx[i]]++;
+    T_EQ_INT(g->off[i], next_off[g->part[i]]); /* each partition in order from 0 */
+    next_off[g->part[i]]++;
+  }
+  for (int i = 0; i < N; i++)
+    T_EQ_INT(count[i], 1);
+  sr_msg_t m;
+  T_EQ_INT(sr_kafka_reader_next(rd, &m, 300, err, sizeof(err)), 0); /* at end: nothing more */
+  sr_kafka_reader_destroy(rd);
+
+  /* live from the end: only what is written once it is at the end */
+  memset(g, 0, sizeof(*g));
+  rc.from_beginning = 0;
+  rc.to_end = 0;
+  T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_OK);
+  int64_t end = sr_mono_us() + 20 * 1000000LL;
+  while (sr_kafka_reader_partitions_at_end(rd) < NPART && sr_mono_us() < end)
+    T_ASSERT(sr_kafka_reader_next(rd, &m, 100, err, sizeof(err)) == 0); /* old data: none */
+  T_EQ_INT(sr_kafka_reader_partitions_at_end(rd), NPART);
+  T_ASSERT(!sr_kafka_reader_at_end(rd)); /* live readers never end */
+  T_EQ_INT(send_range(p, N + M, N + 2 * M), 0);
+  T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
+  T_EQ_INT(drain_reader(rd, g, M, 20000), M);
+  T_EQ_INT(g->bad, 0);
+  for (int i = 0; i < g->n; i++)
+    T_ASSERT(g->idx[i] >= N + M);
+  sr_kafka_reader_destroy(rd);
+
+  /* the whole-topic read of `train --brokers` */
+  int seen = 0;
+  T_EQ_INT(sr_kafka_read_topic(bs, "events", NULL, 0, count_cb, &seen, 20000, err, sizeof(err)),
+           N + 2 * M);
+  T_EQ_INT(seen, N + 2 * M);
+  /* an empty topic is at its end at once */
+  rc.topic = "recommendations";
+  rc.from_beginning = rc.to_end = 1;
+  T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_OK);
+  T_ASSERT(sr_kafka_reader_at_end(rd));
+  T_EQ_INT(sr_kafka_reader_next(rd, &m, 100, err, sizeof(err)), 0);
+  sr_kafka_reader_destroy(rd);
+
+  /* errors: a bad property is SR_ERR_CONF (before any request); a missing
+   * topic is not, and names the topic */
+  static const sr_kv_t bad[] = {{"fetch.wait.max.ms", "never"}};
+  rc.topic = "events";
+  rc.kafka = bad;
+  rc.n_kafka = 1;
+  T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_ERR_CONF);
+  T_ASSERT(rd == NULL);
+  T_ASSERT_MSG(strstr(err, "fetch.wait.max.ms") != NULL, "errstr: %s", err);
+  rc.kafka = NULL;
+  rc.n_kafka = 0;
+  rc.topic = "no-such-topic";
+  sr_err_t e = sr_kafka_reader_new(&rc, &rd, err, sizeof(err));
+  T_ASSERT(e != SR_OK && e != SR_ERR_CONF && rd == NULL);
+  T_ASSERT_MSG(strstr(err, "no-such-topic") != NULL, "errstr: %s", err);
+
+  sr_publish_destroy(p);
+  sr_broker_destroy(b);
+  sr_free(g);
+}
+
 TEST_MAIN(RUN(broker_metadata); RUN(conf_errors); RUN(produce_consume_commit); RUN(pause_resume);
           RUN(two_members_split_partitions); RUN(broker_down_holds_then_delivers);
-          RUN(broker_down_delivery_timeout); RUN(produce_errors_retried_without_duplicates))
+          RUN(broker_down_delivery_timeout); RUN(produce_errors_retried_without_duplicates);
+          RUN(topic_reader))
