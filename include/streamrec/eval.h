@@ -1,10 +1,10 @@
 /*
  * eval: offline evaluation of a model on an event history, using the
- * serving path's own arithmetic: user states are built by replaying events
- * through sr_model_step() with serve's rules (unknown items update nothing,
- * dt from the last applied event, FORGET resets the user), each user's
- * seen items by serve's filter (sr_seen_apply with conf->seen, serve's
- * state.seen.* options), and the model's lists come from serve's scorer
+ * serving path's own arithmetic: user states and seen items are built by
+ * replaying events through serve's rule itself, sr_user_step() (state.h:
+ * unknown items update nothing, dt from the last applied event, FORGET
+ * resets the user; the seen filter with conf->seen, serve's state.seen.*
+ * options), and the model's lists come from serve's scorer
  * (sr_scorer_run: micro-batched sgemm + top-K with the seen filter and
  * serve's tie rule): one filter and one scoring path, so a list eval
  * measures is the list serve publishes for the same events and options, up

@@ -1,8 +1,9 @@
 /*
- * metrics: renders the pipeline's counters in Prometheus text format.
+ * metrics: renders the pipeline's statistics in Prometheus text format.
  * Names follow streamrec_<stage>_<thing>_total; one function renders all,
- * so the set of metrics is documented in one place (docs/METRICS.md lists
- * them).
+ * from the statistics list (SR_PIPELINE_STATS in streamrec/pipeline.h) and
+ * this module's own metric table, and docs/METRICS.md is generated from the
+ * same descriptions (sr_metrics_markdown), so the two cannot drift.
  *
  * Thread: any (reads a stats snapshot).
  */
@@ -21,5 +22,10 @@
  * exposition lines. */
 void sr_metrics_render(const sr_pipeline_stats_t *s, const sr_model_t *m, int64_t uptime_ms,
                        sr_buf_t *out);
+
+/* Appends docs/METRICS.md (Markdown: the admin paths and one row per metric
+ * sr_metrics_render can serve, with its type and help) to out. Printed by
+ * `streamrec config --metrics-markdown`. */
+void sr_metrics_markdown(sr_buf_t *out);
 
 #endif

@@ -21,47 +21,41 @@
 #define STREAMREC_PIPELINE_H
 
 #include <stdint.h>
+#include "streamrec/conf.h"
 #include "streamrec/kafka.h"
 #include "streamrec/model.h"
 #include "streamrec/seen.h"
 
 typedef struct sr_pipeline_s sr_pipeline_t;
 
+/* Each field is set by the option named in its comment; defaults, ranges
+ * and meaning are in that option's row (sr_pipeline_conf_table,
+ * docs/CONFIGURATION.md), not repeated here. */
 typedef struct sr_pipeline_conf_s {
-  const char *brokers;      /* required */
-  const char *group;        /* consumer group, default "streamrec" */
-  const char *events_topic; /* default "events" */
-  const char *recs_topic;   /* default "recommendations" */
-  const char *dlq_topic;    /* default "events.dlq" */
-  const char *client_id;    /* default "streamrec" */
-  int k;                    /* items per recommendation, default 10 */
-  int batch_max;            /* users per scoring micro-batch, default 64 */
-  int batch_wait_us;        /* max wait to fill a batch, default 1000 */
-  sr_seen_conf_t seen;      /* the seen-item filter: what consumes an item, the
-                               re-consumption window and the bound per user
-                               (sr_seen_conf_defaults) */
-  int coalesce;             /* 1: a user's events within one micro-batch share one
-                               recommendation (for the newest); 0 (default): one
-                               recommendation per event */
-  int32_t event_schema_id;  /* default 1 */
-  int32_t rec_schema_id;    /* default 2 */
-  int commit_interval_ms;   /* default 500 */
-  int max_inflight_batches; /* back-pressure bound, default 4096 */
-  int idle_exit_ms;         /* >0: return from run after this long without input once
-                               at least one event was processed (demos, benches) */
+  const char *brokers;      /* required (no row: serve's `brokers` decides) */
+  const char *group;        /* group */
+  const char *events_topic; /* topic.events */
+  const char *recs_topic;   /* topic.recommendations */
+  const char *dlq_topic;    /* topic.dlq */
+  const char *client_id;    /* client.id */
+  int k;                    /* k */
+  int batch_max;            /* batch.max */
+  int batch_wait_us;        /* batch.wait.us */
+  sr_seen_conf_t seen;      /* state.seen.types, state.seen.window.ms, state.seen.max */
+  int coalesce;             /* batch.coalesce (1 true, 0 false) */
+  int32_t event_schema_id;  /* schema.id.event */
+  int32_t rec_schema_id;    /* schema.id.recommendation */
+  int commit_interval_ms;   /* commit.interval.ms */
+  int max_inflight_batches; /* inflight.batches.max */
+  int idle_exit_ms;         /* idle.exit.ms (demos, benches) */
   /* Input rules (docs/ARCHITECTURE.md "Input rules"); a violation is
-   * dead-lettered with INVALID_FIELD or KEY_MISMATCH. */
-  int id_max_bytes;        /* event_id, user_id, item_id, scenario: at most this many
-                              bytes, default 1024 */
-  int64_t future_max_ms;   /* timestamp at most this far ahead of the worker's clock,
-                              default 86400000 (1 day); never before 1970 */
-  int key_check;           /* 1 (default): the Kafka key must be the user_id */
-  int64_t users_max;       /* users one partition's state may hold, default and
-                              ceiling SR_STATE_USERS_MAX; events of new users past it
-                              are dead-lettered (STATE_FULL) */
-  int shutdown_timeout_ms; /* how long stop waits for outputs in flight, default
-                              10000; what is not delivered then is not committed */
-  int64_t max_events;      /* >0: stop after this many input messages */
+   * dead-lettered with INVALID_FIELD, KEY_MISMATCH or STATE_FULL. */
+  int id_max_bytes;        /* event.id.max.bytes */
+  int64_t future_max_ms;   /* event.time.future.max.ms */
+  int key_check;           /* event.key.check (1 true, 0 false) */
+  int64_t users_max;       /* state.partition.users.max (at most SR_STATE_USERS_MAX) */
+  int shutdown_timeout_ms; /* shutdown.timeout.ms */
+  int64_t max_events;      /* max.events */
   const sr_kv_t *kafka;    /* passed to both consumer and producer */
   int n_kafka;
   const sr_kv_t *kafka_consumer; /* consumer only, applied after `kafka` */
@@ -70,35 +64,102 @@ typedef struct sr_pipeline_conf_s {
   int n_kafka_producer;
 } sr_pipeline_conf_t;
 
+/* Option rows, defaults and ranges: written once, in the pipeline's rows of
+ * the option table (src/pipeline/pipeline_conf.c). `serve` builds its table
+ * from these rows plus its own; library callers start from the defaults.
+ *
+ * The pipeline's rows (name, type, default, range, help, flag): static
+ * storage; *n receives the count. Any thread. */
+const sr_conf_opt_t *sr_pipeline_conf_table(int *n);
+
+/* Fills *c with the table's defaults; brokers and the kafka lists are left
+ * unset, string fields point to static text. Any thread. */
 void sr_pipeline_conf_defaults(sr_pipeline_conf_t *c);
 
-/* Counters; a snapshot is consistent per field (relaxed atomics). */
+/* Fills *c from conf, whose table must hold the pipeline's rows (see
+ * sr_pipeline_conf_table): every field of a row, and the kafka,
+ * kafka.consumer and kafka.producer lists. Leaves brokers NULL (the caller
+ * decides where the brokers are). Strings and lists are borrowed from conf,
+ * valid until sr_conf_destroy(conf). Errors: SR_ERR_CONF (a value the
+ * table admits but the field cannot hold, e.g. an unknown seen type),
+ * naming the option. */
+sr_err_t sr_pipeline_conf_from(sr_pipeline_conf_t *c, const sr_conf_t *conf, char *errstr,
+                               size_t errsz);
+
+/* Checks *c against the table's ranges, the seen configuration and the
+ * presence of brokers; sr_pipeline_new() calls it. Returns SR_OK or
+ * SR_ERR_CONF with errstr naming the option ("batch.max: 0 is out of range
+ * 1..4096"). Any thread. */
+sr_err_t sr_pipeline_conf_check(const sr_pipeline_conf_t *c, char *errstr, size_t errsz);
+
+/* The statistics list, written once: it generates sr_pipeline_stats_t, the
+ * pipeline's atomic counters and their copy (sr_pipeline_stats), the
+ * /metrics exposition (metric name, # TYPE, # HELP; the value divided by
+ * `div`, e.g. ns to seconds) and docs/METRICS.md (sr_metrics_markdown).
+ *
+ *   X(field, kind, metric, div, help)
+ *
+ * kind is counter or gauge. SR_PIPELINE_STATS are uint64 atomics the
+ * pipeline thread adds to (STAT_ADD) or stores; SR_PIPELINE_STATS_CLOCK are
+ * int64 durations computed when the snapshot is taken. */
+#define SR_PIPELINE_STATS(X)                                                                       \
+  X(consumed, counter, "streamrec_ingest_messages_total", 1,                                       \
+    "Input messages consumed from the events topic.")                                              \
+  X(decoded, counter, "streamrec_decode_events_total", 1, "Valid UserEvents decoded.")             \
+  X(dlq, counter, "streamrec_decode_dead_letter_total", 1,                                         \
+    "Messages sent to the dead-letter topic.")                                                     \
+  X(rejected, counter, "streamrec_decode_rejected_total", 1,                                       \
+    "Events refused by the input rules (dead-lettered).")                                          \
+  X(unknown_items, counter, "streamrec_state_unknown_items_total", 1,                              \
+    "Events whose item is not in the model catalogue (state not updated).")                        \
+  X(forgotten, counter, "streamrec_state_forgotten_total", 1, "FORGET events applied.")            \
+  X(users, gauge, "streamrec_state_users", 1,                                                      \
+    "Users held in state (0 once partitions are revoked).")                                        \
+  X(users_peak, gauge, "streamrec_state_users_peak", 1, "Most users held in state at once.")       \
+  X(state_full, counter, "streamrec_state_full_total", 1,                                          \
+    "Events of new users refused because their partition's state was full "                        \
+    "(dead-lettered).")                                                                            \
+  X(seen_dropped, counter, "streamrec_state_seen_dropped_total", 1,                                \
+    "Consumed items forgotten by the per-user bound state.seen.max (the oldest first; "            \
+    "they may be recommended again).")                                                             \
+  X(coalesced, counter, "streamrec_score_coalesced_total", 1,                                      \
+    "Events merged into a later event of the same user in one micro-batch.")                       \
+  X(batches, counter, "streamrec_score_batches_total", 1, "Scoring micro-batches.")                \
+  X(score_ns, counter, "streamrec_score_seconds_total", 1e9,                                       \
+    "Time spent in batched scoring and top-K.")                                                    \
+  X(recs_sent, counter, "streamrec_publish_recommendations_total", 1,                              \
+    "Recommendations handed to the producer.")                                                     \
+  X(recs_delivered, counter, "streamrec_publish_delivered_total", 1,                               \
+    "Recommendations acknowledged by the broker.")                                                 \
+  X(delivery_failed, counter, "streamrec_publish_failed_total", 1,                                 \
+    "Outputs whose delivery failed permanently.")                                                  \
+  X(oversized, counter, "streamrec_publish_oversized_total", 1,                                    \
+    "Outputs over the producer's message.max.bytes (dead-lettered, or dead letters sent "          \
+    "truncated).")                                                                                 \
+  X(commits, counter, "streamrec_ingest_commits_total", 1, "Offset commits sent.")                 \
+  X(commit_failed, counter, "streamrec_ingest_commit_failed_total", 1,                             \
+    "Offset commits the broker refused; retried.")                                                 \
+  X(consume_errors, counter, "streamrec_ingest_consume_errors_total", 1,                           \
+    "Consumer errors reported for a partition (dead-lettered).")                                   \
+  X(revoke_dropped, counter, "streamrec_ingest_revoke_dropped_total", 1,                           \
+    "Messages released unprocessed because their partition was revoked meanwhile.")                \
+  X(assigned_partitions, gauge, "streamrec_ingest_assigned_partitions", 1,                         \
+    "Partitions of the events topic assigned to this worker.")
+
+#define SR_PIPELINE_STATS_CLOCK(X)                                                                 \
+  X(unassigned_ms, gauge, "streamrec_ingest_unassigned_seconds", 1e3,                              \
+    "Seconds without any assigned partition (0 while some are assigned).")                         \
+  X(kafka_down_ms, gauge, "streamrec_ingest_brokers_down_seconds", 1e3,                            \
+    "Seconds since the consumer reported all brokers down (0 when none is known).")
+
+/* A snapshot of the statistics; consistent per field (relaxed atomics). */
 typedef struct sr_pipeline_stats_s {
-  uint64_t consumed;       /* input messages taken from Kafka */
-  uint64_t decoded;        /* valid UserEvents */
-  uint64_t dlq;            /* messages sent to the dead-letter topic */
-  uint64_t unknown_items;  /* events whose item the model does not know */
-  uint64_t forgotten;      /* FORGET events applied */
-  uint64_t coalesced;      /* events merged into a later event of the same user in a batch
-                              (only with coalesce) */
-  uint64_t recs_sent;      /* recommendations handed to the producer */
-  uint64_t recs_delivered; /* recommendations acknowledged by the broker */
-  uint64_t delivery_failed;
-  uint64_t batches;
-  uint64_t commits;
-  uint64_t users;      /* users in state now (0 once partitions are revoked) */
-  uint64_t users_peak; /* most users held at once */
-  uint64_t score_ns;   /* time in scoring + top-K */
-  uint64_t assigned_partitions;
-  uint64_t consume_errors; /* per-partition consumer errors (dead-lettered) */
-  uint64_t rejected;       /* events refused by the input rules (dead-lettered) */
-  uint64_t oversized;      /* outputs over message.max.bytes (dead-lettered or truncated) */
-  uint64_t state_full;     /* events of new users refused by users_max (dead-lettered) */
-  uint64_t revoke_dropped; /* messages released unprocessed because their partition was
-                              revoked while they were being collected */
-  uint64_t seen_dropped;   /* seen entries dropped by the bound per user (seen.max) */
-  int64_t unassigned_ms;   /* ms without any assigned partition (0 while some are) */
-  int64_t kafka_down_ms;   /* ms since the consumer reported all brokers down (0 = none) */
+#define SR__STATS_U64(f, kind, metric, div, help) uint64_t f;
+#define SR__STATS_I64(f, kind, metric, div, help) int64_t f;
+  SR_PIPELINE_STATS(SR__STATS_U64)
+  SR_PIPELINE_STATS_CLOCK(SR__STATS_I64)
+#undef SR__STATS_U64
+#undef SR__STATS_I64
 } sr_pipeline_stats_t;
 
 /* Returns a new pipeline serving `model` (takes ownership on success; on

@@ -3,9 +3,11 @@
  * contiguous matrix and scores them against the catalogue in item blocks of
  * ~4 MB of scores (sr_model_score_range: one sgemm per block), keeping each
  * row's running top-K with the row's seen-item filter (rank/) while the
- * block is in cache. Results equal sr_model_score + sr_rank_topk over whole
- * rows. Buffers are allocated once at creation: the hot path allocates
- * nothing.
+ * block is in cache. Callers either pass pointers to states
+ * (sr_scorer_run: copied into the matrix) or write the states into the
+ * matrix rows themselves (sr_scorer_row + sr_scorer_run_rows: no copy). Results equal
+ * sr_model_score + sr_rank_topk over whole rows. Buffers are allocated once at creation: the hot
+ * path allocates nothing.
  *
  * Thread: a scorer belongs to one thread.
  */
@@ -26,6 +28,21 @@ void sr_scorer_destroy(sr_scorer_t *sc); /* accepts NULL */
  * catalogue or state size changed. Returns SR_OK or SR_ERR_NOMEM (the old
  * model stays in use then). */
 sr_err_t sr_scorer_set_model(sr_scorer_t *sc, const sr_model_t *m);
+
+/* Row i (0 <= i < max_batch) of the scorer's input matrix: state_size
+ * floats for the caller to fill with a user's state, so that a batch is
+ * written once, straight where sgemm reads it (serve's micro-batch does
+ * this), then scored by sr_scorer_run_rows. Contents stay until the row is
+ * written again (a run reads them only); sr_scorer_run overwrites rows.
+ * Borrowed: valid until sr_scorer_set_model (which may reallocate the
+ * matrix: refill after it) or sr_scorer_destroy. NULL when i is out of
+ * range. */
+float *sr_scorer_row(sr_scorer_t *sc, int i);
+
+/* Scores rows 0..n-1 of the input matrix as filled (n <= max_batch; more is
+ * clamped), with filters and outputs as sr_scorer_run. Allocation-free. */
+void sr_scorer_run_rows(sr_scorer_t *sc, int n, const int32_t *const *excl, const int *n_excl,
+                        int32_t *out_idx, float *out_score, int *out_cnt);
 
 /* Scores n (<= max_batch) users. states[u] points at state_size floats;
  * excl[u]/n_excl[u] are the items to filter for user u (may be NULL/0):

@@ -11,8 +11,9 @@
  * the user id (ids themselves are not stored: see docs/ARCHITECTURE.md for
  * the collision bound).
  *
- * Partitions are added on assignment and dropped on revocation, so a later
- * changelog restore can rebuild exactly the partitions a worker owns.
+ * Partitions are added on assignment and dropped on revocation, so that a
+ * changelog restore (not built yet: see sr_state_serialize) could rebuild
+ * exactly the partitions a worker owns.
  *
  * Thread: one state store belongs to the pipeline thread; no locks.
  */
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "streamrec/common.h"
+#include "streamrec/model.h"
 #include "streamrec/seen.h"
 
 typedef struct sr_state_s sr_state_t;
@@ -71,12 +73,39 @@ float *sr_user_vec(const sr_state_t *s, sr_user_t *u);
  * already advanced for this event). Returns the entries the bound dropped
  * (0 or 1), also counted in sr_state_seen_dropped(). */
 int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_t item, int64_t ts);
+/* The serve rule: one event applied to one user, written once and shared by
+ * serve (sr_user_apply) and every offline replay (eval), so that what eval
+ * measures is what serve would publish by construction.
+ *   - item < 0 (not in the model's catalogue): nothing changes;
+ *   - FORGET: the user starts over (m's initial state, clock 0, the seen
+ *     set cleared), what serve's forget + re-creation amounts to;
+ *   - otherwise: the model step with dt = ts - clock when clock > 0 and ts
+ *     is later, else 0; the clock advances to ts when later; the seen set
+ *     applies the event with rules sc and the new clock.
+ * m may be NULL (baselines replay without a model): h is then unused and
+ * may be NULL, the clock and the seen set follow the same rule. Returns the
+ * seen entries the bound dropped (0 or 1). Allocation-free but for the seen
+ * set's growth. Thread: the caller owns h, *clock and *seen. */
+int sr_user_step(const sr_model_t *m, const sr_seen_conf_t *sc, float *h, int64_t *clock,
+                 sr_seen_t *seen, sr_event_type_t type, int32_t item, float value, int64_t ts);
+/* sr_user_step on the record u of s (its vector, clock u->last_ts, seen
+ * set with the store's rules); an applied event (item >= 0, not FORGET)
+ * also counts in u->n_events; FORGET sets n_events to 0. Dropped seen
+ * entries are counted in sr_state_seen_dropped() too. Returns as
+ * sr_user_step. A record just created by sr_state_get needs
+ * sr_model_state_init on its vector first. */
+int sr_user_apply(sr_state_t *s, sr_user_t *u, const sr_model_t *m, sr_event_type_t type,
+                  int32_t item, float value, int64_t ts);
 const sr_seen_conf_t *sr_state_seen_conf(const sr_state_t *s);
 /* Seen entries dropped by the bound (state.seen.max) since creation. */
 uint64_t sr_state_seen_dropped(const sr_state_t *s);
 
-/* Serialises one user (for the changelog), little-endian, appended to out:
- * a 32-byte header, the state vector, then the seen set (sr_seen_serialize).
+/* Serialises one user, little-endian, appended to out: a 32-byte header,
+ * the state vector, then the seen set (sr_seen_serialize). The record
+ * format is for a state changelog that does not exist yet: nothing in
+ * serve writes or reads these records today (only tests/unit/0020 does),
+ * so a worker that gains a partition, or restarts, starts its users from
+ * the model's initial state and the events after the last commit.
  * restore creates/overwrites the user from one such record; n_items bounds
  * the seen items (the catalogue the record's indices refer to). Errors:
  * SR_ERR_TRUNCATED, SR_ERR_VERSION, SR_ERR_MODEL (another state size),

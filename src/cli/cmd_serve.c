@@ -5,11 +5,13 @@
  * starts the embedded broker in-process first, so the main job runs with no
  * setup.
  *
- * Options come from one typed table (sr_serve_opts) that also generates
- * --help and docs/CONFIGURATION.md; flags, a config file and -X key=value
- * all set the same keys, later ones winning.
+ * Options come from one typed table (serve's own rows in sr_serve_opts
+ * plus the pipeline's, sr_pipeline_conf_table) that also generates --help
+ * and docs/CONFIGURATION.md; flags, a config file and -X key=value all set
+ * the same keys, later ones winning.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,77 +25,19 @@
 #include "streamrec/pipeline.h"
 #include "streamrec/snapshot.h"
 
-#define I64MAX 9223372036854775807LL
-
-const sr_conf_opt_t sr_serve_opts[] = {
+/* serve's own rows; the pipeline's rows (topics, k, batching, input rules,
+ * commit and shutdown timing, ...) are the pipeline module's
+ * (sr_pipeline_conf_table), and sr_serve_table() joins the two. */
+static const sr_conf_opt_t sr_serve_opts[] = {
     {"brokers", SR_CONF_STR, NULL, 0, 0,
      "Kafka bootstrap servers; unset = start the embedded broker in-process", "brokers"},
     {"snapshot", SR_CONF_STR, NULL, 0, 0, "model snapshot file written by `streamrec train`",
      "snapshot"},
-    {"group", SR_CONF_STR, "streamrec", 0, 0, "consumer group id", "group"},
-    {"client.id", SR_CONF_STR, "streamrec", 0, 0, "Kafka client id", NULL},
-    {"topic.events", SR_CONF_STR, "events", 0, 0, "input topic of UserEvents", "events-topic"},
-    {"topic.recommendations", SR_CONF_STR, "recommendations", 0, 0,
-     "output topic of Recommendations", "recs-topic"},
-    {"topic.dlq", SR_CONF_STR, "events.dlq", 0, 0,
-     "dead-letter topic for undecodable input (original key/value + reason headers)", "dlq-topic"},
-    {"k", SR_CONF_INT, "10", 1, 1000, "items per recommendation", "k"},
-    {"batch.max", SR_CONF_INT, "64", 1, 4096, "users per scoring micro-batch (one sgemm)",
-     "batch-max"},
-    {"batch.wait.us", SR_CONF_INT, "1000", 0, 1000000,
-     "longest wait to fill a micro-batch once the first event arrived", "batch-wait-us"},
     {"blas.threads", SR_CONF_INT, "1", 0, 256,
      "OpenBLAS threads for scoring (0 = OpenBLAS's default: OPENBLAS_NUM_THREADS or all "
      "cores); 1 leaves the other cores to Kafka's client and broker threads "
      "(docs/PERFORMANCE.md: 2 threads on 2 cores lost to 1 end to end)",
      "blas-threads"},
-    {"batch.coalesce", SR_CONF_BOOL, "false", 0, 0,
-     "true: a user's events within one micro-batch get one recommendation, for the newest "
-     "(fewer outputs for bursty users); false: one recommendation per event",
-     "coalesce"},
-    {"state.seen.types", SR_CONF_STR, SR_SEEN_TYPES_DEFAULT, 0, 0,
-     "event types that consume their item (comma-separated); recommendations never "
-     "contain an item the user consumed (within state.seen.window.ms). FORGET clears "
-     "the user's items; IMPRESSION and SKIP are left out by default",
-     "seen-types"},
-    {"state.seen.window.ms", SR_CONF_INT, "0", 0, I64MAX,
-     "re-consumption window: an item consumed at t is excluded while the user's newest "
-     "event time is less than t + window; 0 = never recommended again",
-     "seen-window-ms"},
-    {"state.seen.max", SR_CONF_INT, SR_XSTR(SR_SEEN_MAX_DEFAULT), 1, SR_SEEN_MAX_LIMIT,
-     "consumed items remembered per user; past it the one consumed longest ago is "
-     "dropped (and may be recommended again; counted in "
-     "streamrec_state_seen_dropped_total)",
-     "seen-max"},
-    {"schema.id.event", SR_CONF_INT, "1", 0, 2147483647, "Confluent schema id of UserEvent",
-     "event-schema-id"},
-    {"schema.id.recommendation", SR_CONF_INT, "2", 0, 2147483647,
-     "Confluent schema id of Recommendation", "rec-schema-id"},
-    {"commit.interval.ms", SR_CONF_INT, "500", 1, 3600000,
-     "how often delivered progress is committed (also on revoke and shutdown)",
-     "commit-interval-ms"},
-    {"inflight.batches.max", SR_CONF_INT, "4096", 2, 1000000,
-     "micro-batches awaiting delivery before consumption waits (back-pressure)", NULL},
-    {"event.id.max.bytes", SR_CONF_INT, "1024", 1, 1000000,
-     "longest event_id, user_id, item_id or scenario accepted; longer events are "
-     "dead-lettered (INVALID_FIELD)",
-     NULL},
-    {"event.time.future.max.ms", SR_CONF_INT, "86400000", 0, I64MAX,
-     "latest event timestamp accepted, as ms past this worker's clock (timestamps before "
-     "1970 are always refused); later events are dead-lettered (INVALID_FIELD)",
-     NULL},
-    {"event.key.check", SR_CONF_BOOL, "true", 0, 0,
-     "true: an event whose Kafka key is not its user_id is dead-lettered (KEY_MISMATCH), "
-     "since a user's state lives in the partition of its key",
-     NULL},
-    {"state.partition.users.max", SR_CONF_INT, "67108863", 1, 67108863,
-     "users one input partition's state holds; events of further new users are "
-     "dead-lettered (STATE_FULL)",
-     NULL},
-    {"shutdown.timeout.ms", SR_CONF_INT, "10000", 0, 3600000,
-     "how long SIGINT/SIGTERM waits for outputs in flight; undelivered ones stay uncommitted "
-     "(a second signal stops at once)",
-     NULL},
     {"admin.addr", SR_CONF_STR, "127.0.0.1", 0, 0, "admin HTTP listen address", "admin-addr"},
     {"admin.port", SR_CONF_INT, "0", -1, 65535,
      "admin HTTP port for /metrics, /healthz, /readyz (0 = off, -1 = any free port)", "admin-port"},
@@ -107,19 +51,32 @@ const sr_conf_opt_t sr_serve_opts[] = {
      NULL},
     {"embedded.partitions", SR_CONF_INT, "4", 1, 1024,
      "partitions per topic of the embedded broker (without --brokers)", "partitions"},
-    {"idle.exit.ms", SR_CONF_INT, "0", 0, 86400000,
-     "exit after this long without input once events were processed (0 = never)", "idle-exit-ms"},
-    {"max.events", SR_CONF_INT, "0", 0, I64MAX,
-     "exit after this many input messages (0 = no limit)", "max-events"},
 };
-const int sr_serve_n_opts = (int)SR_ARRAY_SIZE(sr_serve_opts);
+static const int sr_serve_n_opts = (int)SR_ARRAY_SIZE(sr_serve_opts);
+
+/* serve's whole option table: its own rows, then the pipeline's. Returns a
+ * new array of *n rows (free with sr_free); sr_conf_new borrows it, so free
+ * it after sr_conf_destroy. */
+static sr_conf_opt_t *sr_serve_table(int *n) {
+  int np;
+  const sr_conf_opt_t *pipe = sr_pipeline_conf_table(&np);
+  sr_conf_opt_t *t = sr_malloc((size_t)(sr_serve_n_opts + np) * sizeof(*t));
+  memcpy(t, sr_serve_opts, (size_t)sr_serve_n_opts * sizeof(*t));
+  memcpy(t + sr_serve_n_opts, pipe, (size_t)np * sizeof(*t));
+  *n = sr_serve_n_opts + np;
+  return t;
+}
 
 typedef struct sr_serve_ctx_s {
   sr_pipeline_t *pipe;
   sr_loop_t *loop;
   sr_err_t result;
   char errstr[512];
-  volatile int done;
+  /* Set by the pipeline thread when sr_pipeline_run() returned (after it
+   * wrote result and errstr, which the release store publishes), read by
+   * the main thread (admin HTTP, signal handling). Atomic: a volatile int
+   * read and written by two threads is a data race. */
+  atomic_int done;
   int64_t started_ms;
   const char *brokers, *group; /* borrowed from the configuration */
 } sr_serve_ctx_t;
@@ -127,7 +84,7 @@ typedef struct sr_serve_ctx_s {
 static void *sr_serve_thread(void *arg) {
   sr_serve_ctx_t *ctx = arg;
   ctx->result = sr_pipeline_run(ctx->pipe, ctx->errstr, sizeof(ctx->errstr));
-  ctx->done = 1;
+  atomic_store_explicit(&ctx->done, 1, memory_order_release);
   sr_loop_wake(ctx->loop);
   return NULL;
 }
@@ -172,7 +129,10 @@ static void sr_serve_usage(FILE *f) {
           "event (coalesced per user within a micro-batch). Offsets are committed only after\n"
           "the recommendations are acknowledged. SIGINT/SIGTERM: finish, commit, leave.\n\n"
           "options:\n");
+  int np;
+  const sr_conf_opt_t *pipe = sr_pipeline_conf_table(&np);
   sr_conf_usage(sr_serve_opts, sr_serve_n_opts, f);
+  sr_conf_usage(pipe, np, f);
   fprintf(f, "  %-28s %s\n  %-28s %s\n", "--config FILE", "read key = value lines", "-X key=value",
           "set any key; kafka.X goes to both Kafka clients, kafka.consumer.X / kafka.producer.X to "
           "one");
@@ -191,11 +151,10 @@ int sr_serve_parse_args(sr_conf_t *conf, int argc, char **argv) {
     char flag[128];
     if (!strcmp(a, "-X")) {
       if (i + 1 >= argc) goto missing;
-      char *kv = sr_strdup(argv[++i]);
-      char *eq = strchr(kv, '=');
-      sr_err_t e = eq ? (*eq = 0, sr_conf_set(conf, kv, eq + 1, es, sizeof(es)))
-                      : sr_seterr(es, sizeof(es), SR_ERR_CONF, "-X expects key=value");
-      sr_free(kv);
+      sr_kv_list_t x = {0}; /* the one -X parser (common/sr_conf.c) */
+      sr_err_t e = sr_kv_list_add_arg(&x, argv[++i], es, sizeof(es));
+      if (e == SR_OK) e = sr_conf_set_from(conf, x.kv[0].key, x.kv[0].value, "-X", es, sizeof(es));
+      sr_kv_list_free(&x);
       if (e != SR_OK) goto bad;
       continue;
     }
@@ -234,7 +193,9 @@ bad:
 int sr_cmd_serve(int argc, char **argv) {
   int rc = 1;
   char es[512];
-  sr_conf_t *conf = sr_conf_new(sr_serve_opts, sr_serve_n_opts);
+  int n_opts;
+  sr_conf_opt_t *opts = sr_serve_table(&n_opts);
+  sr_conf_t *conf = sr_conf_new(opts, n_opts);
   sr_broker_t *broker = NULL;
   sr_model_t *model = NULL;
   sr_loop_t *loop = NULL;
@@ -245,6 +206,13 @@ int sr_cmd_serve(int argc, char **argv) {
   int prc = sr_serve_parse_args(conf, argc, argv);
   if (prc != 0) {
     rc = prc < 0 ? 0 : prc;
+    goto out;
+  }
+  /* kafka.* properties are librdkafka's to judge: ask it now, before the
+   * snapshot is read, and name the config line (or -X) of a bad one */
+  if (sr_kafka_conf_check(conf, es, sizeof(es)) != SR_OK) {
+    fprintf(stderr, "serve: %s\n", es);
+    rc = 2;
     goto out;
   }
   const char *snap = sr_conf_str(conf, "snapshot");
@@ -295,39 +263,12 @@ int sr_cmd_serve(int argc, char **argv) {
     goto out;
   }
 
-  sr_pipeline_conf_t pc;
-  sr_pipeline_conf_defaults(&pc);
-  pc.brokers = brokers;
-  pc.group = sr_conf_str(conf, "group");
-  pc.client_id = sr_conf_str(conf, "client.id");
-  pc.events_topic = sr_conf_str(conf, "topic.events");
-  pc.recs_topic = sr_conf_str(conf, "topic.recommendations");
-  pc.dlq_topic = sr_conf_str(conf, "topic.dlq");
-  pc.k = (int)sr_conf_int(conf, "k");
-  pc.batch_max = (int)sr_conf_int(conf, "batch.max");
-  pc.batch_wait_us = (int)sr_conf_int(conf, "batch.wait.us");
-  if (sr_seen_parse_types(sr_conf_str(conf, "state.seen.types"), &pc.seen.types, es, sizeof(es)) !=
-      SR_OK) {
+  sr_pipeline_conf_t pc; /* every pipeline row and the kafka.* keys; borrowed from conf */
+  if (sr_pipeline_conf_from(&pc, conf, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "serve: %s\n", es);
     goto out;
   }
-  pc.seen.window_ms = sr_conf_int(conf, "state.seen.window.ms");
-  pc.seen.max = (uint32_t)sr_conf_int(conf, "state.seen.max");
-  pc.coalesce = (int)sr_conf_int(conf, "batch.coalesce");
-  pc.event_schema_id = (int32_t)sr_conf_int(conf, "schema.id.event");
-  pc.rec_schema_id = (int32_t)sr_conf_int(conf, "schema.id.recommendation");
-  pc.commit_interval_ms = (int)sr_conf_int(conf, "commit.interval.ms");
-  pc.max_inflight_batches = (int)sr_conf_int(conf, "inflight.batches.max");
-  pc.idle_exit_ms = (int)sr_conf_int(conf, "idle.exit.ms");
-  pc.max_events = sr_conf_int(conf, "max.events");
-  pc.id_max_bytes = (int)sr_conf_int(conf, "event.id.max.bytes");
-  pc.future_max_ms = sr_conf_int(conf, "event.time.future.max.ms");
-  pc.key_check = (int)sr_conf_int(conf, "event.key.check");
-  pc.users_max = sr_conf_int(conf, "state.partition.users.max");
-  pc.shutdown_timeout_ms = (int)sr_conf_int(conf, "shutdown.timeout.ms");
-  pc.kafka = sr_conf_kafka(conf, SR_CONF_KAFKA_BOTH, &pc.n_kafka);
-  pc.kafka_consumer = sr_conf_kafka(conf, SR_CONF_KAFKA_CONSUMER, &pc.n_kafka_consumer);
-  pc.kafka_producer = sr_conf_kafka(conf, SR_CONF_KAFKA_PRODUCER, &pc.n_kafka_producer);
+  pc.brokers = brokers;
 
   if (sr_log_get_level() >= SR_LOG_INFO) {
     fprintf(stderr, "serve: effective configuration:\n");
@@ -413,37 +354,43 @@ out:
   sr_loop_destroy(loop);
   sr_broker_destroy(broker);
   sr_conf_destroy(conf);
+  sr_free(opts);
   return rc;
 }
 
 int sr_cmd_config(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--metrics-markdown")) {
+    sr_buf_t b;
+    sr_buf_init(&b);
+    sr_metrics_markdown(&b);
+    fwrite(b.data, 1, b.len, stdout);
+    sr_buf_free(&b);
+    return 0;
+  }
   if (argc > 1 && !strcmp(argv[1], "--markdown")) {
     printf("# Configuration reference\n\n"
-           "Generated by `streamrec config --markdown` from the option table in\n"
-           "`src/cli/cmd_serve.c`; do not edit by hand. Every key can be set in a config\n"
+           "Generated by `streamrec config --markdown` from the option tables in\n"
+           "`src/cli/cmd_serve.c` (serve's own rows) and `src/pipeline/pipeline_conf.c`\n"
+           "(the pipeline's rows, which are also the defaults of `sr_pipeline_conf_t`);\n"
+           "do not edit by hand. Every key can be set in a config\n"
            "file (`--config FILE`, lines of `key = value`), with `-X key=value`, or with\n"
            "the flag shown. Keys starting with `kafka.` are passed verbatim (without the\n"
            "prefix) to both Kafka clients (librdkafka properties); `kafka.consumer.X` and\n"
            "`kafka.producer.X` go to that client only. Unknown keys and\n"
-           "out-of-range values stop the worker at startup with `file:line: reason`.\n\n"
-           "Kafka client defaults chosen for latency first (override with `kafka.*`):\n\n"
-           "| client | property | value | why |\n|---|---|---|---|\n"
-           "| consumer | `enable.auto.commit` | `false` | offsets are committed by the pipeline "
-           "after delivery |\n"
-           "| consumer | `enable.auto.offset.store` | `false` | same |\n"
-           "| consumer | `auto.offset.reset` | `earliest` | a new group reads the whole topic |\n"
-           "| consumer | `fetch.wait.max.ms` | `10` (`1` with the embedded broker) | a fetch "
-           "returns quickly when the topic is quiet; the embedded (mock) broker holds empty "
-           "fetches for the whole wait |\n"
-           "| producer | `enable.idempotence` | `true` | no duplicates or reordering on retries |\n"
-           "| producer | `acks` | `all` | a recommendation counts as delivered only when "
-           "replicated |\n"
-           "| producer | `linger.ms` | `1` | batches form within a millisecond |\n\n");
+           "out-of-range values stop the worker at startup with `file:line: reason`; so do\n"
+           "`kafka.*` properties librdkafka refuses, before the snapshot is read.\n\n");
+    sr_kafka_defaults_markdown(stdout); /* the one table the clients use (src/kafka) */
+    int np;
+    const sr_conf_opt_t *pipe = sr_pipeline_conf_table(&np);
     sr_conf_markdown(sr_serve_opts, sr_serve_n_opts, "streamrec serve", stdout);
+    sr_conf_markdown(pipe, np, "streamrec serve: the pipeline", stdout);
     return 0;
   }
-  sr_conf_t *c = sr_conf_new(sr_serve_opts, sr_serve_n_opts);
+  int n_opts;
+  sr_conf_opt_t *opts = sr_serve_table(&n_opts);
+  sr_conf_t *c = sr_conf_new(opts, n_opts);
   sr_conf_dump(c, stdout);
   sr_conf_destroy(c);
+  sr_free(opts);
   return 0;
 }

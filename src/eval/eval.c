@@ -5,11 +5,11 @@
  * figure: docs/EVALUATION.md.
  *
  * Why it is built this way:
- *  - States come from replaying events through sr_model_step() with serve's
- *    exact rules (pipeline.c: unknown items update nothing; dt is the gap to
- *    the last applied event when positive, else 0; FORGET drops the user),
- *    each user's filter from sr_seen_apply() with serve's state.seen.* rules
- *    (conf->seen), and the model's lists from serve's scorer
+ *  - States and each user's filter come from replaying events through
+ *    serve's rule itself, sr_user_step() (state.h: the model step, the
+ *    user's clock and sr_seen_apply() with serve's state.seen.* rules,
+ *    conf->seen; unknown items update nothing; FORGET starts the user over),
+ *    and the model's lists from serve's scorer
  *    (sr_scorer_run()): what eval measures is what serve would have
  *    published, up to near-ties (scores within BLAS rounding of each other
  *    may order differently in calls of different shapes: tests/integration/
@@ -47,6 +47,7 @@
 #include "streamrec/rank.h"
 #include "streamrec/score.h"
 #include "streamrec/seen.h"
+#include "streamrec/state.h"
 
 #define SR_EVAL_MOD "eval"
 /* Cap of the score buffer of one micro-batch (floats): bounds memory for
@@ -225,18 +226,13 @@ static double sr_cat_ild(const sr_cat_t *c, const int32_t *list, int n) {
 }
 
 /* ------------------------------------------------------------------------
- * Serve's replay rules, shared by every protocol and sr_eval_user_topk().
+ * A user with no events yet: the model's initial state, clock 0. Every
+ * event is then applied with serve's rule itself, sr_user_step() (state.h),
+ * by every protocol and sr_eval_user_topk().
  * ---------------------------------------------------------------------- */
 static void sr_replay_reset(const sr_model_t *m, float *h, int64_t *last_ts) {
   if (m) sr_model_state_init(m, h);
   *last_ts = 0;
-}
-
-static void sr_replay_step(const sr_model_t *m, float *h, int64_t *last_ts, int32_t item,
-                           sr_event_type_t type, float value, int64_t ts) {
-  int64_t dt = *last_ts > 0 && ts > *last_ts ? ts - *last_ts : 0;
-  sr_model_step(m, h, item, type, value, dt);
-  if (ts > *last_ts) *last_ts = ts;
 }
 
 /* ------------------------------------------------------------------------
@@ -607,20 +603,12 @@ static sr_err_t sr_eval_run_loo(const sr_cat_t *cat, const sr_loo_t *L, const sr
       row_last[r] = -1;
       for (int64_t e = ds->user_off[u]; e < L->hend[u]; e++) {
         sr_event_type_t ty = (sr_event_type_t)ds->ev_type[e];
-        if (ty == SR_EV_FORGET) {
-          sr_replay_reset(m, h, &last_ts);
-          sr_seen_apply(&seen, &conf->seen, ty, -1, ds->ev_ts[e], last_ts);
+        int32_t it = ty == SR_EV_FORGET ? -1 : L->hmap[ds->ev_item[e]];
+        sr_user_step(m, &conf->seen, h, &last_ts, &seen, ty, it, ds->ev_value[e], ds->ev_ts[e]);
+        if (ty == SR_EV_FORGET)
           row_last[r] = -1;
-          continue;
-        }
-        int32_t it = L->hmap[ds->ev_item[e]];
-        if (it < 0) continue;
-        if (m)
-          sr_replay_step(m, h, &last_ts, it, ty, ds->ev_value[e], ds->ev_ts[e]);
-        else if (ds->ev_ts[e] > last_ts)
-          last_ts = ds->ev_ts[e];
-        sr_seen_apply(&seen, &conf->seen, ty, it, ds->ev_ts[e], last_ts);
-        row_last[r] = it;
+        else if (it >= 0)
+          row_last[r] = it;
       }
       row_off[r] = excl.n;
       sr_ivec_push_seen(&excl, &seen);
@@ -900,12 +888,10 @@ typedef struct sr_preq_s {
   const sr_model_t *m;
   int32_t n_cat;
   int ss, k, nb, B;
-  float *H;
-  sr_scorer_t *scorer;
+  sr_scorer_t *scorer; /* its input rows hold the pending rows' states */
   int32_t *row_target;
   size_t *row_off; /* B + 1: each row's filter in excl */
   sr_ivec_t excl;  /* the rows' seen items (copies: the sets change after) */
-  const float **st_ptrs;
   const int32_t **ex_ptrs;
   int *n_ex;
   int32_t *top_idx;
@@ -919,12 +905,10 @@ typedef struct sr_preq_s {
 static void sr_preq_flush(sr_preq_t *p) {
   if (!p->nb) return;
   for (int r = 0; r < p->nb; r++) {
-    p->st_ptrs[r] = p->H + (size_t)r * (size_t)p->ss;
     p->ex_ptrs[r] = p->excl.v + p->row_off[r];
     p->n_ex[r] = (int)(p->row_off[r + 1] - p->row_off[r]);
   }
-  sr_scorer_run(p->scorer, p->st_ptrs, p->nb, p->ex_ptrs, p->n_ex, p->top_idx, p->top_sc,
-                p->top_cnt);
+  sr_scorer_run_rows(p->scorer, p->nb, p->ex_ptrs, p->n_ex, p->top_idx, p->top_sc, p->top_cnt);
   for (int r = 0; r < p->nb; r++)
     if (sr_list_pos(p->top_idx + (size_t)r * (size_t)p->k, p->top_cnt[r], p->row_target[r]) >= 0)
       p->hits++;
@@ -975,9 +959,8 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     if ((size_t)B > cap) B = (int)cap;
     p.B = B;
     state = malloc(((size_t)ds->n_users + 1) * (size_t)p.ss * sizeof(float));
-    p.H = malloc((size_t)B * (size_t)p.ss * sizeof(float));
     p.scorer = sr_scorer_new(m, B, p.k);
-    if (!state || !p.H || !p.scorer) {
+    if (!state || !p.scorer) {
       err = sr_seterr(errstr, errsz, SR_ERR_NOMEM, "eval: out of memory for user states");
       goto out;
     }
@@ -986,7 +969,6 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     sr_ivec_reserve(&p.excl, 1); /* never NULL: rows point into it even when empty */
     p.row_target = sr_malloc((size_t)B * sizeof(int32_t));
     p.row_off = sr_malloc(((size_t)B + 1) * sizeof(size_t));
-    p.st_ptrs = sr_malloc((size_t)B * sizeof(*p.st_ptrs));
     p.ex_ptrs = sr_malloc((size_t)B * sizeof(*p.ex_ptrs));
     p.n_ex = sr_malloc((size_t)B * sizeof(int));
     p.top_idx = sr_malloc((size_t)B * (size_t)p.k * sizeof(int32_t));
@@ -1002,8 +984,7 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
     sr_event_type_t ty = (sr_event_type_t)ds->ev_type[e];
     float *h = m ? state + (size_t)u * (size_t)p.ss : NULL;
     if (ty == SR_EV_FORGET) {
-      sr_replay_reset(m, h, &last_ts[u]);
-      sr_seen_apply(&seen[u], &conf->seen, ty, -1, ds->ev_ts[e], last_ts[u]);
+      sr_user_step(m, &conf->seen, h, &last_ts[u], &seen[u], ty, -1, 0, ds->ev_ts[e]);
       continue;
     }
     int32_t it = map[ds->ev_item[e]];
@@ -1027,7 +1008,7 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
         }
         if (better < p.k) res->hits_pop++;
         if (m) {
-          memcpy(p.H + (size_t)p.nb * (size_t)p.ss, h, (size_t)p.ss * sizeof(float));
+          memcpy(sr_scorer_row(p.scorer, p.nb), h, (size_t)p.ss * sizeof(float));
           p.row_target[p.nb] = it;
           p.row_off[p.nb] = p.excl.n;
           if (n_seen) {
@@ -1040,14 +1021,8 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
         }
       }
     }
-    if (it >= 0) {
-      if (m)
-        sr_replay_step(m, h, &last_ts[u], it, ty, ds->ev_value[e], ds->ev_ts[e]);
-      else if (ds->ev_ts[e] > last_ts[u])
-        last_ts[u] = ds->ev_ts[e];
-      sr_seen_apply(&seen[u], &conf->seen, ty, it, ds->ev_ts[e], last_ts[u]);
-      pop[it]++;
-    }
+    sr_user_step(m, &conf->seen, h, &last_ts[u], &seen[u], ty, it, ds->ev_value[e], ds->ev_ts[e]);
+    if (it >= 0) pop[it]++;
     if (m && p.nb == B) sr_preq_flush(&p);
   }
   if (m) sr_preq_flush(&p);
@@ -1059,11 +1034,9 @@ sr_err_t sr_eval_prequential(const sr_model_t *m, const sr_dataset_t *events,
   err = SR_OK;
 out:
   free(state);
-  free(p.H);
   sr_scorer_destroy(p.scorer);
   sr_free(p.row_target);
   sr_free(p.row_off);
-  sr_free(p.st_ptrs);
   sr_free(p.ex_ptrs);
   sr_free(p.n_ex);
   sr_free(p.top_idx);
@@ -1195,15 +1168,10 @@ int sr_eval_user_topk(const sr_model_t *m, const sr_eval_event_t *evs, int n,
   }
   sr_replay_reset(m, h, &last_ts);
   for (int i = 0; i < n; i++) {
-    if (evs[i].type == SR_EV_FORGET) {
-      sr_replay_reset(m, h, &last_ts);
-      sr_seen_apply(&seen, &sc, evs[i].type, -1, evs[i].ts_ms, last_ts);
-      continue;
-    }
-    int32_t it = sr_model_item_lookup(m, evs[i].item.ptr, evs[i].item.len);
-    if (it < 0) continue;
-    sr_replay_step(m, h, &last_ts, it, evs[i].type, evs[i].value, evs[i].ts_ms);
-    sr_seen_apply(&seen, &sc, evs[i].type, it, evs[i].ts_ms, last_ts);
+    int32_t it = evs[i].type == SR_EV_FORGET
+                     ? -1
+                     : sr_model_item_lookup(m, evs[i].item.ptr, evs[i].item.len);
+    sr_user_step(m, &sc, h, &last_ts, &seen, evs[i].type, it, evs[i].value, evs[i].ts_ms);
   }
   uint32_t n_excl = sr_seen_count(&seen);
   excl = sr_malloc((size_t)(n_excl ? n_excl : 1) * sizeof(int32_t));

@@ -32,8 +32,11 @@
  *
  * The scorer owns two 64-byte-aligned buffers sized once: H (max_batch x
  * state_size, the gathered states, contiguous as sgemm wants them) and the
- * tile (max_batch rows of kp + tile items). sr_scorer_run allocates
- * nothing; results accumulate in the caller's output arrays.
+ * tile (max_batch rows of kp + tile items). sr_scorer_run gathers states
+ * into H; serve writes each state into its H row directly (sr_scorer_row)
+ * and runs sr_scorer_run_rows, so a state is copied once on its way from
+ * the user record to sgemm. Neither run allocates; results accumulate in
+ * the caller's output arrays.
  *
  * Batches larger than max_batch are accepted and scored in max_batch
  * slices (the header asks for n <= max_batch; this is only a safety net).
@@ -234,6 +237,17 @@ void sr_scorer_run(sr_scorer_t *sc, const float *const *states, int n, const int
     }
     run_slice(sc, b0, nb, excl, n_excl, out_idx, out_score, out_cnt);
   }
+}
+
+float *sr_scorer_row(sr_scorer_t *sc, int i) {
+  if (i < 0 || i >= sc->max_batch) return NULL;
+  return sc->H + (size_t)i * (size_t)sc->state_size;
+}
+
+void sr_scorer_run_rows(sr_scorer_t *sc, int n, const int32_t *const *excl, const int *n_excl,
+                        int32_t *out_idx, float *out_score, int *out_cnt) {
+  if (n > sc->max_batch) n = sc->max_batch;
+  if (n > 0) run_slice(sc, 0, n, excl, n_excl, out_idx, out_score, out_cnt);
 }
 
 int sr_scorer_k(const sr_scorer_t *sc) { return sc->k; }

@@ -393,6 +393,34 @@ int sr_user_seen_apply(sr_state_t *s, sr_user_t *u, sr_event_type_t type, int32_
   return dropped;
 }
 
+int sr_user_step(const sr_model_t *m, const sr_seen_conf_t *sc, float *h, int64_t *clock,
+                 sr_seen_t *seen, sr_event_type_t type, int32_t item, float value, int64_t ts) {
+  if (type == SR_EV_FORGET) {
+    if (m) sr_model_state_init(m, h);
+    *clock = 0;
+    return sr_seen_apply(seen, sc, type, -1, ts, 0); /* clears the set */
+  }
+  if (item < 0) return 0; /* unknown items update nothing */
+  if (m) {
+    int64_t dt = *clock > 0 && ts > *clock ? ts - *clock : 0;
+    sr_model_step(m, h, item, type, value, dt);
+  }
+  if (ts > *clock) *clock = ts;
+  return sr_seen_apply(seen, sc, type, item, ts, *clock);
+}
+
+int sr_user_apply(sr_state_t *s, sr_user_t *u, const sr_model_t *m, sr_event_type_t type,
+                  int32_t item, float value, int64_t ts) {
+  int dropped =
+      sr_user_step(m, &s->seen, sr_user_vec(s, u), &u->last_ts, &u->seen, type, item, value, ts);
+  if (type == SR_EV_FORGET)
+    u->n_events = 0;
+  else if (item >= 0)
+    u->n_events++;
+  s->seen_dropped += (uint64_t)dropped;
+  return dropped;
+}
+
 const sr_seen_conf_t *sr_state_seen_conf(const sr_state_t *s) { return &s->seen; }
 uint64_t sr_state_seen_dropped(const sr_state_t *s) { return s->seen_dropped; }
 

@@ -4,7 +4,9 @@
  *    gets its recommendation and everything is committed;
  *  - a permanent produce failure stops the worker with SR_ERR_DELIVERY and
  *    nothing is committed past it; a restart re-processes from the last
- *    commit so every event ends with a delivered recommendation.
+ *    commit so every event ends with a delivered recommendation;
+ *  - a commit the coordinator refuses is sent again (next interval, final
+ *    drain) until the group's position is the end of every partition.
  */
 #include "itest.h"
 
@@ -12,6 +14,10 @@
 #define APIKEY_PRODUCE 0
 #define KERR_NOT_LEADER 6     /* retriable */
 #define KERR_MSG_TOO_LARGE 10 /* not retriable */
+#define APIKEY_OFFSET_COMMIT 8
+#define KERR_COMMIT 12 /* OFFSET_METADATA_TOO_LARGE: not retried by the client, */
+                       /* so every one reaches the commit callback */
+#define KERR_COMMIT_FAILURES 4
 
 static int count_recs_per_event(const char *bs, const it_events_t *evs, int *seen, int max) {
   char es[256];
@@ -104,6 +110,55 @@ TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
   unlink(snap);
 }
 
+/* Defect: an async commit that failed was marked committed when it was
+ * sent, so it was never sent again, not even at shutdown, and the group's
+ * position stayed behind what was delivered. Now a position is committed
+ * only when the result says so: the first OffsetCommit requests fail while
+ * events flow, and the group still ends at the end of every partition. */
+TEST(failed_commits_are_sent_again) {
+  char es[512];
+  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
+  T_ASSERT_MSG(broker, "%s", es);
+  const char *bs = sr_broker_bootstrap(broker);
+  it_events_t evs;
+  it_events_make(&evs, 8, 20, 6, 17);
+  const char *snap = t_tmp_path("faults-commit.snap");
+  T_EQ_INT(it_snapshot(&evs, 8, snap), 0);
+  T_EQ_INT(it_produce_events(bs, &evs), evs.n);
+  sr_broker_push_errors(broker, APIKEY_OFFSET_COMMIT, KERR_COMMIT_FAILURES, KERR_COMMIT);
+  sr_pipeline_stats_t st;
+  sr_err_t e = it_run_pipeline(bs, snap, "g-commit", 1, 2000, &st, es, sizeof(es));
+  T_ASSERT_MSG(e == SR_OK, "run: %s", es);
+  T_EQ_INT(st.recs_delivered, evs.n);
+  int *seen = calloc((size_t)evs.n, sizeof(int));
+  count_recs_per_event(bs, &evs, seen, evs.n * 2);
+  for (int i = 0; i < evs.n; i++)
+    T_ASSERT_MSG(seen[i] == 1, "event %d: %d recs", i, seen[i]);
+  /* the end of each partition: one past the highest offset of its events */
+  it_msg_t *in = calloc((size_t)evs.n * 2, sizeof(*in));
+  int n_in = it_read_topic(bs, "events", evs.n * 2, 6000, in);
+  T_EQ_INT(n_in, evs.n);
+  int64_t end[N_PARTS] = {0};
+  for (int i = 0; i < n_in; i++)
+    if (in[i].partition >= 0 && in[i].partition < N_PARTS &&
+        in[i].offset + 1 > end[in[i].partition])
+      end[in[i].partition] = in[i].offset + 1;
+  int64_t committed[N_PARTS];
+  T_EQ_INT(it_committed(bs, "g-commit", N_PARTS, committed), 0);
+  for (int p = 0; p < N_PARTS; p++)
+    T_ASSERT_MSG(committed[p] == end[p], "partition %d committed %lld, end %lld", p,
+                 (long long)committed[p], (long long)end[p]);
+  /* and the faults did reach the pipeline (counted, each sent again) */
+  T_ASSERT_MSG(st.commit_failed >= N_PARTS, "%llu failed commit results: the fault did not bite",
+               (unsigned long long)st.commit_failed);
+  it_msgs_free(in, n_in);
+  free(in);
+  free(seen);
+  it_events_free(&evs);
+  sr_broker_destroy(broker);
+  unlink(snap);
+}
+
 /* ---- the recommendations leader down: two mock brokers, events and the
  * group coordinator on broker 1, the output topics' leaders on broker 2. */
 
@@ -188,7 +243,7 @@ typedef struct {
   sr_pipeline_t *p;
   sr_err_t result;
   char es[512];
-  volatile int done;
+  _Atomic int done; /* written by the run thread after result and es */
 } run_t;
 static void *run_main(void *arg) {
   run_t *r = arg;
@@ -273,5 +328,6 @@ TEST(abort_during_outage_is_immediate) { stop_during_outage(1); }
 
 TEST_MAIN(RUN(transient_produce_errors_lose_nothing);
           RUN(permanent_failure_stops_before_commit_and_restart_recovers);
+          RUN(failed_commits_are_sent_again);
           RUN(ring_full_with_output_leader_down_commits_nothing);
           RUN(stop_during_outage_is_bounded); RUN(abort_during_outage_is_immediate))

@@ -22,7 +22,7 @@ typedef struct {
   int revokes;                 /* revocations seen by A */
   int revoked[N_PARTS];        /* partitions revoked from A during the watched poll */
   int watching;
-  volatile int stop_b;
+  _Atomic int stop_b; /* set by the test thread, read by member b */
   const char *bs;
 } rev_t;
 

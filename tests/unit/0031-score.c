@@ -1,5 +1,7 @@
 /*
- * 0031-score: sr_scorer_run against a naive double-precision reference:
+ * 0031-score: sr_scorer_run (and its row variant, sr_scorer_row +
+ * sr_scorer_run_rows, which must agree with it bit for bit) against a
+ * naive double-precision reference:
  * S = H . item_out^T + item_bias computed in double, full sort of each
  * filtered row under the tie rule. Scores must agree within 1e-4 relative
  * (relative to sum |h_j * out_ij| + |bias_i|, the scale sgemm's rounding
@@ -332,5 +334,60 @@ TEST(tiled_equals_untiled) {
   T_ASSERT_MSG(parity_check(20000, 64, 256, 256, 10, 0, why, sizeof(why)), "d=64: %s", why);
 }
 
+/* The row API (serve's path: states written straight into the scorer's
+ * matrix) gives exactly what sr_scorer_run gives for the same states: one
+ * code path, same shape, so bit for bit; rows keep their contents across
+ * runs; out-of-range rows are NULL; n past max_batch is clamped. */
+TEST(rows_equal_run) {
+  char err[256] = "";
+  sr_model_t *m = make_model(24, 3000, err, sizeof(err));
+  T_ASSERT_MSG(m, "sr_model_new: %s", err);
+  const int B = 8, k = 7, d = 24;
+  sr_scorer_t *sc = sr_scorer_new(m, B, k);
+  T_ASSERT(sc);
+  T_ASSERT(sr_scorer_row(sc, -1) == NULL && sr_scorer_row(sc, B) == NULL);
+  float *st = malloc((size_t)B * d * sizeof(float));
+  const float *ptrs[8];
+  int32_t ex_store[8][5];
+  const int32_t *ex[8];
+  int nex[8];
+  for (int u = 0; u < B; u++) {
+    for (int j = 0; j < d; j++)
+      st[u * d + j] = frand();
+    ptrs[u] = st + (size_t)u * d;
+    nex[u] = u % 3 == 0 ? 0 : 5;
+    for (int e = 0; e < 5; e++)
+      ex_store[u][e] = (int32_t)(e * 600 + u * 7); /* ascending */
+    ex[u] = ex_store[u];
+  }
+  int32_t ai[8 * 7], bi[8 * 7];
+  float as[8 * 7], bs[8 * 7];
+  int ac[8], bc[8];
+  for (int n = 1; n <= B; n += 3) {
+    sr_scorer_run(sc, ptrs, n, ex, nex, ai, as, ac);
+    for (int u = 0; u < n; u++)
+      memcpy(sr_scorer_row(sc, u), ptrs[u], (size_t)d * sizeof(float));
+    sr_scorer_run_rows(sc, n, ex, nex, bi, bs, bc);
+    for (int u = 0; u < n; u++) {
+      T_EQ_INT(bc[u], ac[u]);
+      T_EQ_INT(bc[u], k);
+      T_ASSERT_MSG(!memcmp(ai + u * k, bi + u * k, (size_t)k * sizeof(int32_t)) &&
+                       !memcmp(as + u * k, bs + u * k, (size_t)k * sizeof(float)),
+                   "n=%d row %d differs", n, u);
+      for (int j = 0; j < k; j++)
+        for (int e = 0; e < nex[u]; e++)
+          T_ASSERT(bi[u * k + j] != ex[u][e]);
+    }
+    /* a second run over the same rows: same lists (a run does not change them) */
+    sr_scorer_run_rows(sc, n, ex, nex, ai, as, ac);
+    T_ASSERT(!memcmp(ai, bi, (size_t)n * k * sizeof(int32_t)));
+  }
+  sr_scorer_run_rows(sc, B + 5, ex, nex, bi, bs, bc); /* clamped to B rows */
+  T_EQ_INT(bc[B - 1], k);
+  free(st);
+  sr_scorer_destroy(sc);
+  sr_model_destroy(m);
+}
+
 TEST_MAIN(RUN(batch_vs_double_reference); RUN(k_beyond_catalogue); RUN(set_model);
-          RUN(tiled_equals_untiled))
+          RUN(tiled_equals_untiled); RUN(rows_equal_run))
