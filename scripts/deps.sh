@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages streamrec needs to build, test and demo.
 # Idempotent: does nothing when everything is present. Uses sudo when not root.
+# Everything a test needs is here, so that on CI no test skips (a skip fails
+# CI, scripts/ctest.sh):
+#   build:        cmake make gcc pkg-config and the -dev libraries
+#   TSan / ASan:  gcc's libtsan2 / libasan8 / libubsan1 come with gcc (12)
+#   fuzz_smoke:   clang libclang-rt-14-dev (libFuzzer)
+#   format-check: clang-format (Debian 12: 14)
+#   0210, 0220:   kcat;  0011, 0220: python3-avro;  0220: python3-kafka
+#   0220-0260:    python3 (/usr/bin/python3: JSON, HTTP, sockets)
+#   bench:        time
 set -euo pipefail
-PKGS="cmake make gcc pkg-config clang libclang-rt-14-dev
+PKGS="cmake make gcc pkg-config clang libclang-rt-14-dev clang-format
       librdkafka-dev libavro-dev libopenblas-dev libuv1-dev libroaring-dev
       libjansson-dev libxxhash-dev libhttp-parser-dev kcat python3 python3-avro python3-kafka time"
 missing=""

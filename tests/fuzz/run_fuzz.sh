@@ -4,6 +4,7 @@
 # (libFuzzer adds new inputs to the first corpus dir; the committed seeds
 # must not grow). Exits non-zero if a target fails to build or finds a crash,
 # sanitizer report, leak or oracle mismatch (the targets abort() on those).
+# Exits 77 (skipped) when clang is missing.
 #
 # Env: SR_SOURCE_DIR, SR_FUZZ_BUILD (set by CTest), SR_FUZZ_SECONDS (default 20, per target).
 set -u -o pipefail
@@ -13,8 +14,8 @@ build=${SR_FUZZ_BUILD:-$src/build-fuzz}
 secs=${SR_FUZZ_SECONDS:-20}
 
 if ! command -v clang >/dev/null; then
-  echo "fuzz_smoke: clang not found (libFuzzer needs clang)" >&2
-  exit 1
+  echo "SKIP: fuzz_smoke: clang not found (libFuzzer needs clang; scripts/deps.sh installs it)" >&2
+  exit 77
 fi
 
 mkdir -p "$build"

@@ -32,7 +32,7 @@ check_grep() { # name pattern file
   if grep -qE -- "$2" "$3"; then ok "$1"; else fail "$1: no /$2/ in $3:"; sed 's/^/    /' "$3" >&2; fi
 }
 
-command -v kcat >/dev/null || { echo "SKIP: kcat not installed"; exit 0; }
+command -v kcat >/dev/null || { echo "SKIP: kcat not installed (scripts/deps.sh installs it)"; exit 77; }
 
 # ---- usage contract
 set +e

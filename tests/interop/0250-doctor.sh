@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 ok() { echo "ok   $*"; }
-command -v python3 >/dev/null || { echo "SKIP: python3 not installed (needed to read JSON)"; exit 0; }
+command -v python3 >/dev/null || { echo "SKIP: python3 not installed (needed to read JSON)"; exit 77; }
 
 # Every run starts from a clean BLAS environment (the caller's shell may set
 # OPENBLAS_CORETYPE, as `make test`'s matrix does).

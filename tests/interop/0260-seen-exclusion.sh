@@ -12,6 +12,7 @@
 set -euo pipefail
 
 SR_BIN=${SR_BIN:?set SR_BIN to the streamrec binary}
+command -v python3 >/dev/null || { echo "SKIP: python3 not installed (needed to check the recommendations)"; exit 77; }
 T="${SR_TEST_TMP:-/tmp}/0260.$$"
 mkdir -p "$T"
 SPID=""
