@@ -106,7 +106,8 @@ struct sr_codec_s {
   int32_t ev_id, rec_id;
   avro_schema_t ev_schema, rec_schema;
   avro_value_iface_t *ev_iface, *rec_iface;
-  avro_value_t ev_in, ev_out, rec_in, rec_out; /* iface == NULL until created */
+  /* iface == NULL until created; a UserEvent is never read by Avro C (the walk decodes it) */
+  avro_value_t ev_out, rec_in, rec_out;
   avro_reader_t reader;
   avro_writer_t writer;
   sr_rec_item_t *items; /* lent out by sr_codec_decode_rec() */
@@ -150,7 +151,8 @@ static sr_err_t sr__check_schema(avro_schema_t s, const sr__field_t *f, size_t n
   return SR_OK;
 }
 
-/* Parses json into *schema and makes its generic class and two values. */
+/* Parses json into *schema and makes its generic class, the write value out and, unless in
+ * is NULL, a read value. */
 static sr_err_t sr__load(const char *json, const sr__field_t *f, size_t n, avro_schema_t *schema,
                          avro_value_iface_t **iface, avro_value_t *in, avro_value_t *out,
                          char *errstr, size_t errsz) {
@@ -161,7 +163,7 @@ static sr_err_t sr__load(const char *json, const sr__field_t *f, size_t n, avro_
   if (!(*iface = avro_generic_class_from_schema(*schema)))
     return sr_seterr(errstr, errsz, SR_ERR_FATAL, "schema %s: %s", avro_schema_name(*schema),
                      avro_strerror());
-  if (avro_generic_value_new(*iface, in) || avro_generic_value_new(*iface, out))
+  if ((in && avro_generic_value_new(*iface, in)) || avro_generic_value_new(*iface, out))
     return sr_seterr(errstr, errsz, SR_ERR_NOMEM, "schema %s: %s", avro_schema_name(*schema),
                      avro_strerror());
   return SR_OK;
@@ -174,7 +176,7 @@ sr_codec_t *sr_codec_new(int32_t event_schema_id, int32_t rec_schema_id, char *e
   c->rec_id = rec_schema_id;
   sr_buf_init(&c->scratch);
   if (sr__load(SR_SCHEMA_USER_EVENT_JSON, sr__ev_fields, SR__EV__CNT, &c->ev_schema, &c->ev_iface,
-               &c->ev_in, &c->ev_out, errstr, errsz) ||
+               NULL, &c->ev_out, errstr, errsz) ||
       sr__load(SR_SCHEMA_RECOMMENDATION_JSON, sr__rec_fields, SR__REC__CNT, &c->rec_schema,
                &c->rec_iface, &c->rec_in, &c->rec_out, errstr, errsz))
     goto fail;
@@ -197,7 +199,6 @@ static void sr__value_free(avro_value_t *v) {
 
 void sr_codec_destroy(sr_codec_t *c) {
   if (!c) return;
-  sr__value_free(&c->ev_in);
   sr__value_free(&c->ev_out);
   sr__value_free(&c->rec_in);
   sr__value_free(&c->rec_out);
