@@ -73,8 +73,8 @@ sr_err_t sr_pipeline_input_check(const sr_pipeline_conf_t *c, const sr_msg_t *m,
   return SR_OK;
 }
 
-void sr_dlq_headers(sr_dlq_headers_t *d, const sr_msg_t *m, const char *default_topic, sr_err_t why,
-                    const char *reason) {
+void sr_pipeline_dlq_headers(sr_pipeline_dlq_headers_t *d, const sr_msg_t *m,
+                             const char *default_topic, sr_err_t why, const char *reason) {
   snprintf(d->part, sizeof(d->part), "%d", (int)m->partition);
   snprintf(d->off, sizeof(d->off), "%lld", (long long)m->offset);
   snprintf(d->ts, sizeof(d->ts), "%lld", (long long)m->timestamp_ms);

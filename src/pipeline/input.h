@@ -32,13 +32,13 @@ sr_err_t sr_pipeline_input_check(const sr_pipeline_conf_t *c, const sr_msg_t *m,
  * value sizes). */
 #define SR_DLQ_HEADERS 6     /* headers of a whole dead letter */
 #define SR_DLQ_HEADERS_CUT 9 /* ... of a truncated one */
-typedef struct sr_dlq_headers_s {
+typedef struct sr_pipeline_dlq_headers_s {
   char part[16], off[24], ts[24], ksz[24], vsz[24];
   sr_header_t h[SR_DLQ_HEADERS_CUT];
-} sr_dlq_headers_t;
+} sr_pipeline_dlq_headers_t;
 /* Fills *d (its h[] point into *d, at why's static name and at reason and
  * the topic, which must outlive the send). */
-void sr_dlq_headers(sr_dlq_headers_t *d, const sr_msg_t *m, const char *default_topic, sr_err_t why,
-                    const char *reason);
+void sr_pipeline_dlq_headers(sr_pipeline_dlq_headers_t *d, const sr_msg_t *m,
+                             const char *default_topic, sr_err_t why, const char *reason);
 
 #endif

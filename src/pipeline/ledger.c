@@ -65,9 +65,9 @@ int sr_pipeline_ledger_full(const sr_pipeline_ledger_t *l) {
   return sr_pipeline_ledger_live(l) >= (uint64_t)l->ring_cap;
 }
 
-sr_lbatch_t *sr_pipeline_ledger_open(sr_pipeline_ledger_t *l) {
+sr_pipeline_ledger_batch_t *sr_pipeline_ledger_open(sr_pipeline_ledger_t *l) {
   if (l->corrupt || sr_pipeline_ledger_full(l)) return NULL;
-  sr_lbatch_t *b = &l->ring[l->next % (uint64_t)l->ring_cap];
+  sr_pipeline_ledger_batch_t *b = &l->ring[l->next % (uint64_t)l->ring_cap];
   b->seq = l->next++;
   b->pending = 1; /* seal */
   b->failed = 0;
@@ -75,14 +75,14 @@ sr_lbatch_t *sr_pipeline_ledger_open(sr_pipeline_ledger_t *l) {
   return b;
 }
 
-sr_lbatch_t *sr_pipeline_ledger_batch(sr_pipeline_ledger_t *l, uint64_t seq) {
+sr_pipeline_ledger_batch_t *sr_pipeline_ledger_batch(sr_pipeline_ledger_t *l, uint64_t seq) {
   if (seq < l->head || seq >= l->next) return NULL;
-  sr_lbatch_t *b = &l->ring[seq % (uint64_t)l->ring_cap];
+  sr_pipeline_ledger_batch_t *b = &l->ring[seq % (uint64_t)l->ring_cap];
   return b->seq == seq ? b : NULL;
 }
 
-sr_err_t sr_pipeline_ledger_note(sr_pipeline_ledger_t *l, sr_lbatch_t *b, int32_t part,
-                                 int64_t offset) {
+sr_err_t sr_pipeline_ledger_note(sr_pipeline_ledger_t *l, sr_pipeline_ledger_batch_t *b,
+                                 int32_t part, int64_t offset) {
   const sr_pipeline_ledger_pos_t *pp = sr_pipeline_ledger_pos(l, part);
   if (!pp || !pp->active) return SR_ERR_STATE;
   for (int i = 0; i < b->n_parts; i++) {
@@ -99,7 +99,7 @@ sr_err_t sr_pipeline_ledger_note(sr_pipeline_ledger_t *l, sr_lbatch_t *b, int32_
 
 sr_err_t sr_pipeline_ledger_retire(sr_pipeline_ledger_t *l) {
   while (l->head < l->next) {
-    sr_lbatch_t *b = &l->ring[l->head % (uint64_t)l->ring_cap];
+    sr_pipeline_ledger_batch_t *b = &l->ring[l->head % (uint64_t)l->ring_cap];
     if (l->corrupt || b->seq != l->head) {
       /* A slot overwritten while live would commit offsets whose outputs
        * were never delivered: refuse to retire anything ever again. */

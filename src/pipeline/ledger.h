@@ -45,13 +45,13 @@ typedef struct sr_pipeline_ledger_part_s {
 } sr_pipeline_ledger_part_t;
 
 /* One batch record (a ring slot). */
-typedef struct sr_lbatch_s {
+typedef struct sr_pipeline_ledger_batch_s {
   uint64_t seq;
   int pending; /* outputs not yet acknowledged + 1 seal reference */
   int failed;
   int n_parts;
   sr_pipeline_ledger_part_t *parts; /* [parts_max], preallocated */
-} sr_lbatch_t;
+} sr_pipeline_ledger_batch_t;
 
 typedef struct sr_pipeline_ledger_pos_s {
   int active;
@@ -62,7 +62,7 @@ typedef struct sr_pipeline_ledger_pos_s {
 } sr_pipeline_ledger_pos_t;
 
 typedef struct sr_pipeline_ledger_s {
-  sr_lbatch_t *ring;
+  sr_pipeline_ledger_batch_t *ring;
   int ring_cap;
   int parts_max;
   uint64_t head;                 /* oldest live batch */
@@ -87,28 +87,28 @@ void sr_pipeline_ledger_destroy(sr_pipeline_ledger_t *l); /* accepts NULL */
  * the ring is full (every slot holds a live batch: retire, or wait for
  * delivery reports and retry) or after the ring was found corrupt. The
  * record is borrowed, valid until it retires. */
-sr_lbatch_t *sr_pipeline_ledger_open(sr_pipeline_ledger_t *l);
+sr_pipeline_ledger_batch_t *sr_pipeline_ledger_open(sr_pipeline_ledger_t *l);
 /* 1 when every slot holds a live batch. */
 int sr_pipeline_ledger_full(const sr_pipeline_ledger_t *l);
 /* Live batches (opened, not retired). */
 uint64_t sr_pipeline_ledger_live(const sr_pipeline_ledger_t *l);
 /* The live batch of sequence seq, or NULL (retired, never opened, or its
  * slot holds another sequence). */
-sr_lbatch_t *sr_pipeline_ledger_batch(sr_pipeline_ledger_t *l, uint64_t seq);
+sr_pipeline_ledger_batch_t *sr_pipeline_ledger_batch(sr_pipeline_ledger_t *l, uint64_t seq);
 /* Notes that message (partition, offset) belongs to b: the batch's next
  * offset for the partition becomes at least offset + 1, recorded for the
  * partition's current ownership. Returns SR_OK, SR_ERR_STATE when the
  * partition is not active (nothing noted: never commit for a partition we
  * do not own), or SR_ERR_INVALID_ARG when b already names parts_max other
  * partitions. */
-sr_err_t sr_pipeline_ledger_note(sr_pipeline_ledger_t *l, sr_lbatch_t *b, int32_t partition,
-                                 int64_t offset);
+sr_err_t sr_pipeline_ledger_note(sr_pipeline_ledger_t *l, sr_pipeline_ledger_batch_t *b,
+                                 int32_t partition, int64_t offset);
 /* One more reference on b (an output was handed to the producer). */
-static inline void sr_pipeline_ledger_hold(sr_lbatch_t *b) { b->pending++; }
+static inline void sr_pipeline_ledger_hold(sr_pipeline_ledger_batch_t *b) { b->pending++; }
 /* Drops one reference (a delivery report, or the seal). */
-static inline void sr_pipeline_ledger_release(sr_lbatch_t *b) { b->pending--; }
+static inline void sr_pipeline_ledger_release(sr_pipeline_ledger_batch_t *b) { b->pending--; }
 /* Marks b failed: it never retires, nothing at or after it is committed. */
-static inline void sr_pipeline_ledger_fail(sr_lbatch_t *b) { b->failed = 1; }
+static inline void sr_pipeline_ledger_fail(sr_pipeline_ledger_batch_t *b) { b->failed = 1; }
 /* Retires finished batches in order, moving committable positions of the
  * partitions still owned by the ownership that noted them. Returns SR_OK,
  * or SR_ERR_STATE when a slot holds a sequence other than the one due

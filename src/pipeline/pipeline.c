@@ -90,9 +90,10 @@ int sr_pipeline_stopping(sr_pipeline_t *p) {
  * another error, after which the batch is failed (nothing at or after it is
  * committed): a permanent producer error (recorded as fatal) or a stop that
  * came while the queue was full (SR_ERR_STATE). */
-static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_lbatch_t *b, int is_dlq, const char *topic,
-                                 const void *key, size_t klen, const void *val, size_t vlen,
-                                 const sr_header_t *hdrs, int nh, char *es, size_t essz) {
+static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_pipeline_ledger_batch_t *b, int is_dlq,
+                                 const char *topic, const void *key, size_t klen, const void *val,
+                                 size_t vlen, const sr_header_t *hdrs, int nh, char *es,
+                                 size_t essz) {
   for (;;) {
     sr_err_t e = sr_publish_send(p->publish, topic, -1, key, klen, val, vlen, hdrs, nh,
                                  (void *)(uintptr_t)((b->seq << 1) | (uint64_t)is_dlq), es, essz);
@@ -118,11 +119,11 @@ static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_lbatch_t *b, int is_dlq, c
  * A dead letter larger than the producer accepts goes out with its key and
  * value cut to SR_DLQ_KEY_KEEP / SR_DLQ_VALUE_KEEP bytes (then with neither)
  * and headers giving the original sizes: it is never given up for size. */
-static void sr_pipeline_dlq(sr_pipeline_t *p, sr_lbatch_t *b, const sr_msg_t *m, sr_err_t why,
-                            const char *reason) {
+static void sr_pipeline_dlq(sr_pipeline_t *p, sr_pipeline_ledger_batch_t *b, const sr_msg_t *m,
+                            sr_err_t why, const char *reason) {
   char es[256];
-  sr_dlq_headers_t d;
-  sr_dlq_headers(&d, m, p->events_topic, why, reason);
+  sr_pipeline_dlq_headers_t d;
+  sr_pipeline_dlq_headers(&d, m, p->events_topic, why, reason);
   sr_log_debug(SR_PIPE_MOD, "dead-letter %s[%d]@%lld: %s", m->topic ? m->topic : p->events_topic,
                (int)m->partition, (long long)m->offset, reason);
   size_t klen = m->key ? m->key_len : 0, vlen = m->value ? m->len : 0;
@@ -188,7 +189,8 @@ static sr_err_t sr_pipeline_apply(sr_pipeline_t *p, const sr_msg_t *m, int mi, c
 /* Scores the batch's rows and publishes one Recommendation each; msgs are
  * the batch's input messages (a row whose recommendation cannot be
  * encoded or sent for size dead-letters its event instead). */
-static void sr_pipeline_flush_rows(sr_pipeline_t *p, sr_lbatch_t *b, const sr_msg_t *msgs) {
+static void sr_pipeline_flush_rows(sr_pipeline_t *p, sr_pipeline_ledger_batch_t *b,
+                                   const sr_msg_t *msgs) {
   int64_t t0 = sr_mono_ns();
   int n = sr_pipeline_batch_score(p->rows);
   if (n == 0) return;
@@ -237,7 +239,7 @@ static void sr_pipeline_skip_log(sr_pipeline_t *p, const sr_msg_t *m) {
 }
 
 static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
-  sr_lbatch_t *b = sr_pipeline_open(p);
+  sr_pipeline_ledger_batch_t *b = sr_pipeline_open(p);
   if (!b) return; /* fatal or stopping with the ring full: nothing processed or committed */
   sr_pipeline_batch_reset(p->rows);
   for (int i = 0; i < n && !b->failed; i++) {

@@ -33,7 +33,7 @@ void sr_pipeline_on_delivery(void *opaque, void *msg_opaque, sr_err_t err, const
   sr_pipeline_t *p = opaque;
   uint64_t tag = (uint64_t)(uintptr_t)msg_opaque;
   uint64_t seq = tag >> 1; /* low bit: 1 = dead letter, 0 = recommendation */
-  sr_lbatch_t *b = sr_pipeline_ledger_batch(p->ledger, seq);
+  sr_pipeline_ledger_batch_t *b = sr_pipeline_ledger_batch(p->ledger, seq);
   if (!b) {
     sr_log_error(SR_PIPE_MOD, "delivery report for unknown batch %llu", (unsigned long long)seq);
     return;
@@ -121,7 +121,7 @@ void sr_pipeline_drain(sr_pipeline_t *p, int final) {
  * is full: this is the back-pressure point. The wait ends when the oldest
  * batch retires, or with NULL on a fatal error or stop: the slot of a live
  * batch is never reused (its messages then stay uncommitted). */
-sr_lbatch_t *sr_pipeline_open(sr_pipeline_t *p) {
+sr_pipeline_ledger_batch_t *sr_pipeline_open(sr_pipeline_t *p) {
   while (sr_pipeline_ledger_full(p->ledger)) {
     if (p->fatal != SR_OK || sr_pipeline_stopping(p)) return NULL;
     sr_publish_poll(p->publish, 10);

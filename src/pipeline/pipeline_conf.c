@@ -41,7 +41,7 @@ typedef enum {
   SR_PF_U32,   /* uint32_t */
   SR_PF_BOOL,  /* int, 1 or 0 */
   SR_PF_TYPES, /* uint32_t mask of event types (sr_seen_parse_types) */
-} sr_pf_kind_t;
+} sr_pipeline_conf_kind_t;
 
 /* C type of each kind, for the build-time check that a row's field has it. */
 #define SR_PF_CTYPE_SR_PF_STR const char *
@@ -130,7 +130,7 @@ static const sr_conf_opt_t sr_pipeline_opts[] = {SR_PIPELINE_OPTS(SR__OPT_ROW)};
 
 typedef struct sr_pipeline_field_s {
   size_t off;
-  sr_pf_kind_t kind;
+  sr_pipeline_conf_kind_t kind;
 } sr_pipeline_field_t;
 
 #define SR__OPT_FIELD(field, kind, name, type, def, min, max, help, flag)                          \

@@ -71,7 +71,7 @@ int sr_pipeline_stopping(sr_pipeline_t *p); /* stop or abort asked */
 void sr_pipeline_retire(sr_pipeline_t *p);
 /* Opens a batch record, waiting while the ring is full (back-pressure);
  * NULL on a fatal error or a stop during the wait. */
-sr_lbatch_t *sr_pipeline_open(sr_pipeline_t *p);
+sr_pipeline_ledger_batch_t *sr_pipeline_open(sr_pipeline_t *p);
 /* Commits the ledger's plan (sync: blocking, and everything not confirmed). */
 void sr_pipeline_commit(sr_pipeline_t *p, int sync);
 /* Waits for outputs in flight, then commits synchronously (final: at

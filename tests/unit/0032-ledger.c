@@ -9,8 +9,9 @@
 #include "pipeline/ledger.h"
 
 /* One finished batch: notes [lo, hi] of partition part, no outputs. */
-static sr_lbatch_t *batch_of(sr_pipeline_ledger_t *l, int32_t part, int64_t lo, int64_t hi) {
-  sr_lbatch_t *b = sr_pipeline_ledger_open(l);
+static sr_pipeline_ledger_batch_t *batch_of(sr_pipeline_ledger_t *l, int32_t part, int64_t lo,
+                                            int64_t hi) {
+  sr_pipeline_ledger_batch_t *b = sr_pipeline_ledger_open(l);
   if (!b) return NULL;
   for (int64_t o = lo; o <= hi; o++)
     if (sr_pipeline_ledger_note(l, b, part, o) != SR_OK) return NULL;
@@ -37,7 +38,7 @@ TEST(out_of_order_acks) {
   sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(8, 4);
   sr_pipeline_ledger_assign(l, 0);
   sr_pipeline_ledger_assign(l, 1);
-  sr_lbatch_t *a = sr_pipeline_ledger_open(l);
+  sr_pipeline_ledger_batch_t *a = sr_pipeline_ledger_open(l);
   T_ASSERT(a != NULL);
   for (int o = 0; o < 5; o++)
     T_EQ_INT(sr_pipeline_ledger_note(l, a, 0, o), SR_OK);
@@ -47,7 +48,7 @@ TEST(out_of_order_acks) {
   for (int i = 0; i < 3; i++)
     sr_pipeline_ledger_hold(a);  /* three outputs */
   sr_pipeline_ledger_release(a); /* seal */
-  sr_lbatch_t *b = sr_pipeline_ledger_open(l);
+  sr_pipeline_ledger_batch_t *b = sr_pipeline_ledger_open(l);
   for (int o = 5; o < 10; o++)
     T_EQ_INT(sr_pipeline_ledger_note(l, b, 0, o), SR_OK);
   sr_pipeline_ledger_hold(b);
@@ -90,13 +91,13 @@ TEST(poisoned_batch) {
   sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(8, 4);
   sr_pipeline_ledger_assign(l, 0);
   sr_pipeline_ledger_assign(l, 3);
-  sr_lbatch_t *ok = batch_of(l, 0, 0, 9);
+  sr_pipeline_ledger_batch_t *ok = batch_of(l, 0, 0, 9);
   sr_pipeline_ledger_release(ok);
-  sr_lbatch_t *bad = batch_of(l, 0, 10, 19);
+  sr_pipeline_ledger_batch_t *bad = batch_of(l, 0, 10, 19);
   T_EQ_INT(sr_pipeline_ledger_note(l, bad, 3, 7), SR_OK);
   sr_pipeline_ledger_hold(bad);
   sr_pipeline_ledger_release(bad); /* seal */
-  sr_lbatch_t *after = batch_of(l, 3, 8, 20);
+  sr_pipeline_ledger_batch_t *after = batch_of(l, 3, 8, 20);
   sr_pipeline_ledger_release(after);
   /* the delivery of bad's output fails permanently */
   sr_pipeline_ledger_fail(bad);
@@ -124,7 +125,7 @@ TEST(revoke_and_reassign) {
   sr_pipeline_ledger_assign(l, 1);
   T_ASSERT(sr_pipeline_ledger_active(l, 0) && sr_pipeline_ledger_active(l, 1));
   T_ASSERT(!sr_pipeline_ledger_active(l, 2) && !sr_pipeline_ledger_active(l, -1));
-  sr_lbatch_t *b = batch_of(l, 0, 0, 4);
+  sr_pipeline_ledger_batch_t *b = batch_of(l, 0, 0, 4);
   T_EQ_INT(sr_pipeline_ledger_note(l, b, 1, 0), SR_OK);
   sr_pipeline_ledger_release(b);
   T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
@@ -132,7 +133,7 @@ TEST(revoke_and_reassign) {
   sr_pipeline_ledger_commit_sent(l, parts, offs, 2);
 
   /* a batch of partition 0 still in flight when 0 is revoked */
-  sr_lbatch_t *old = batch_of(l, 0, 5, 9);
+  sr_pipeline_ledger_batch_t *old = batch_of(l, 0, 5, 9);
   sr_pipeline_ledger_hold(old);
   sr_pipeline_ledger_release(old); /* seal */
   T_EQ_INT(sr_pipeline_ledger_revoke(l, 0), 1);
@@ -146,7 +147,7 @@ TEST(revoke_and_reassign) {
   T_EQ_INT(sr_pipeline_ledger_commit_result(l, 1, 1, SR_OK), 0);
   T_EQ_INT(committed(l, 1), 1);
   /* messages of a partition we do not own are never noted */
-  sr_lbatch_t *c = sr_pipeline_ledger_open(l);
+  sr_pipeline_ledger_batch_t *c = sr_pipeline_ledger_open(l);
   T_EQ_INT(sr_pipeline_ledger_note(l, c, 0, 10), SR_ERR_STATE);
   T_EQ_INT(c->n_parts, 0);
   sr_pipeline_ledger_release(c);
@@ -162,7 +163,8 @@ TEST(revoke_and_reassign) {
   T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
   T_EQ_INT(committable(l, 0), -1);
   T_EQ_INT(sr_pipeline_ledger_plan(l, 1, &parts, &offs), 0);
-  sr_lbatch_t *d = batch_of(l, 0, 3, 6); /* the new owner reads from the last commit */
+  sr_pipeline_ledger_batch_t *d =
+      batch_of(l, 0, 3, 6); /* the new owner reads from the last commit */
   sr_pipeline_ledger_release(d);
   T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
   T_EQ_INT(committable(l, 0), 7);
@@ -177,7 +179,7 @@ TEST(async_commit_failure_is_sent_again) {
   const int32_t *parts;
   const int64_t *offs;
   sr_pipeline_ledger_assign(l, 2);
-  sr_lbatch_t *b = batch_of(l, 2, 0, 41);
+  sr_pipeline_ledger_batch_t *b = batch_of(l, 2, 0, 41);
   sr_pipeline_ledger_release(b);
   T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
   T_EQ_INT(sr_pipeline_ledger_plan(l, 0, &parts, &offs), 1);
@@ -245,7 +247,7 @@ TEST(sync_commit_sends_what_is_in_flight) {
   const int64_t *offs;
   sr_pipeline_ledger_assign(l, 0);
   sr_pipeline_ledger_assign(l, 1);
-  sr_lbatch_t *b = batch_of(l, 0, 0, 2);
+  sr_pipeline_ledger_batch_t *b = batch_of(l, 0, 0, 2);
   T_EQ_INT(sr_pipeline_ledger_note(l, b, 1, 8), SR_OK);
   sr_pipeline_ledger_release(b);
   T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
@@ -266,7 +268,7 @@ TEST(sync_commit_sends_what_is_in_flight) {
 TEST(ring_full) {
   sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(3, 2);
   sr_pipeline_ledger_assign(l, 0);
-  sr_lbatch_t *b[3];
+  sr_pipeline_ledger_batch_t *b[3];
   for (int i = 0; i < 3; i++) {
     T_ASSERT(!sr_pipeline_ledger_full(l));
     b[i] = batch_of(l, 0, i * 10, i * 10 + 9);
@@ -287,7 +289,7 @@ TEST(ring_full) {
   T_EQ_INT(committable(l, 0), 30);
   T_EQ_INT(sr_pipeline_ledger_live(l), 0);
   /* the ring wraps: slot 0 holds sequence 3 */
-  sr_lbatch_t *n = sr_pipeline_ledger_open(l);
+  sr_pipeline_ledger_batch_t *n = sr_pipeline_ledger_open(l);
   T_ASSERT(n == b[0]);
   T_EQ_INT(n->seq, 3);
   T_EQ_INT(n->pending, 1);
@@ -300,7 +302,7 @@ TEST(too_many_partitions) {
   sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(2, 2);
   for (int p = 0; p < 3; p++)
     sr_pipeline_ledger_assign(l, p);
-  sr_lbatch_t *b = sr_pipeline_ledger_open(l);
+  sr_pipeline_ledger_batch_t *b = sr_pipeline_ledger_open(l);
   T_EQ_INT(sr_pipeline_ledger_note(l, b, 0, 1), SR_OK);
   T_EQ_INT(sr_pipeline_ledger_note(l, b, 1, 1), SR_OK);
   T_EQ_INT(sr_pipeline_ledger_note(l, b, 2, 1), SR_ERR_INVALID_ARG);
@@ -312,9 +314,9 @@ TEST(too_many_partitions) {
 TEST(slot_overwrite_guard) {
   sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(4, 2);
   sr_pipeline_ledger_assign(l, 0);
-  sr_lbatch_t *a = batch_of(l, 0, 0, 4);
+  sr_pipeline_ledger_batch_t *a = batch_of(l, 0, 0, 4);
   sr_pipeline_ledger_release(a);
-  sr_lbatch_t *b = batch_of(l, 0, 5, 9);
+  sr_pipeline_ledger_batch_t *b = batch_of(l, 0, 5, 9);
   sr_pipeline_ledger_release(b);
   /* b's slot was overwritten while live (what sr_pipeline_ledger_open refuses to
    * do): the sequence it holds is not the one due */
