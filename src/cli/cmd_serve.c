@@ -359,6 +359,16 @@ out:
 }
 
 int sr_cmd_config(int argc, char **argv) {
+  if (argc > 2 ||
+      (argc == 2 && strcmp(argv[1], "--markdown") && strcmp(argv[1], "--metrics-markdown"))) {
+    const int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+    fprintf(help ? stdout : stderr,
+            "usage: streamrec config [--markdown | --metrics-markdown]\n"
+            "  (none)               the effective defaults of serve, one key=value per line\n"
+            "  --markdown           the configuration reference (docs/CONFIGURATION.md)\n"
+            "  --metrics-markdown   the metrics reference (docs/METRICS.md)\n");
+    return help ? 0 : 2;
+  }
   if (argc > 1 && !strcmp(argv[1], "--metrics-markdown")) {
     sr_buf_t b;
     sr_buf_init(&b);

@@ -42,5 +42,11 @@ if diff -q "$TMP/metrics-edited.md" <("$SR_BIN" config --metrics-markdown) >/dev
   FAILS=$((FAILS + 1))
 fi
 
+# Usage: --help prints it (exit 0), an unknown flag is a usage error (exit 2).
+"$SR_BIN" config --help | grep -q -- '--metrics-markdown' || { echo "FAIL: config --help"; FAILS=$((FAILS + 1)); }
+rc=0
+"$SR_BIN" config --no-such-flag 2>/dev/null >/dev/null || rc=$?
+[ "$rc" -eq 2 ] || { echo "FAIL: config --no-such-flag exited $rc, want 2"; FAILS=$((FAILS + 1)); }
+
 [ "$FAILS" -eq 0 ] || { echo "0270: $FAILS failure(s)"; exit 1; }
 echo "0270: generated docs match"
