@@ -357,6 +357,13 @@ TEST(pause_resume) {
   T_EQ_INT(wait_assigned(in, &r, 1, 20000, NULL), 0);
 
   sr_ingest_pause(in, 1);
+  /* Pausing is an op librdkafka's main thread applies later. Under TSan one
+   * run in 12 got 4 of the 5 messages after the resume; our reading is that a
+   * message fetched before the pause took effect was purged by it and 2.0.2
+   * resumed after it (nothing consumed yet). Let the pause take effect before
+   * producing: the case tests that a paused partition delivers nothing and a
+   * resumed one everything. (The pipeline never pauses: it stops polling.) */
+  T_EQ_INT(consume(in, g, 1, 500), 0);
   T_EQ_INT(send_range(p, 0, 5), 0);
   T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
   T_EQ_INT(consume(in, g, 1, 1500), 0); /* paused: nothing arrives */
