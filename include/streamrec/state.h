@@ -33,7 +33,8 @@ typedef struct sr_user_s {
   int64_t last_ts;   /* the user's clock: newest event time applied, ms; 0 = none */
   uint32_t n_events; /* events applied */
   uint32_t flags_;   /* private to src/state */
-  sr_seen_t seen;    /* items consumed; change it only through sr_user_seen_apply */
+  sr_seen_t seen;    /* items consumed; change it only through sr_user_apply (the serve
+                        rule) or sr_user_seen_apply (the set alone) */
   /* followed in memory by: float vec[state_size]; */
 } sr_user_t;
 

@@ -56,7 +56,7 @@ static void recs_usage(FILE *f) {
           "  --brokers B         bootstrap servers (host:port[,...])\n"
           "  --topic T           topic (default recommendations)\n"
           "  --from-beginning    start at the earliest offset (default: only new messages)\n"
-          "  --exit-at-end       exit once every partition has been read to its end\n"
+          "  --exit-at-end       exit at the end offsets found at start\n"
           "  --limit N           exit after N messages\n"
           "  --json              JSON lines (default: readable lines)\n"
           "  --rec-schema-id N   expected schema id (default %d)\n"
