@@ -182,6 +182,7 @@ static inline void it_copy_hdr(const sr_msg_t *m, const char *name, char *out, s
  * be made. */
 static inline int it_read_topic(const char *brokers, const char *topic, int want, int timeout_ms,
                                 it_msg_t *out) {
+  timeout_ms = t_wait_ms(timeout_ms);
   char es[256];
   static const sr_kv_t big[] = {{"fetch.message.max.bytes", "4000000"}};
   sr_kafka_reader_conf_t rc = {.brokers = brokers,

@@ -103,6 +103,15 @@ static const char *sr_t_only_ = NULL; /* the one case this process runs */
     return;                                                                                        \
   } while (0)
 
+/* A wait bound of a test in ms, stretched by $SR_TEST_TIME_SCALE (3 in the
+ * sanitizer builds, whose clients run several times slower): for bounds that
+ * wait for work to happen, never for ones that assert it is fast. */
+static inline int t_wait_ms(int ms) {
+  const char *s = getenv("SR_TEST_TIME_SCALE");
+  int k = s ? atoi(s) : 1;
+  return ms * (k >= 1 && k <= 100 ? k : 1);
+}
+
 /* Per-test scratch path: $SR_TEST_TMP (or /tmp)/<pid>-<name>; not created. */
 static inline const char *t_tmp_path(const char *name) {
   static char buf[4][512];

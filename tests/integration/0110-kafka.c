@@ -171,7 +171,7 @@ static void take(got_t *g, const sr_msg_t *msgs, int n) {
 static int consume(sr_ingest_t *in, got_t *g, int want, int timeout_ms) {
   sr_msg_t msgs[64];
   char err[512];
-  int64_t end = sr_mono_us() + (int64_t)timeout_ms * 1000;
+  int64_t end = sr_mono_us() + (int64_t)t_wait_ms(timeout_ms) * 1000;
   while (g->n < want && sr_mono_us() < end) {
     int n = sr_ingest_poll(in, msgs, 64, 100, 1000, err, sizeof(err));
     if (n < 0) {
