@@ -197,6 +197,12 @@ typedef struct sr_ingest_conf_s {
   /* 1: never subscribe (never joins the group): for reading the group's
    * committed offsets without taking part in its rebalances. */
   int observe_only;
+  /* 1: the input side of exactly-once: isolation.level=read_committed
+   * (aborted and open transactions' messages are never returned) and no
+   * offset commits through the consumer (sr_ingest_commit refuses with
+   * SR_ERR_STATE): offsets go into the producer's transaction
+   * (sr_publish_txn_send_offsets). */
+  int transactional;
 } sr_ingest_conf_t;
 
 /* Returns a new consumer, subscribed unless conf->observe_only, or NULL with
@@ -243,6 +249,29 @@ sr_err_t sr_ingest_committed(sr_ingest_t *in, const int32_t *parts, int64_t *off
 /* Pause/resume fetching of all assigned partitions (back-pressure). */
 void sr_ingest_pause(sr_ingest_t *in, int pause);
 
+/* ---- exactly-once: what the producer's transaction needs of the consumer */
+
+/* The consumer's group metadata (group id, generation, member id) as an
+ * opaque handle, for sr_publish_txn_send_offsets: the group coordinator
+ * refuses offsets of a member whose generation is over (the fence against
+ * a zombie that lost its partitions). Take a fresh one for each send: the
+ * generation changes at every rebalance. Returns a new handle (free with
+ * sr_ingest_group_destroy), or NULL when the client has no group. Thread:
+ * the consumer's (also inside the rebalance callback, where it still
+ * carries the generation being revoked). */
+typedef struct sr_ingest_group_s sr_ingest_group_t;
+sr_ingest_group_t *sr_ingest_group_metadata(sr_ingest_t *in);
+void sr_ingest_group_destroy(sr_ingest_group_t *g); /* accepts NULL */
+
+/* Moves the fetch position of each of parts (assigned partitions of the
+ * subscribed topic) to offsets[i], waiting up to timeout_ms for the client
+ * to apply it; messages fetched before from those partitions are discarded
+ * by the client and never returned. For the rewind after an aborted
+ * transaction. Returns SR_OK, or SR_ERR_KAFKA with errstr naming the first
+ * partition that failed. Thread: the consumer's. */
+sr_err_t sr_ingest_seek(sr_ingest_t *in, const int32_t *parts, const int64_t *offsets, int n,
+                        int timeout_ms, char *errstr, size_t errsz);
+
 /* Wall-clock ms since the client reported all brokers down and nothing
  * (message, assignment) arrived since; 0 when no outage is known. */
 int64_t sr_ingest_down_ms(const sr_ingest_t *in);
@@ -270,6 +299,10 @@ typedef struct sr_publish_conf_s {
   int n_kafka;
   sr_delivery_cb_t *delivery_cb;
   void *opaque;
+  /* NULL: the idempotent producer. Set: a transactional producer with this
+   * transactional.id (copied; exactly-once): call sr_publish_txn_init once,
+   * then produce only inside sr_publish_txn_begin .. commit/abort. */
+  const char *transactional_id;
 } sr_publish_conf_t;
 
 sr_publish_t *sr_publish_new(const sr_publish_conf_t *conf, char *errstr, size_t errsz);
@@ -302,6 +335,48 @@ void sr_publish_purge(sr_publish_t *p);
 /* Messages enqueued but not yet reported. */
 int sr_publish_outq_len(sr_publish_t *p);
 
+/* ---- transactions (a producer made with transactional_id; exactly-once).
+ * Each call blocks the calling thread (the producer's) for at most
+ * timeout_ms where it takes one, serving delivery reports meanwhile, and
+ * returns, with errstr ("transactional.id ID: what: librdkafka's reason"):
+ *   SR_OK;
+ *   SR_ERR_TIMEOUT  retriable: call the same function again (the client's
+ *                   retriable errors, timeouts included);
+ *   SR_ERR_KAFKA    the transaction must be aborted (sr_publish_txn_abort),
+ *                   then a new one may begin;
+ *   SR_ERR_FATAL    the producer is unusable: fenced by a newer producer
+ *                   with the same transactional.id, or another fatal error;
+ *                   stop and make a new one;
+ *   SR_ERR_STATE    called in the wrong state (a bug), or the producer is
+ *                   not transactional.
+ * A producer that turned fatal also fails sends (SR_ERR_KAFKA);
+ * sr_publish_fatal_error tells it apart. */
+
+/* Registers the transactional.id with the transaction coordinator: fences
+ * an earlier producer with the same id (its sends and commits fail from
+ * then on) and completes or aborts the transaction it left open. Once,
+ * before the first begin; may be called again after SR_ERR_TIMEOUT. */
+sr_err_t sr_publish_txn_init(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz);
+/* Starts a transaction (local, no round trip). */
+sr_err_t sr_publish_txn_begin(sr_publish_t *p, char *errstr, size_t errsz);
+/* Adds the consumer's next offsets (parts[i] of topic -> next_offsets[i])
+ * to the transaction: they are committed for g's group if and only if the
+ * transaction commits. g is borrowed (sr_ingest_group_metadata). */
+sr_err_t sr_publish_txn_send_offsets(sr_publish_t *p, const sr_ingest_group_t *g, const char *topic,
+                                     const int32_t *parts, const int64_t *next_offsets, int n,
+                                     int timeout_ms, char *errstr, size_t errsz);
+/* Flushes what was produced in the transaction and commits it: every
+ * message of it, and the offsets sent, become visible to read_committed
+ * consumers together. A failed delivery makes it SR_ERR_KAFKA (abort). */
+sr_err_t sr_publish_txn_commit(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz);
+/* Aborts the transaction: messages still queued are purged (their failed
+ * delivery reports come during the next poll/flush), the ones written are
+ * marked aborted, the offsets sent are discarded. */
+sr_err_t sr_publish_txn_abort(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz);
+/* SR_ERR_FATAL with errstr (the fatal error's name and reason) when the
+ * producer raised a fatal error, else SR_OK. */
+sr_err_t sr_publish_fatal_error(sr_publish_t *p, char *errstr, size_t errsz);
+
 /* ---------------------------------------------------------------- broker */
 /* The embedded cluster: for `streamrec broker`, `serve` without --brokers,
  * benchmarks and tests only; nothing on a production path calls it. */
@@ -329,5 +404,55 @@ sr_err_t sr_broker_set_coordinator(sr_broker_t *b, const char *group, int32_t br
 void sr_broker_push_errors(sr_broker_t *b, int apikey, int cnt, int kafka_err);
 /* Drops errors still queued for apikey by sr_broker_push_errors. */
 void sr_broker_clear_errors(sr_broker_t *b, int apikey);
+
+/* ----------------------------------------------------------- topic admin */
+/* Topic administration on a real cluster through the Admin API
+ * (src/kafka/kafka_admin.c): `streamrec topics`, and the integration tests
+ * when they run against a real Kafka. The embedded cluster does not serve
+ * these requests: use sr_broker_topic_create there. Each call makes one
+ * short-lived client from brokers and kafka (may be NULL: connection and
+ * security properties, applied as given; a property librdkafka refuses is
+ * SR_ERR_CONF "kafka.KEY=VALUE: reason") and blocks for at most timeout_ms.
+ * Thread: any; nothing is shared between calls. */
+typedef struct sr_kafka_topic_spec_s {
+  const char *name;
+  int partitions;        /* >= 1 (-1: the brokers' num.partitions) */
+  int replication;       /* >= 1, or -1: the brokers' default.replication.factor */
+  const sr_kv_t *config; /* topic configs (cleanup.policy, min.insync.replicas, ...); may be NULL */
+  int n_config;
+} sr_kafka_topic_spec_t;
+
+typedef enum {
+  SR_KAFKA_TOPIC_FAILED = 0,  /* not done (the call returned an error) */
+  SR_KAFKA_TOPIC_CREATED = 1, /* created by this call */
+  SR_KAFKA_TOPIC_EXISTED = 2, /* already there with the partition count asked for */
+} sr_kafka_topic_outcome_t;
+
+/* Creates topics[0..n-1] in one CreateTopics request and returns once the
+ * metadata of every broker shows each with a leader for every partition (so
+ * a client made next finds it, whichever broker it asks). A topic that
+ * already exists is fine when it has the partition count asked for (its
+ * configuration is not compared or changed); with another count the call
+ * fails with SR_ERR_STATE and an errstr naming both counts. Returns SR_OK
+ * with outcome[i] (may be NULL; borrowed, n entries) per topic, or
+ * SR_ERR_INVALID_ARG, SR_ERR_CONF, SR_ERR_KAFKA (the broker refused:
+ * policy, replication factor above the broker count, bad config; errstr
+ * has the broker's reason) or SR_ERR_TIMEOUT with errstr. Topics are
+ * borrowed for the call. */
+sr_err_t sr_kafka_topics_create(const char *brokers, const sr_kafka_topic_spec_t *topics, int n,
+                                const sr_kv_t *kafka, int n_kafka, int timeout_ms,
+                                sr_kafka_topic_outcome_t *outcome, char *errstr, size_t errsz);
+
+/* Deletes the topics names[0..n-1] (a topic already gone is not an error).
+ * Returns SR_OK, or SR_ERR_INVALID_ARG, SR_ERR_CONF, SR_ERR_KAFKA or
+ * SR_ERR_TIMEOUT with errstr. */
+sr_err_t sr_kafka_topics_delete(const char *brokers, const char *const *names, int n,
+                                const sr_kv_t *kafka, int n_kafka, int timeout_ms, char *errstr,
+                                size_t errsz);
+
+/* Number of brokers the cluster's metadata lists, or -1 with errstr
+ * (unreachable within timeout_ms, refused property). */
+int sr_kafka_broker_count(const char *brokers, const sr_kv_t *kafka, int n_kafka, int timeout_ms,
+                          char *errstr, size_t errsz);
 
 #endif

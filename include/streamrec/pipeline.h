@@ -10,12 +10,19 @@
  * delivery reports. No locks on the per-event path. sr_pipeline_stop() and
  * sr_pipeline_stats() may be called from any thread.
  *
- * Delivery guarantee: at-least-once. An input offset is committed only
- * after every output of that event and of all earlier events of its
- * partition (the recommendation, or the dead-letter copy) was acknowledged
- * by the broker. A delivery that fails permanently stops the pipeline with
- * SR_ERR_DELIVERY before anything past it is committed; a restart
- * re-processes from the last commit.
+ * Delivery guarantee (delivery.guarantee): at_least_once, the default. An
+ * input offset is committed only after every output of that event and of
+ * all earlier events of its partition (the recommendation, or the
+ * dead-letter copy) was acknowledged by the broker. A delivery that fails
+ * permanently stops the pipeline with SR_ERR_DELIVERY before anything past
+ * it is committed; a restart re-processes from the last commit.
+ *
+ * exactly_once: the outputs and the input offsets of a micro-batch or of a
+ * commit interval (transaction.scope) are one Kafka transaction of the
+ * worker's producer (transactional.id), read by read_committed consumers:
+ * they become visible together or not at all. An aborted transaction
+ * rewinds the consumer to the last committed offsets; user state is not
+ * part of the transaction (docs/ARCHITECTURE.md "Exactly-once mode").
  */
 #ifndef STREAMREC_PIPELINE_H
 #define STREAMREC_PIPELINE_H
@@ -27,6 +34,12 @@
 #include "streamrec/seen.h"
 
 typedef struct sr_pipeline_s sr_pipeline_t;
+
+/* delivery.guarantee */
+typedef enum { SR_DELIVERY_AT_LEAST_ONCE = 0, SR_DELIVERY_EXACTLY_ONCE = 1 } sr_delivery_t;
+/* transaction.scope (exactly_once): one transaction per commit.interval.ms
+ * or per micro-batch */
+typedef enum { SR_TXN_SCOPE_INTERVAL = 0, SR_TXN_SCOPE_BATCH = 1 } sr_txn_scope_t;
 
 /* Each field is set by the option named in its comment; defaults, ranges
  * and meaning are in that option's row (sr_pipeline_conf_table,
@@ -50,13 +63,16 @@ typedef struct sr_pipeline_conf_s {
   int idle_exit_ms;         /* idle.exit.ms (demos, benches) */
   /* Input rules (docs/ARCHITECTURE.md "Input rules"); a violation is
    * dead-lettered with INVALID_FIELD, KEY_MISMATCH or STATE_FULL. */
-  int id_max_bytes;        /* event.id.max.bytes */
-  int64_t future_max_ms;   /* event.time.future.max.ms */
-  int key_check;           /* event.key.check (1 true, 0 false) */
-  int64_t users_max;       /* state.partition.users.max (at most SR_STATE_USERS_MAX) */
-  int shutdown_timeout_ms; /* shutdown.timeout.ms */
-  int64_t max_events;      /* max.events */
-  const sr_kv_t *kafka;    /* passed to both consumer and producer */
+  int id_max_bytes;             /* event.id.max.bytes */
+  int64_t future_max_ms;        /* event.time.future.max.ms */
+  int key_check;                /* event.key.check (1 true, 0 false) */
+  int64_t users_max;            /* state.partition.users.max (at most SR_STATE_USERS_MAX) */
+  int shutdown_timeout_ms;      /* shutdown.timeout.ms */
+  int64_t max_events;           /* max.events */
+  sr_delivery_t delivery;       /* delivery.guarantee */
+  sr_txn_scope_t txn_scope;     /* transaction.scope */
+  const char *transactional_id; /* transactional.id (NULL: "<group>-<client.id>") */
+  const sr_kv_t *kafka;         /* passed to both consumer and producer */
   int n_kafka;
   const sr_kv_t *kafka_consumer; /* consumer only, applied after `kafka` */
   int n_kafka_consumer;
@@ -144,7 +160,21 @@ sr_err_t sr_pipeline_conf_check(const sr_pipeline_conf_t *c, char *errstr, size_
   X(revoke_dropped, counter, "streamrec_ingest_revoke_dropped_total", 1,                           \
     "Messages released unprocessed because their partition was revoked meanwhile.")                \
   X(assigned_partitions, gauge, "streamrec_ingest_assigned_partitions", 1,                         \
-    "Partitions of the events topic assigned to this worker.")
+    "Partitions of the events topic assigned to this worker.")                                     \
+  X(txn_committed, counter, "streamrec_publish_transactions_committed_total", 1,                   \
+    "Transactions committed (delivery.guarantee exactly_once): their outputs and input "           \
+    "offsets became visible together.")                                                            \
+  X(txn_aborted, counter, "streamrec_publish_transactions_aborted_total", 1,                       \
+    "Transactions aborted (exactly_once); their events are consumed again from the last "          \
+    "committed offsets.")                                                                          \
+  X(txn_retries, counter, "streamrec_publish_transaction_retries_total", 1,                        \
+    "Transaction calls retried after a retriable error (exactly_once).")                           \
+  X(txn_commit_ns, counter, "streamrec_publish_transaction_commit_seconds_total", 1e9,             \
+    "Time spent finishing transactions: waiting for their outputs, sending the offsets, "          \
+    "committing (exactly_once).")                                                                  \
+  X(rewinds, counter, "streamrec_ingest_rewinds_total", 1,                                         \
+    "Partitions moved back to their last committed offset after an aborted transaction "           \
+    "(exactly_once).")
 
 #define SR_PIPELINE_STATS_CLOCK(X)                                                                 \
   X(unassigned_ms, gauge, "streamrec_ingest_unassigned_seconds", 1e3,                              \

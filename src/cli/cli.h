@@ -17,6 +17,7 @@ int sr_cmd_eval(int argc, char **argv);
 int sr_cmd_split(int argc, char **argv);
 int sr_cmd_config(int argc, char **argv);
 int sr_cmd_doctor(int argc, char **argv);
+int sr_cmd_topics(int argc, char **argv);
 
 /* Exit code of a tool that could not get metadata from --brokers (brokers
  * unreachable, or the topic missing) within its --connect-timeout-ms, so a

@@ -215,6 +215,29 @@ int sr_cmd_serve(int argc, char **argv) {
     rc = 2;
     goto out;
   }
+  sr_pipeline_conf_t pc; /* every pipeline row and the kafka.* keys; borrowed from conf */
+  /* the pipeline's values (delivery.guarantee, ...) are checked now too,
+   * before the snapshot and the brokers: a bad one is a usage error */
+  if (sr_pipeline_conf_from(&pc, conf, es, sizeof(es)) != SR_OK) {
+    fprintf(stderr, "serve: %s\n", es);
+    rc = 2;
+    goto out;
+  }
+  pc.brokers = sr_conf_str(conf, "brokers") ? sr_conf_str(conf, "brokers") : "(embedded)";
+  if (sr_pipeline_conf_check(&pc, es, sizeof(es)) != SR_OK) { /* sr_pipeline_new's own check */
+    fprintf(stderr, "serve: %s\n", es);
+    rc = 2;
+    goto out;
+  }
+  if (pc.delivery == SR_DELIVERY_EXACTLY_ONCE && !sr_conf_str(conf, "brokers")) {
+    fprintf(stderr,
+            "serve: delivery.guarantee=exactly_once needs a real Kafka: the embedded broker "
+            "(librdkafka's mock cluster) ignores isolation.level=read_committed and discards "
+            "transactional offset commits, so exactly-once cannot be provided there; pass "
+            "--brokers (a local Kafka: scripts/kafka.sh start)\n");
+    rc = 2;
+    goto out;
+  }
   const char *snap = sr_conf_str(conf, "snapshot");
   if (!snap) {
     fprintf(stderr, "serve: --snapshot is required (write one with `streamrec train`)\n");
@@ -263,7 +286,7 @@ int sr_cmd_serve(int argc, char **argv) {
     goto out;
   }
 
-  sr_pipeline_conf_t pc; /* every pipeline row and the kafka.* keys; borrowed from conf */
+  /* again: the embedded broker's defaults above added kafka.* keys */
   if (sr_pipeline_conf_from(&pc, conf, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "serve: %s\n", es);
     goto out;
@@ -336,12 +359,16 @@ int sr_cmd_serve(int argc, char **argv) {
   sr_pipeline_stats(ctx.pipe, &st);
   printf("serve: consumed=%llu recommendations=%llu delivered=%llu dead_letter=%llu "
          "unknown_items=%llu coalesced=%llu users_peak=%llu commits=%llu elapsed=%.2fs "
-         "rate=%.0f events/s\n",
+         "rate=%.0f events/s",
          (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
          (unsigned long long)st.recs_delivered, (unsigned long long)st.dlq,
          (unsigned long long)st.unknown_items, (unsigned long long)st.coalesced,
          (unsigned long long)st.users_peak, (unsigned long long)st.commits, secs,
          secs > 0 ? (double)st.consumed / secs : 0.0);
+  if (pc.delivery == SR_DELIVERY_EXACTLY_ONCE) /* at_least_once's line stays as it was */
+    printf(" transactions=%llu aborted=%llu", (unsigned long long)st.txn_committed,
+           (unsigned long long)st.txn_aborted);
+  printf("\n");
   fflush(stdout);
   if (ctx.result != SR_OK) {
     fprintf(stderr, "serve: stopped with error: %s\n", ctx.errstr);

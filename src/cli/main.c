@@ -21,6 +21,7 @@ typedef struct {
 static const sr_cmd_t sr_cmds[] = {
     {"broker", sr_cmd_broker, 0, "run an embedded Kafka (mock cluster) on loopback"},
     {"gen", sr_cmd_gen, 0, "write a synthetic event CSV"},
+    {"topics", sr_cmd_topics, 0, "create the worker's topics on a Kafka cluster"},
     {"load", sr_cmd_load, 0, "produce UserEvents from a CSV to Kafka"},
     {"train", sr_cmd_train, 1, "train a model from an event CSV and write a snapshot"},
     {"serve", sr_cmd_serve, 1, "the online worker: events in, recommendations out"},

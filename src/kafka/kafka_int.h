@@ -48,4 +48,11 @@ void sr_kafka_msg_fill(sr_msg_t *m, rd_kafka_message_t *rkm);
  * rkm. */
 void sr_kafka_msg_fill_error(sr_msg_t *m, rd_kafka_message_t *rkm, const char *topic);
 
+/* The consumer's group metadata (sr_ingest_group_metadata) as the producer
+ * reads it (sr_publish_txn_send_offsets): ingest makes it, publish only
+ * borrows md. */
+struct sr_ingest_group_s {
+  rd_kafka_consumer_group_metadata_t *md;
+};
+
 #endif

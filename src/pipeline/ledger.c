@@ -189,6 +189,16 @@ int sr_pipeline_ledger_commit_result(sr_pipeline_ledger_t *l, int32_t part, int6
   return 1;
 }
 
+void sr_pipeline_ledger_rewind(sr_pipeline_ledger_t *l) {
+  l->head = l->next;
+  for (int i = 0; i < l->n_pos; i++) {
+    sr_pipeline_ledger_pos_t *pp = &l->pos[i];
+    if (!pp->active) continue;
+    pp->committable = pp->committed;
+    pp->inflight = -1;
+  }
+}
+
 uint64_t sr_pipeline_ledger_commit_failed(const sr_pipeline_ledger_t *l) {
   return l->commit_failed;
 }

@@ -153,6 +153,13 @@ void sr_pipeline_ledger_commit_sent(sr_pipeline_ledger_t *l, const int32_t *part
  * (counted in sr_pipeline_ledger_commit_failed), else 0. */
 int sr_pipeline_ledger_commit_result(sr_pipeline_ledger_t *l, int32_t partition,
                                      int64_t next_offset, sr_err_t err);
+/* After an aborted transaction (exactly-once): forgets every live batch
+ * (their outputs were aborted; delivery reports still to come for them
+ * find no batch) and moves each active partition's committable position
+ * back to its committed one, so that nothing of the aborted work is
+ * committed; the consumer is rewound to the same positions. */
+void sr_pipeline_ledger_rewind(sr_pipeline_ledger_t *l);
+
 /* Failed commit results counted so far. */
 uint64_t sr_pipeline_ledger_commit_failed(const sr_pipeline_ledger_t *l);
 

@@ -55,6 +55,7 @@ void sr_pipeline_on_rebalance(void *opaque, int assigned, const int32_t *parts, 
        * the events since the last commit applied twice. */
       sr_state_partition_drop(p->state, parts[i]);
       sr_state_partition_add(p->state, parts[i]);
+      if (p->eos) sr_pipeline_txn_assigned(p, parts[i]);
     }
     p->n_assigned += n;
     if (p->n_assigned > 0) atomic_store(&p->unassigned_since_ms, 0);
@@ -88,8 +89,9 @@ int sr_pipeline_stopping(sr_pipeline_t *p) {
  * full. Returns SR_OK; SR_ERR_TOO_LARGE (this message can never be sent:
  * the caller dead-letters or truncates; the batch is not failed); or
  * another error, after which the batch is failed (nothing at or after it is
- * committed): a permanent producer error (recorded as fatal) or a stop that
- * came while the queue was full (SR_ERR_STATE). */
+ * committed): a permanent producer error (recorded as fatal; with
+ * exactly_once only a fatal producer is, any other refusal aborts the
+ * transaction) or a stop that came while the queue was full (SR_ERR_STATE). */
 static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_pipeline_ledger_batch_t *b, int is_dlq,
                                  const char *topic, const void *key, size_t klen, const void *val,
                                  size_t vlen, const sr_header_t *hdrs, int nh, char *es,
@@ -102,6 +104,17 @@ static sr_err_t sr_pipeline_send(sr_pipeline_t *p, sr_pipeline_ledger_batch_t *b
       return SR_OK;
     }
     if (e == SR_ERR_TOO_LARGE) return e;
+    if (p->eos && !sr_err_is_retriable(e)) {
+      /* In a transaction a refused send (the transaction is in an abortable
+       * state, a delivery failed) aborts it; only a fatal producer stops. */
+      char fs[512];
+      sr_pipeline_ledger_fail(b);
+      if (sr_publish_fatal_error(p->publish, fs, sizeof(fs)) != SR_OK)
+        sr_pipeline_fatal(p, SR_ERR_FATAL, "exactly-once: %s", fs);
+      else
+        p->txn_abort = 1;
+      return e;
+    }
     if (!sr_err_is_retriable(e)) { /* of what send returns, only QUEUE_FULL is */
       sr_pipeline_ledger_fail(b);
       sr_pipeline_fatal(p, e, "produce failed: %s", es);
@@ -239,6 +252,9 @@ static void sr_pipeline_skip_log(sr_pipeline_t *p, const sr_msg_t *m) {
 }
 
 static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
+  /* exactly_once: every output and offset of the batch belongs to the open
+   * transaction (a failure to begin one is fatal: nothing processed) */
+  if (p->eos && sr_pipeline_txn_begin(p) != 0) return;
   sr_pipeline_ledger_batch_t *b = sr_pipeline_open(p);
   if (!b) return; /* fatal or stopping with the ring full: nothing processed or committed */
   sr_pipeline_batch_reset(p->rows);
@@ -267,6 +283,7 @@ static void sr_pipeline_process(sr_pipeline_t *p, sr_msg_t *msgs, int n) {
       sr_pipeline_fatal(p, SR_ERR_STATE, "batch record full: %s", "not committing past it");
       break;
     }
+    if (p->eos) sr_pipeline_txn_note(p, m->partition, m->offset);
     e = sr_codec_decode_event(p->codec, m->value, m->len, &ev, es, sizeof(es));
     if (e == SR_OK) {
       STAT_ADD(p, decoded, 1);
@@ -321,6 +338,7 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
    * first event. */
   sr_publish_prepare(p->publish, p->recs_topic);
   sr_publish_prepare(p->publish, p->dlq_topic);
+  if (p->eos) sr_pipeline_txn_init(p); /* fences an older instance of this worker */
   while (!atomic_load(&p->stop) && p->fatal == SR_OK) {
     int want = p->conf.batch_max;
     if (p->conf.max_events > 0 && (int64_t)(p->conf.max_events - total) < want)
@@ -336,6 +354,13 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
       sr_pipeline_fatal(p, SR_ERR_KAFKA, "consumer failed: %s", es);
       break;
     }
+    if (p->rewind_pending) {
+      /* a transaction was aborted inside the poll (revocation): what it
+       * collected before is behind the rewind, and comes again after it */
+      sr_ingest_release(p->ingest, p->msgs, n);
+      n = 0;
+      sr_pipeline_txn_rewind(p);
+    }
     if (n > 0) {
       sr_pipeline_process(p, p->msgs, n);
       sr_ingest_release(p->ingest, p->msgs, n);
@@ -343,7 +368,12 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
       last_input_us = sr_mono_us();
     }
     sr_publish_poll(p->publish, 0);
-    if (sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
+    if (p->eos) {
+      if (p->txn_abort || (n > 0 && p->conf.txn_scope == SR_TXN_SCOPE_BATCH) ||
+          sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
+        sr_pipeline_txn_finish(p, 0);
+      if (p->rewind_pending) sr_pipeline_txn_rewind(p);
+    } else if (sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
       sr_pipeline_commit(p, 0);
     if (p->conf.max_events > 0 && (int64_t)total >= p->conf.max_events) break;
     if (p->conf.idle_exit_ms > 0 && total > 0 &&

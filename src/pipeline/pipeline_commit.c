@@ -35,10 +35,24 @@ void sr_pipeline_on_delivery(void *opaque, void *msg_opaque, sr_err_t err, const
   uint64_t seq = tag >> 1; /* low bit: 1 = dead letter, 0 = recommendation */
   sr_pipeline_ledger_batch_t *b = sr_pipeline_ledger_batch(p->ledger, seq);
   if (!b) {
-    sr_log_error(SR_PIPE_MOD, "delivery report for unknown batch %llu", (unsigned long long)seq);
+    if (p->eos) /* an output of an aborted transaction: its batch was forgotten */
+      sr_log_debug(SR_PIPE_MOD, "delivery report of aborted batch %llu", (unsigned long long)seq);
+    else
+      sr_log_error(SR_PIPE_MOD, "delivery report for unknown batch %llu", (unsigned long long)seq);
     return;
   }
-  if (err != SR_OK) {
+  if (err != SR_OK && p->eos) {
+    /* exactly_once: a failed output aborts its transaction (the outputs of
+     * an abort itself, purged, are expected to fail) */
+    sr_pipeline_ledger_fail(b);
+    if (!p->txn_aborting) {
+      STAT_ADD(p, delivery_failed, 1);
+      if (!p->txn_abort)
+        sr_log_warn(SR_PIPE_MOD, "output delivery failed (%s): aborting the transaction",
+                    reason ? reason : "?");
+      p->txn_abort = 1;
+    }
+  } else if (err != SR_OK) {
     sr_pipeline_ledger_fail(b);
     STAT_ADD(p, delivery_failed, 1);
     sr_pipeline_fatal(p, SR_ERR_DELIVERY,
@@ -90,6 +104,10 @@ void sr_pipeline_commit(sr_pipeline_t *p, int sync) {
  * its batch, so its offsets are not committed, and the producer need not
  * wait for it again when destroyed. At a revocation it stays in flight. */
 void sr_pipeline_drain(sr_pipeline_t *p, int final) {
+  if (p->eos) { /* the open transaction carries outputs and offsets together */
+    sr_pipeline_txn_finish(p, final);
+    return;
+  }
   const int64_t deadline = sr_mono_us() + (int64_t)p->conf.shutdown_timeout_ms * 1000;
   while (sr_publish_outq_len(p->publish) > 0 && !atomic_load(&p->abort_) && sr_mono_us() < deadline)
     sr_publish_flush(p->publish, 100);

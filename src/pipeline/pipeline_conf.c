@@ -16,6 +16,7 @@
  * Thread: any (pure functions over the caller's structs and static data).
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,14 +35,20 @@ _Static_assert(SR_STATE_USERS_MAX == 67108863u, "update SR_PIPE_USERS_MAX_TEXT")
 
 /* How a row's value text becomes its field. */
 typedef enum {
-  SR_PF_STR,   /* const char *, borrowed */
-  SR_PF_INT,   /* int */
-  SR_PF_I32,   /* int32_t */
-  SR_PF_I64,   /* int64_t */
-  SR_PF_U32,   /* uint32_t */
-  SR_PF_BOOL,  /* int, 1 or 0 */
-  SR_PF_TYPES, /* uint32_t mask of event types (sr_seen_parse_types) */
+  SR_PF_STR,       /* const char *, borrowed */
+  SR_PF_INT,       /* int */
+  SR_PF_I32,       /* int32_t */
+  SR_PF_I64,       /* int64_t */
+  SR_PF_U32,       /* uint32_t */
+  SR_PF_BOOL,      /* int, 1 or 0 */
+  SR_PF_TYPES,     /* uint32_t mask of event types (sr_seen_parse_types) */
+  SR_PF_DELIVERY,  /* sr_delivery_t, by name (sr_pipeline_delivery_names) */
+  SR_PF_TXN_SCOPE, /* sr_txn_scope_t, by name (sr_pipeline_txn_scope_names) */
 } sr_pipeline_conf_kind_t;
+
+/* The names of the enumerated options, in the order of their enum. */
+static const char *const sr_pipeline_delivery_names[] = {"at_least_once", "exactly_once", NULL};
+static const char *const sr_pipeline_txn_scope_names[] = {"interval", "batch", NULL};
 
 /* C type of each kind, for the build-time check that a row's field has it. */
 #define SR_PF_CTYPE_SR_PF_STR const char *
@@ -51,6 +58,8 @@ typedef enum {
 #define SR_PF_CTYPE_SR_PF_U32 uint32_t
 #define SR_PF_CTYPE_SR_PF_BOOL int
 #define SR_PF_CTYPE_SR_PF_TYPES uint32_t
+#define SR_PF_CTYPE_SR_PF_DELIVERY sr_delivery_t
+#define SR_PF_CTYPE_SR_PF_TXN_SCOPE sr_txn_scope_t
 
 /* X(field, field kind, name, option type, default, min, max, help, flag) */
 #define SR_PIPELINE_OPTS(X)                                                                        \
@@ -121,7 +130,26 @@ typedef enum {
   X(idle_exit_ms, SR_PF_INT, "idle.exit.ms", SR_CONF_INT, "0", 0, 86400000,                        \
     "exit after this long without input once events were processed (0 = never)", "idle-exit-ms")   \
   X(max_events, SR_PF_I64, "max.events", SR_CONF_INT, "0", 0, SR_I64MAX,                           \
-    "exit after this many input messages (0 = no limit)", "max-events")
+    "exit after this many input messages (0 = no limit)", "max-events")                            \
+  X(delivery, SR_PF_DELIVERY, "delivery.guarantee", SR_CONF_STR, "at_least_once", 0, 0,            \
+    "at_least_once: input offsets are committed once the outputs are acknowledged (a crash "       \
+    "can repeat outputs); exactly_once: outputs and input offsets are committed together in "      \
+    "Kafka transactions (transaction.scope), for consumers reading with "                          \
+    "isolation.level=read_committed; user state is not transactional. Needs a real Kafka: "        \
+    "refused with the embedded broker (docs/ARCHITECTURE.md, \"Exactly-once mode\")",              \
+    "delivery-guarantee")                                                                          \
+  X(txn_scope, SR_PF_TXN_SCOPE, "transaction.scope", SR_CONF_STR, "interval", 0, 0,                \
+    "exactly_once: interval = one transaction per commit.interval.ms (outputs become visible "     \
+    "up to an interval later); batch = one per micro-batch (visible sooner, one commit round "     \
+    "trip per batch)",                                                                             \
+    "transaction-scope")                                                                           \
+  X(transactional_id, SR_PF_STR, "transactional.id", SR_CONF_STR, NULL, 0, 0,                      \
+    "exactly_once: the producer's transactional.id; unset = <group>-<client.id>. Must be "         \
+    "unique per worker and stable across its restarts: the restarted worker then fences its "      \
+    "old instance and aborts the transaction it left open (two live workers with one id fence "    \
+    "each other: give each its own client.id or transactional.id). The transaction timeout "       \
+    "is librdkafka's, kafka.producer.transaction.timeout.ms (default 60000)",                      \
+    "transactional-id")
 
 #define SR__OPT_ROW(field, kind, name, type, def, min, max, help, flag)                            \
   {name, type, def, min, max, help, flag},
@@ -154,6 +182,24 @@ const sr_conf_opt_t *sr_pipeline_conf_table(int *n) {
 
 /* Sets row i's field of c from text (already checked by the conf module
  * against the row's type and range, or a row's own default). */
+/* Index of text in names (case-insensitive), or -1. */
+static int sr_pipeline_conf_enum(const char *const *names, const char *text) {
+  for (int i = 0; text && names[i]; i++)
+    if (!strcasecmp(names[i], text)) return i;
+  return -1;
+}
+
+static sr_err_t sr_pipeline_conf_enum_err(const char *const *names, int i, const char *text,
+                                          char *errstr, size_t errsz) {
+  char all[128] = "";
+  for (int j = 0; names[j]; j++) {
+    size_t len = strlen(all);
+    snprintf(all + len, sizeof(all) - len, "%s%s", j ? " or " : "", names[j]);
+  }
+  return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: '%s' is not %s", sr_pipeline_opts[i].name,
+                   text ? text : "", all);
+}
+
 static sr_err_t sr_pipeline_conf_set(sr_pipeline_conf_t *c, int i, const char *text, char *errstr,
                                      size_t errsz) {
   void *f = (char *)c + sr_pipeline_fields[i].off;
@@ -169,6 +215,19 @@ static sr_err_t sr_pipeline_conf_set(sr_pipeline_conf_t *c, int i, const char *t
     char es[256];
     if (sr_seen_parse_types(text, (uint32_t *)f, es, sizeof(es)) != SR_OK)
       return sr_seterr(errstr, errsz, SR_ERR_CONF, "%s: %s", sr_pipeline_opts[i].name, es);
+    break;
+  }
+  case SR_PF_DELIVERY: {
+    int e = sr_pipeline_conf_enum(sr_pipeline_delivery_names, text);
+    if (e < 0) return sr_pipeline_conf_enum_err(sr_pipeline_delivery_names, i, text, errstr, errsz);
+    *(sr_delivery_t *)f = (sr_delivery_t)e;
+    break;
+  }
+  case SR_PF_TXN_SCOPE: {
+    int e = sr_pipeline_conf_enum(sr_pipeline_txn_scope_names, text);
+    if (e < 0)
+      return sr_pipeline_conf_enum_err(sr_pipeline_txn_scope_names, i, text, errstr, errsz);
+    *(sr_txn_scope_t *)f = (sr_txn_scope_t)e;
     break;
   }
   }
@@ -212,9 +271,61 @@ sr_err_t sr_pipeline_conf_from(sr_pipeline_conf_t *c, const sr_conf_t *conf, cha
   return SR_OK;
 }
 
+/* The value of key in the first list that sets it last: the client's own
+ * list wins over the shared one (as the clients apply them); NULL when unset. */
+static const char *sr_pipeline_conf_kafka_get(const sr_kv_t *both, int nb, const sr_kv_t *own,
+                                              int no, const char *key) {
+  const char *v = NULL;
+  for (int i = 0; both && i < nb; i++)
+    if (both[i].key && !strcmp(both[i].key, key)) v = both[i].value;
+  for (int i = 0; own && i < no; i++)
+    if (own[i].key && !strcmp(own[i].key, key)) v = own[i].value;
+  return v;
+}
+
+/* exactly_once: the kafka.* properties that would quietly break it. */
+static sr_err_t sr_pipeline_conf_check_eos(const sr_pipeline_conf_t *c, char *errstr,
+                                           size_t errsz) {
+  const char *v = sr_pipeline_conf_kafka_get(c->kafka, c->n_kafka, c->kafka_consumer,
+                                             c->n_kafka_consumer, "isolation.level");
+  if (v && strcmp(v, "read_committed"))
+    return sr_seterr(errstr, errsz, SR_ERR_CONF,
+                     "delivery.guarantee=exactly_once reads with isolation.level=read_committed: "
+                     "drop kafka isolation.level=%s",
+                     v);
+  v = sr_pipeline_conf_kafka_get(c->kafka, c->n_kafka, c->kafka_consumer, c->n_kafka_consumer,
+                                 "enable.auto.commit");
+  if (v && strcasecmp(v, "false") && strcmp(v, "0"))
+    return sr_seterr(errstr, errsz, SR_ERR_CONF,
+                     "delivery.guarantee=exactly_once commits offsets in the transaction: drop "
+                     "kafka enable.auto.commit=%s",
+                     v);
+  v = sr_pipeline_conf_kafka_get(c->kafka, c->n_kafka, c->kafka_producer, c->n_kafka_producer,
+                                 "transactional.id");
+  if (v)
+    return sr_seterr(errstr, errsz, SR_ERR_CONF,
+                     "set the transactional id with the option transactional.id, not with "
+                     "kafka transactional.id=%s",
+                     v);
+  if (c->transactional_id && !*c->transactional_id)
+    return sr_seterr(errstr, errsz, SR_ERR_CONF,
+                     "transactional.id: empty (unset it for <group>-<client.id>)");
+  return SR_OK;
+}
+
 sr_err_t sr_pipeline_conf_check(const sr_pipeline_conf_t *c, char *errstr, size_t errsz) {
   if (!c->brokers || !*c->brokers)
     return sr_seterr(errstr, errsz, SR_ERR_CONF, "no brokers configured");
+  if ((unsigned)c->delivery > SR_DELIVERY_EXACTLY_ONCE)
+    return sr_seterr(errstr, errsz, SR_ERR_CONF, "delivery.guarantee: %d is not a guarantee",
+                     (int)c->delivery);
+  if ((unsigned)c->txn_scope > SR_TXN_SCOPE_BATCH)
+    return sr_seterr(errstr, errsz, SR_ERR_CONF, "transaction.scope: %d is not a scope",
+                     (int)c->txn_scope);
+  if (c->delivery == SR_DELIVERY_EXACTLY_ONCE) {
+    sr_err_t e = sr_pipeline_conf_check_eos(c, errstr, errsz);
+    if (e != SR_OK) return e;
+  }
   for (int i = 0; i < SR_PIPE_N_OPTS; i++) {
     const sr_conf_opt_t *o = &sr_pipeline_opts[i];
     int ranged;

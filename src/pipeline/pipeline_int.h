@@ -2,7 +2,8 @@
  * pipeline internals, shared by the files of src/pipeline that drive one
  * worker: pipeline.c (the loop: poll, decode, apply, score, send, dead
  * letters, rebalance), pipeline_commit.c (delivery reports and commit
- * results in, offset commits out, the back-pressure wait) and
+ * results in, offset commits out, the back-pressure wait), pipeline_txn.c
+ * (the transactions of delivery.guarantee=exactly_once) and
  * pipeline_new.c (construction and teardown). The pure rooms (ledger.h,
  * batch.h, input.h) know nothing of this struct.
  *
@@ -52,6 +53,16 @@ struct sr_pipeline_s {
   sr_err_t fatal;
   char fatal_str[1024];
 
+  /* exactly_once (pipeline_txn.c); all zero with at_least_once */
+  int eos;
+  char *txn_id;       /* the producer's transactional.id */
+  int txn_open;       /* begun, not committed or aborted yet */
+  int txn_abort;      /* an abortable error was seen: the open transaction must abort */
+  int txn_aborting;   /* inside the abort: failed (purged) delivery reports are expected */
+  int rewind_pending; /* aborted inside a poll: rewind before processing anything more */
+  int64_t *first_off; /* per partition: first offset consumed in this ownership, -1 */
+  int n_first_off;
+
   struct { /* the statistics list (SR_PIPELINE_STATS in pipeline.h) */
 #define SR__STAT_DECL(f, kind, metric, div, help) _Atomic uint64_t f;
     SR_PIPELINE_STATS(SR__STAT_DECL)
@@ -83,5 +94,23 @@ void sr_pipeline_on_commit(void *opaque, int32_t part, int64_t next_offset, sr_e
                            const char *reason);
 /* pipeline.c */
 void sr_pipeline_on_rebalance(void *opaque, int assigned, const int32_t *parts, int n);
+
+/* pipeline_txn.c (exactly_once only) */
+/* Registers the transactional.id (fences an older instance, which aborts
+ * its open transaction); a failure is fatal. */
+void sr_pipeline_txn_init(sr_pipeline_t *p);
+/* Begins a transaction unless one is open; 0, or -1 after recording a fatal
+ * error. */
+int sr_pipeline_txn_begin(sr_pipeline_t *p);
+/* Ends the open transaction: waits for its outputs, sends the offsets,
+ * commits; on an abortable error aborts and marks the rewind due
+ * (final: at shutdown, where an abort is an error and no rewind follows). */
+void sr_pipeline_txn_finish(sr_pipeline_t *p, int final);
+/* Moves the consumer back to the committed positions after an abort. */
+void sr_pipeline_txn_rewind(sr_pipeline_t *p);
+/* Notes the first offset consumed of a partition in this ownership;
+ * sr_pipeline_txn_assigned forgets it at a new assignment. */
+void sr_pipeline_txn_note(sr_pipeline_t *p, int32_t part, int64_t offset);
+void sr_pipeline_txn_assigned(sr_pipeline_t *p, int32_t part);
 
 #endif

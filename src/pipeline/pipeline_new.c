@@ -5,6 +5,7 @@
  * growth). The model is taken over only on success; destroy accepts a
  * half-built pipeline (one cleanup path).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "pipeline/pipeline_int.h"
@@ -49,6 +50,15 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
   p->conf.kafka = NULL; /* the merged copies above are what we use */
   p->conf.kafka_consumer = p->conf.kafka_producer = NULL;
   p->fatal = SR_OK;
+  p->eos = conf->delivery == SR_DELIVERY_EXACTLY_ONCE;
+  if (p->eos) { /* unique per worker, stable across its restarts (the option's help) */
+    p->txn_id = conf->transactional_id ? sr_strdup(conf->transactional_id) : NULL;
+    if (!p->txn_id) {
+      size_t len = strlen(conf->group) + strlen(conf->client_id) + 2;
+      p->txn_id = sr_malloc(len);
+      snprintf(p->txn_id, len, "%s-%s", conf->group, conf->client_id);
+    }
+  }
 
   int bm = conf->batch_max, k = conf->k;
   p->codec = sr_codec_new(conf->event_schema_id, conf->rec_schema_id, errstr, errsz);
@@ -74,7 +84,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
                           .kafka = p->kafka_p,
                           .n_kafka = p->n_kafka_p,
                           .delivery_cb = sr_pipeline_on_delivery,
-                          .opaque = p};
+                          .opaque = p,
+                          .transactional_id = p->txn_id};
   p->publish = sr_publish_new(&pc, errstr, errsz);
   if (!p->publish) goto fail;
   sr_ingest_conf_t ic = {.brokers = p->brokers,
@@ -85,7 +96,8 @@ sr_pipeline_t *sr_pipeline_new(const sr_pipeline_conf_t *conf, sr_model_t *model
                          .n_kafka = p->n_kafka_c,
                          .rebalance_cb = sr_pipeline_on_rebalance,
                          .commit_cb = sr_pipeline_on_commit,
-                         .opaque = p};
+                         .opaque = p,
+                         .transactional = p->eos};
   p->ingest = sr_ingest_new(&ic, errstr, errsz);
   if (!p->ingest) goto fail;
   p->model = model; /* ownership taken only on success */
@@ -118,5 +130,7 @@ void sr_pipeline_destroy(sr_pipeline_t *p) {
   sr_free(p->recs_topic);
   sr_free(p->dlq_topic);
   sr_free(p->client_id);
+  sr_free(p->txn_id);
+  sr_free(p->first_off);
   sr_free(p);
 }

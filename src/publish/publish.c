@@ -21,6 +21,12 @@
  * handle is destroyed with messages outstanding (they are purged and
  * reported as failed).
  *
+ * Transactional (exactly-once, conf->transactional_id set): the same
+ * producer with transactional.id, which librdkafka makes idempotent too.
+ * The sr_publish_txn_* calls wrap librdkafka's transaction API and sort its
+ * errors into the four outcomes a caller acts on (kafka.h): retry, abort,
+ * fatal (fenced: a newer producer with the same transactional.id), bug.
+ *
  * Thread: the handle belongs to the thread that created it; delivery and
  * error callbacks run on it inside sr_publish_poll()/flush()/destroy().
  * librdkafka's log callback (src/kafka) runs on its internal threads and
@@ -43,6 +49,7 @@
 
 struct sr_publish_s {
   rd_kafka_t *rk;
+  char *txn_id; /* transactional.id, NULL when not transactional */
   sr_delivery_cb_t *delivery_cb;
   void *opaque;
   char *warm[SR_PUBLISH_MAX_WARM]; /* topics whose metadata we fetched */
@@ -78,10 +85,12 @@ sr_publish_t *sr_publish_new(const sr_publish_conf_t *c, char *errstr, size_t er
   p = sr_calloc(1, sizeof(*p));
   p->delivery_cb = c->delivery_cb;
   p->opaque = c->opaque;
+  if (c->transactional_id) p->txn_id = sr_strdup(c->transactional_id);
 
   /* our producer defaults (src/kafka), then the user's kafka.*, which win */
-  conf = sr_kafka_conf_new(SR_KAFKA_PRODUCER, c->brokers, c->client_id, NULL, 0, c->kafka,
-                           c->n_kafka, errstr, errsz);
+  const sr_kv_t fixed[] = {{"transactional.id", c->transactional_id}};
+  conf = sr_kafka_conf_new(SR_KAFKA_PRODUCER, c->brokers, c->client_id, fixed,
+                           c->transactional_id ? 1 : 0, c->kafka, c->n_kafka, errstr, errsz);
   if (!conf) goto fail;
   rd_kafka_conf_set_error_cb(conf, sr_publish_error_cb);
   rd_kafka_conf_set_dr_msg_cb(conf, sr_publish_dr_cb);
@@ -116,6 +125,7 @@ void sr_publish_destroy(sr_publish_t *p) {
   }
   for (int i = 0; i < p->n_warm; i++)
     sr_free(p->warm[i]);
+  sr_free(p->txn_id);
   sr_free(p);
 }
 
@@ -208,4 +218,85 @@ int sr_publish_outq_len(sr_publish_t *p) { return rd_kafka_outq_len(p->rk); }
 
 void sr_publish_purge(sr_publish_t *p) {
   rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+/* ------------------------------------------------------------ transactions */
+
+/* Sorts a transaction call's error into the outcomes of kafka.h and frees
+ * it. NULL is success. */
+static sr_err_t sr_publish_txn_result(sr_publish_t *p, rd_kafka_error_t *error, const char *what,
+                                      char *errstr, size_t errsz) {
+  if (!error) return SR_OK;
+  sr_err_t ret = rd_kafka_error_is_fatal(error)             ? SR_ERR_FATAL
+                 : rd_kafka_error_txn_requires_abort(error) ? SR_ERR_KAFKA
+                 : rd_kafka_error_is_retriable(error)       ? SR_ERR_TIMEOUT
+                                                            : SR_ERR_STATE;
+  sr_seterr(errstr, errsz, ret, "transactional.id %s: %s: %s: %s", p->txn_id, what,
+            rd_kafka_error_name(error), rd_kafka_error_string(error));
+  rd_kafka_error_destroy(error);
+  return ret;
+}
+
+static sr_err_t sr_publish_txn_check(sr_publish_t *p, char *errstr, size_t errsz) {
+  if (p->txn_id) return SR_OK;
+  return sr_seterr(errstr, errsz, SR_ERR_STATE, "publish: the producer is not transactional");
+}
+
+sr_err_t sr_publish_txn_init(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz) {
+  sr_err_t e = sr_publish_txn_check(p, errstr, errsz);
+  if (e != SR_OK) return e;
+  return sr_publish_txn_result(p, rd_kafka_init_transactions(p->rk, timeout_ms),
+                               "init_transactions", errstr, errsz);
+}
+
+sr_err_t sr_publish_txn_begin(sr_publish_t *p, char *errstr, size_t errsz) {
+  sr_err_t e = sr_publish_txn_check(p, errstr, errsz);
+  if (e != SR_OK) return e;
+  return sr_publish_txn_result(p, rd_kafka_begin_transaction(p->rk), "begin_transaction", errstr,
+                               errsz);
+}
+
+sr_err_t sr_publish_txn_send_offsets(sr_publish_t *p, const sr_ingest_group_t *g, const char *topic,
+                                     const int32_t *parts, const int64_t *next_offsets, int n,
+                                     int timeout_ms, char *errstr, size_t errsz) {
+  sr_err_t e = sr_publish_txn_check(p, errstr, errsz);
+  if (e != SR_OK) return e;
+  if (!g || !g->md)
+    return sr_seterr(errstr, errsz, SR_ERR_STATE,
+                     "transactional.id %s: send_offsets_to_transaction: no group metadata",
+                     p->txn_id);
+  if (n <= 0) return SR_OK;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+  for (int i = 0; i < n; i++)
+    rd_kafka_topic_partition_list_add(l, topic, parts[i])->offset = next_offsets[i];
+  e = sr_publish_txn_result(p, rd_kafka_send_offsets_to_transaction(p->rk, l, g->md, timeout_ms),
+                            "send_offsets_to_transaction", errstr, errsz);
+  rd_kafka_topic_partition_list_destroy(l);
+  return e;
+}
+
+sr_err_t sr_publish_txn_commit(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz) {
+  sr_err_t e = sr_publish_txn_check(p, errstr, errsz);
+  if (e != SR_OK) return e;
+  return sr_publish_txn_result(p, rd_kafka_commit_transaction(p->rk, timeout_ms),
+                               "commit_transaction", errstr, errsz);
+}
+
+sr_err_t sr_publish_txn_abort(sr_publish_t *p, int timeout_ms, char *errstr, size_t errsz) {
+  sr_err_t e = sr_publish_txn_check(p, errstr, errsz);
+  if (e != SR_OK) return e;
+  return sr_publish_txn_result(p, rd_kafka_abort_transaction(p->rk, timeout_ms),
+                               "abort_transaction", errstr, errsz);
+}
+
+sr_err_t sr_publish_fatal_error(sr_publish_t *p, char *errstr, size_t errsz) {
+  char reason[512];
+  rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
+  if (!err) return SR_OK;
+  if (p->txn_id)
+    return sr_seterr(errstr, errsz, SR_ERR_FATAL,
+                     "transactional.id %s: fatal producer error %s: %s", p->txn_id,
+                     rd_kafka_err2name(err), reason);
+  return sr_seterr(errstr, errsz, SR_ERR_FATAL, "fatal producer error %s: %s",
+                   rd_kafka_err2name(err), reason);
 }

@@ -145,5 +145,83 @@ TEST(from_conf_sets_every_row) {
   sr_conf_destroy(conf);
 }
 
+/* delivery.guarantee and transaction.scope take their names only;
+ * exactly_once refuses kafka.* properties that would break it, and an
+ * empty transactional.id. */
+TEST(delivery_guarantee_options) {
+  char es[256];
+  int n;
+  const sr_conf_opt_t *t = sr_pipeline_conf_table(&n);
+  sr_pipeline_conf_t c;
+  sr_pipeline_conf_defaults(&c);
+  T_EQ_INT(c.delivery, SR_DELIVERY_AT_LEAST_ONCE);
+  T_EQ_INT(c.txn_scope, SR_TXN_SCOPE_INTERVAL);
+  T_ASSERT(c.transactional_id == NULL);
+  T_EQ_STR(row("delivery.guarantee")->def, "at_least_once");
+
+  sr_conf_t *conf = sr_conf_new(t, n);
+  T_EQ_INT(sr_conf_set(conf, "delivery.guarantee", "exactly_once", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(conf, "transaction.scope", "batch", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(conf, "transactional.id", "worker-1", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_OK);
+  T_EQ_INT(c.delivery, SR_DELIVERY_EXACTLY_ONCE);
+  T_EQ_INT(c.txn_scope, SR_TXN_SCOPE_BATCH);
+  T_EQ_STR(c.transactional_id, "worker-1");
+  c.brokers = "b:1";
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_OK);
+
+  /* unknown names: refused, naming the option and the accepted values */
+  T_EQ_INT(sr_conf_set(conf, "delivery.guarantee", "exactly-once", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_ERR_CONF);
+  T_EQ_STR(es, "delivery.guarantee: 'exactly-once' is not at_least_once or exactly_once");
+  T_EQ_INT(sr_conf_set(conf, "delivery.guarantee", "exactly_once", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(conf, "transaction.scope", "txn", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_ERR_CONF);
+  T_EQ_STR(es, "transaction.scope: 'txn' is not interval or batch");
+  T_EQ_INT(sr_conf_set(conf, "transaction.scope", "interval", es, sizeof(es)), SR_OK);
+
+  /* exactly_once and kafka.* that would break it */
+  T_EQ_INT(sr_conf_set(conf, "kafka.consumer.isolation.level", "read_uncommitted", es, sizeof(es)),
+           SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_OK);
+  c.brokers = "b:1";
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_ERR_CONF);
+  T_ASSERT_MSG(strstr(es, "isolation.level=read_uncommitted") != NULL, "%s", es);
+  /* the same with at_least_once is the user's choice */
+  c.delivery = SR_DELIVERY_AT_LEAST_ONCE;
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_OK);
+  sr_conf_destroy(conf);
+
+  conf = sr_conf_new(t, n);
+  T_EQ_INT(sr_conf_set(conf, "delivery.guarantee", "exactly_once", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(conf, "kafka.enable.auto.commit", "true", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_OK);
+  c.brokers = "b:1";
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_ERR_CONF);
+  T_ASSERT_MSG(strstr(es, "enable.auto.commit=true") != NULL, "%s", es);
+  sr_conf_destroy(conf);
+
+  conf = sr_conf_new(t, n);
+  T_EQ_INT(sr_conf_set(conf, "delivery.guarantee", "exactly_once", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_conf_set(conf, "kafka.producer.transactional.id", "x", es, sizeof(es)), SR_OK);
+  T_EQ_INT(sr_pipeline_conf_from(&c, conf, es, sizeof(es)), SR_OK);
+  c.brokers = "b:1";
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_ERR_CONF);
+  T_ASSERT_MSG(strstr(es, "the option transactional.id") != NULL, "%s", es);
+  sr_conf_destroy(conf);
+
+  sr_pipeline_conf_defaults(&c);
+  c.brokers = "b:1";
+  c.delivery = SR_DELIVERY_EXACTLY_ONCE;
+  c.transactional_id = "";
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_ERR_CONF);
+  T_ASSERT_MSG(!strncmp(es, "transactional.id: empty", 23), "%s", es);
+  c.transactional_id = NULL;
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_OK);
+  c.delivery = (sr_delivery_t)7;
+  T_EQ_INT(sr_pipeline_conf_check(&c, es, sizeof(es)), SR_ERR_CONF);
+  T_ASSERT_MSG(!strncmp(es, "delivery.guarantee: 7 ", 22), "%s", es);
+}
+
 TEST_MAIN(RUN(defaults_are_the_table); RUN(check_uses_the_table_ranges);
-          RUN(from_conf_sets_every_row))
+          RUN(from_conf_sets_every_row); RUN(delivery_guarantee_options))
