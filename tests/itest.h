@@ -1,7 +1,22 @@
 /*
- * Helpers for the mock-cluster integration tests (01xx): a small trained
- * model, producing UserEvents, reading a topic back in full (through the
- * topic reader of src/kafka, the one `recs` and `train --brokers` use).
+ * Helpers for the integration tests (01xx): the cluster they run on, a
+ * small trained model, producing UserEvents, reading a topic back in full
+ * (through the topic reader of src/kafka, the one `recs` and `train
+ * --brokers` use).
+ *
+ * The cluster: librdkafka's mock cluster (sr_broker_new) by default, or the
+ * real Kafka that SR_TEST_BOOTSTRAP=host:port[,...] names (the same test
+ * code). On a real cluster every case (one process each, test.h) works in
+ * its own namespace: IT_TOPIC("events") and IT_GROUP("g-x") put the case's
+ * prefix "it-<pid>-<ms>-" in front of a name, it_cluster_new creates the
+ * case's topics with the partition count the test asks for, and
+ * it_cluster_destroy deletes them, so cases never see each other's data or
+ * group members. On the mock the prefix is empty: the names are today's.
+ * Every topic and group name of a test goes through IT_TOPIC / IT_GROUP;
+ * the helpers below do it for the names they fill in themselves (the
+ * events topic of it_produce_events and it_committed, the three topics of
+ * it_pipeline_conf). Cases that need the mock's fault injection are listed
+ * with RUN_MOCK_ONLY (test.h).
  */
 #ifndef SR_ITEST_H
 #define SR_ITEST_H
@@ -21,6 +36,123 @@
 #include "streamrec/snapshot.h"
 #include "streamrec/train.h"
 #include "test.h"
+
+/* ---------------------------------------------------------------- cluster */
+
+/* The largest message a test produces and reads back (0105's oversized
+ * inputs): the producer's message.max.bytes, the reader's
+ * fetch.message.max.bytes and, on a real cluster, each case topic's
+ * max.message.bytes (a broker's default is 1 MiB; the mock takes anything). */
+#define IT_MSG_MAX_BYTES "4000000"
+
+/* The case's prefix: "" on the mock, "it-<pid>-<ms>-" on a real cluster
+ * (fixed at the first call of the process, i.e. of the case). */
+static inline const char *it_prefix(void) {
+  static char prefix[64];
+  static int done = 0;
+  if (!done) {
+    if (sr_t_real_bootstrap())
+      snprintf(prefix, sizeof(prefix), "it-%ld-%lld-", (long)getpid(), (long long)sr_now_ms());
+    done = 1;
+  }
+  return prefix;
+}
+
+/* name with the case's prefix; the same pointer for the same name, valid
+ * for the process's life. Aborts past 64 distinct names (a test bug). */
+static inline const char *it_name(const char *name) {
+  static char names[64][256];
+  static int n = 0;
+  char want[256];
+  snprintf(want, sizeof(want), "%s%s", it_prefix(), name);
+  for (int i = 0; i < n; i++)
+    if (!strcmp(names[i], want)) return names[i];
+  if (n == 64) {
+    fprintf(stderr, "it_name: more than 64 names\n");
+    abort();
+  }
+  snprintf(names[n], sizeof(names[n]), "%s", want);
+  return names[n++];
+}
+#define IT_TOPIC(name) it_name(name)
+#define IT_GROUP(name) it_name(name)
+
+typedef struct it_cluster_s {
+  sr_broker_t *mock; /* NULL on a real cluster */
+  const char *bootstrap;
+  const char *topics[16]; /* created on the real cluster: deleted by destroy */
+  int n_topics;
+} it_cluster_t;
+
+/* A topic on the cluster with `partitions` partitions: the mock's own call,
+ * or sr_kafka_topics_create (replication: the brokers' default; messages up
+ * to IT_MSG_MAX_BYTES). name is
+ * used as given (pass IT_TOPIC(...)) and must stay valid for the cluster's
+ * life. Returns SR_OK or the error (printed). */
+static inline sr_err_t it_cluster_topic_create(it_cluster_t *c, const char *name, int partitions) {
+  char es[512];
+  if (c->mock) return sr_broker_topic_create(c->mock, name, partitions);
+  static const sr_kv_t cfg[] = {{"max.message.bytes", IT_MSG_MAX_BYTES}};
+  sr_kafka_topic_spec_t spec = {
+      .name = name, .partitions = partitions, .replication = -1, .config = cfg, .n_config = 1};
+  sr_err_t e = sr_kafka_topics_create(c->bootstrap, &spec, 1, NULL, 0, t_wait_ms(60000), NULL, es,
+                                      sizeof(es));
+  if (e != SR_OK)
+    fprintf(stderr, "it_cluster: %s\n", es);
+  else if (c->n_topics < (int)SR_ARRAY_SIZE(c->topics))
+    c->topics[c->n_topics++] = name;
+  return e;
+}
+
+/* The cluster of this case, with the pipeline's three topics (the defaults
+ * of topic.events, topic.recommendations and topic.dlq, through IT_TOPIC)
+ * of `partitions` partitions each. n_brokers is the mock's broker count; a
+ * real cluster is what SR_TEST_BOOTSTRAP names (a case that needs more than
+ * one broker to fail is mock-only anyway). Returns NULL (reason printed) on
+ * failure. Free with it_cluster_destroy. */
+static inline it_cluster_t *it_cluster_new(int n_brokers, int partitions) {
+  char es[512];
+  it_cluster_t *c = calloc(1, sizeof(*c));
+  const char *real = sr_t_real_bootstrap();
+  if (!real) {
+    c->mock = sr_broker_new(n_brokers, partitions, es, sizeof(es));
+    if (!c->mock) {
+      fprintf(stderr, "it_cluster: sr_broker_new: %s\n", es);
+      free(c);
+      return NULL;
+    }
+    c->bootstrap = sr_broker_bootstrap(c->mock);
+    return c;
+  }
+  c->bootstrap = real;
+  sr_pipeline_conf_t pc;
+  sr_pipeline_conf_defaults(&pc);
+  const char *base[3] = {pc.events_topic, pc.recs_topic, pc.dlq_topic};
+  for (int i = 0; i < 3; i++)
+    if (it_cluster_topic_create(c, it_name(base[i]), partitions) != SR_OK) {
+      free(c);
+      return NULL;
+    }
+  return c;
+}
+
+/* "host:port[,...]" of the cluster. Borrowed, valid for the cluster's life. */
+static inline const char *it_cluster_bootstrap(const it_cluster_t *c) { return c->bootstrap; }
+/* The mock cluster (for its fault injection), NULL on a real cluster. */
+static inline sr_broker_t *it_cluster_mock(const it_cluster_t *c) { return c->mock; }
+
+/* Stops the mock, or deletes the case's topics on a real cluster (a failure
+ * is printed, not fatal: the names are the case's own). Accepts NULL. */
+static inline void it_cluster_destroy(it_cluster_t *c) {
+  char es[512];
+  if (!c) return;
+  if (c->mock) sr_broker_destroy(c->mock);
+  if (!c->mock && c->n_topics &&
+      sr_kafka_topics_delete(c->bootstrap, c->topics, c->n_topics, NULL, 0, t_wait_ms(30000), es,
+                             sizeof(es)) != SR_OK)
+    fprintf(stderr, "it_cluster: deleting the case's topics: %s\n", es);
+  free(c);
+}
 
 /* A synthetic history: n_users users walking items with a sequential habit
  * (item i is mostly followed by i+1). Row strings live in static buffers. */
@@ -99,11 +231,11 @@ static void it_dr(void *opaque, void *msg_opaque, sr_err_t err, const char *reas
 }
 
 /* Produces raw messages (a NULL key is sent as no key); returns the number
- * delivered. Messages up to 4 MB. */
+ * delivered. Messages up to IT_MSG_MAX_BYTES. */
 static inline int it_produce_raw(const char *brokers, const char *topic, const char *const *keys,
                                  const sr_buf_t *vals, int n) {
   char es[256];
-  static const sr_kv_t big[] = {{"message.max.bytes", "4000000"}};
+  static const sr_kv_t big[] = {{"message.max.bytes", IT_MSG_MAX_BYTES}};
   sr_publish_conf_t pc = {.brokers = brokers,
                           .client_id = "it-producer",
                           .delivery_cb = it_dr,
@@ -125,7 +257,8 @@ static inline int it_produce_raw(const char *brokers, const char *topic, const c
   return n - it_failed_deliveries;
 }
 
-/* Encodes and produces the events to topic "events"; returns delivered count. */
+/* Encodes and produces the events to IT_TOPIC("events"); returns the
+ * delivered count. */
 static inline int it_produce_events(const char *brokers, const it_events_t *e) {
   char es[256];
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
@@ -145,7 +278,7 @@ static inline int it_produce_events(const char *brokers, const it_events_t *e) {
     sr_codec_encode_event(c, &ev, &vals[i]);
     keys[i] = e->users[i];
   }
-  int n = it_produce_raw(brokers, "events", keys, vals, e->n);
+  int n = it_produce_raw(brokers, IT_TOPIC("events"), keys, vals, e->n);
   for (int i = 0; i < e->n; i++)
     sr_buf_free(&vals[i]);
   free(vals);
@@ -184,7 +317,7 @@ static inline int it_read_topic(const char *brokers, const char *topic, int want
                                 it_msg_t *out) {
   timeout_ms = t_wait_ms(timeout_ms);
   char es[256];
-  static const sr_kv_t big[] = {{"fetch.message.max.bytes", "4000000"}};
+  static const sr_kv_t big[] = {{"fetch.message.max.bytes", IT_MSG_MAX_BYTES}};
   sr_kafka_reader_conf_t rc = {.brokers = brokers,
                                .topic = topic,
                                .client_id = "it-reader",
@@ -235,7 +368,8 @@ static inline void it_msgs_free(it_msg_t *m, int n) {
     free(m[i].value);
 }
 
-/* Committed offsets of group for partitions 0..n-1 of "events". */
+/* Committed offsets of group (pass IT_GROUP(...)) for partitions 0..n-1
+ * of IT_TOPIC("events"). */
 static inline int it_committed(const char *brokers, const char *group, int n_parts, int64_t *offs) {
   char es[256];
   int32_t parts[64];
@@ -243,14 +377,14 @@ static inline int it_committed(const char *brokers, const char *group, int n_par
    * hold up the next member's assignment. */
   sr_ingest_conf_t ic = {.brokers = brokers,
                          .group = group,
-                         .topic = "events",
+                         .topic = IT_TOPIC("events"),
                          .client_id = "it-committed",
                          .observe_only = 1};
   sr_ingest_t *in = sr_ingest_new(&ic, es, sizeof(es));
   if (!in) return -1;
   for (int i = 0; i < n_parts; i++)
     parts[i] = i;
-  sr_err_t e = sr_ingest_committed(in, parts, offs, n_parts, 10000);
+  sr_err_t e = sr_ingest_committed(in, parts, offs, n_parts, t_wait_ms(10000));
   sr_ingest_destroy(in);
   return e == SR_OK ? 0 : -1;
 }
@@ -303,8 +437,18 @@ static void *it_watchdog_main(void *arg) {
   return NULL;
 }
 
-/* Runs a pipeline serving the snapshot at snap; returns run()'s result, or
- * SR_ERR_TIMEOUT when the watchdog had to stop it. */
+/* The pipeline's defaults with the case's topics (IT_TOPIC of the default
+ * names): what every pipeline of a test starts from. */
+static inline void it_pipeline_conf(sr_pipeline_conf_t *pc) {
+  sr_pipeline_conf_defaults(pc);
+  pc->events_topic = it_name(pc->events_topic);
+  pc->recs_topic = it_name(pc->recs_topic);
+  pc->dlq_topic = it_name(pc->dlq_topic);
+}
+
+/* Runs a pipeline serving the snapshot at snap under group (pass
+ * IT_GROUP(...)); returns run()'s result, or SR_ERR_TIMEOUT when the
+ * watchdog had to stop it. */
 static inline sr_err_t it_run_model(const char *brokers, sr_model_t *m, const char *group,
                                     int batch_max, int idle_exit_ms, sr_pipeline_stats_t *st,
                                     char *es, size_t essz);
@@ -324,7 +468,7 @@ static inline sr_err_t it_run_model(const char *brokers, sr_model_t *m, const ch
                                     char *es, size_t essz) {
   sr_err_t e;
   sr_pipeline_conf_t pc;
-  sr_pipeline_conf_defaults(&pc);
+  it_pipeline_conf(&pc);
   pc.brokers = brokers;
   pc.group = group;
   pc.batch_max = batch_max;
@@ -332,7 +476,8 @@ static inline sr_err_t it_run_model(const char *brokers, sr_model_t *m, const ch
   pc.commit_interval_ms = 100;
   pc.coalesce = it_coalesce;
   /* The mock coordinator waits out a departed member's session before a
-   * new one joins: keep that short in tests. */
+   * new one joins: keep that short in tests (6000 is also the smallest a
+   * real broker accepts: group.min.session.timeout.ms). */
   static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
   pc.kafka_consumer = kv;
   pc.n_kafka_consumer = 2;

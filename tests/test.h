@@ -16,9 +16,16 @@
  *   t_NNNN-name CASE     just CASE, in this process (for gdb / rr)
  *   t_NNNN-name --list   the case names
  *
- * Exit status: 1 if a case failed, 77 if every case skipped (ctest's
- * SKIP_RETURN_CODE), else 0.
+ * RUN_MOCK_ONLY(name) lists a case that needs the mock cluster's fault
+ * injection (sr_broker_push_errors, sr_broker_set_down, ...). It runs as a
+ * RUN case unless SR_TEST_BOOTSTRAP selects a real Kafka (tests/itest.h):
+ * then the runner does not start it and prints one "MOCK-ONLY name: why"
+ * line instead; such a case is neither a pass nor a skip.
+ *
+ * Exit status: 1 if a case failed, 77 if no case passed and every case
+ * skipped or was left out as mock-only (ctest's SKIP_RETURN_CODE), else 0.
  * env: SR_TEST_CASE_TIMEOUT  seconds per case (default 120; 0: none).
+ *      SR_TEST_BOOTSTRAP     host:port[,...] of a real Kafka (tests/itest.h).
  */
 #ifndef SR_TEST_H
 #define SR_TEST_H
@@ -124,6 +131,20 @@ static inline const char *t_tmp_path(const char *name) {
 
 /* RUN(name) runs test_name when it is the case this process runs. */
 #define RUN(name) sr_t_run_(#name, test_##name)
+/* The same, for a case the runner leaves out on a real cluster (above). */
+#define RUN_MOCK_ONLY(name) sr_t_run_(#name, test_##name)
+
+/* The variable that selects a real Kafka for the integration tests instead
+ * of the mock cluster: read here (the runner decides which cases to start)
+ * and in tests/itest.h (which cluster they use). */
+#define SR_T_BOOTSTRAP_ENV "SR_TEST_BOOTSTRAP"
+#define SR_T_MOCK_ONLY_WHY                                                                         \
+  "needs the mock cluster's fault injection; the real-cluster failure tests are tests/kafka/"
+/* SR_TEST_BOOTSTRAP's value, or NULL when unset or empty (the mock cluster). */
+static inline const char *sr_t_real_bootstrap(void) {
+  const char *s = getenv(SR_T_BOOTSTRAP_ENV);
+  return s && *s ? s : NULL;
+}
 static inline void sr_t_run_(const char *name, void (*fn)(void)) {
   if (!sr_t_only_ || strcmp(name, sr_t_only_)) return;
   sr_t_ran_ = 1;
@@ -133,14 +154,19 @@ static inline void sr_t_run_(const char *name, void (*fn)(void)) {
 }
 
 /* The case names, in order, from TEST_MAIN's source text: every RUN(ident)
- * not preceded by an identifier character. Returns the count (at most max). */
-static inline int sr_t_names_(const char *src, char names[][128], int max) {
+ * or RUN_MOCK_ONLY(ident) not preceded by an identifier character;
+ * mock_only[i] says which form named case i. Returns the count (at most
+ * max). */
+static inline int sr_t_names_(const char *src, char names[][128], unsigned char *mock_only,
+                              int max) {
   int n = 0;
-  for (const char *p = src; (p = strstr(p, "RUN(")) != NULL; p += 4) {
+  for (const char *p = src; (p = strstr(p, "RUN")) != NULL; p += 3) {
     if (p > src && (p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z') ||
                     (p[-1] >= 'A' && p[-1] <= 'Z') || (p[-1] >= '0' && p[-1] <= '9')))
       continue;
-    const char *q = p + 4;
+    int mock = !strncmp(p + 3, "_MOCK_ONLY(", 11);
+    if (!mock && p[3] != '(') continue;
+    const char *q = p + (mock ? 14 : 4);
     while (*q == ' ' || *q == '\n' || *q == '\t')
       q++;
     size_t len = strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
@@ -153,9 +179,16 @@ static inline int sr_t_names_(const char *src, char names[][128], int max) {
       dup |= strlen(names[i]) == len && !memcmp(names[i], q, len);
     if (dup) continue;
     memcpy(names[n], q, len);
-    names[n++][len] = '\0';
+    names[n][len] = '\0';
+    mock_only[n++] = (unsigned char)mock;
   }
   return n;
+}
+
+/* The line for a case left out on a real cluster. */
+static inline void sr_t_mock_only_line_(const char *name) {
+  fprintf(stderr, "MOCK-ONLY %s: not run on the real Kafka at %s (%s): %s\n", name,
+          sr_t_real_bootstrap(), SR_T_BOOTSTRAP_ENV, SR_T_MOCK_ONLY_WHY);
 }
 
 /* Runs the TEST_MAIN body with only `name` enabled; returns the exit status
@@ -268,7 +301,9 @@ static inline int sr_t_fork_(const char *name, int (*body)(void), double timeout
 
 static inline int sr_t_main_(int argc, char **argv, const char *src, int (*body)(void)) {
   static char names[512][128];
-  int n = sr_t_names_(src, names, 512);
+  static unsigned char mock_only[512];
+  int n = sr_t_names_(src, names, mock_only, 512);
+  const int real = sr_t_real_bootstrap() != NULL;
   if (argc > 2 || (argc == 2 && argv[1][0] == '-' && strcmp(argv[1], "--list"))) {
     fprintf(stderr, "usage: %s [CASE | --list]\n", argv[0]);
     return 2;
@@ -278,14 +313,18 @@ static inline int sr_t_main_(int argc, char **argv, const char *src, int (*body)
       printf("%s\n", names[i]);
     return 0;
   }
-  int n_pass = 0, n_fail = 0, n_skip = 0;
+  int n_pass = 0, n_fail = 0, n_skip = 0, n_mock = 0;
   if (argc == 2) { /* one case, in this process */
-    int known = 0;
+    int known = -1;
     for (int i = 0; i < n; i++)
-      known |= !strcmp(names[i], argv[1]);
-    if (!known) {
+      if (!strcmp(names[i], argv[1])) known = i;
+    if (known < 0) {
       fprintf(stderr, "%s: no case '%s' (--list shows them)\n", argv[0], argv[1]);
       return 2;
+    }
+    if (real && mock_only[known]) {
+      sr_t_mock_only_line_(argv[1]);
+      return SR_T_EXIT_SKIP;
     }
     fprintf(stderr, "RUN  %s\n", argv[1]);
     int code = sr_t_case_(argv[1], body);
@@ -302,16 +341,21 @@ static inline int sr_t_main_(int argc, char **argv, const char *src, int (*body)
     signal(SIGTERM, sr_t_on_signal_);
     signal(SIGHUP, sr_t_on_signal_);
     for (int i = 0; i < n; i++) {
+      if (real && mock_only[i]) {
+        sr_t_mock_only_line_(names[i]);
+        n_mock++;
+        continue;
+      }
       int r = sr_t_fork_(names[i], body, timeout);
       n_pass += r == 0, n_fail += r == 1, n_skip += r == 2;
     }
   }
-  if (n_skip)
-    printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
-  else
-    printf("%d passed, %d failed\n", n_pass, n_fail);
+  printf("%d passed, %d failed", n_pass, n_fail);
+  if (n_skip) printf(", %d skipped", n_skip);
+  if (n_mock) printf(", %d mock-only not run", n_mock);
+  printf("\n");
   if (n_fail || n == 0) return 1;
-  return n_skip && !n_pass ? SR_T_EXIT_SKIP : 0;
+  return (n_skip || n_mock) && !n_pass ? SR_T_EXIT_SKIP : 0;
 }
 
 /* The body runs only in a case's process (see the top of this file). */

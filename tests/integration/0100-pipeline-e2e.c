@@ -1,5 +1,5 @@
 /*
- * End to end on the embedded broker: events produced to Kafka, the pipeline
+ * End to end on the test cluster (itest.h): events produced to Kafka, the pipeline
  * in-process, recommendations read back and checked one by one against the
  * events that caused them; committed offsets checked after the run.
  */
@@ -10,7 +10,7 @@
 #define PER_USER 10
 #define N_PARTS 3
 
-static sr_broker_t *broker;
+static it_cluster_t *cluster;
 static it_events_t evs;
 static const char *snap;
 static char version[64];
@@ -60,7 +60,7 @@ static const char *check_rec(const sr_rec_t *r, const char *key, int k, int *ev_
 static void run_and_verify(const char *group, int batch_max, int *failed) {
   char es[512];
   sr_pipeline_stats_t st;
-  const char *bs = sr_broker_bootstrap(broker);
+  const char *bs = it_cluster_bootstrap(cluster);
   *failed = 1;
   sr_err_t e = it_run_pipeline(bs, snap, group, batch_max, 2000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
@@ -74,7 +74,7 @@ static void run_and_verify(const char *group, int batch_max, int *failed) {
   T_EQ_INT(st.users_peak, N_USERS); /* every user held at once before that */
 
   it_msg_t *msgs = calloc((size_t)evs.n * 3, sizeof(*msgs));
-  int got = it_read_topic(bs, "recommendations", evs.n * 3, 8000, msgs);
+  int got = it_read_topic(bs, IT_TOPIC("recommendations"), evs.n * 3, 8000, msgs);
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
   int *seen = calloc((size_t)evs.n, sizeof(int));
   int64_t end[N_PARTS] = {0};
@@ -114,7 +114,7 @@ static void run_and_verify(const char *group, int batch_max, int *failed) {
 
 TEST(one_recommendation_per_event_batch_1) {
   int failed;
-  run_and_verify("g-b1", 1, &failed);
+  run_and_verify(IT_GROUP("g-b1"), 1, &failed);
   T_ASSERT(!failed);
 }
 
@@ -122,7 +122,7 @@ TEST(one_recommendation_per_event_batch_1) {
  * recommendation for its own moment (its own state, its own seen items). */
 TEST(one_recommendation_per_event_batch_64) {
   int failed;
-  run_and_verify("g-b64", 64, &failed);
+  run_and_verify(IT_GROUP("g-b64"), 64, &failed);
   T_ASSERT(!failed);
 }
 
@@ -130,16 +130,16 @@ TEST(one_recommendation_per_event_batch_64) {
 TEST(coalesce_per_user) {
   char es[512];
   sr_pipeline_stats_t st;
-  const char *bs = sr_broker_bootstrap(broker);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_coalesce = 1;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-coalesce", 64, 2000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-coalesce"), 64, 2000, &st, es, sizeof(es));
   it_coalesce = 0;
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.consumed, evs.n);
   T_ASSERT(st.coalesced > 0);
   T_EQ_INT(st.recs_sent + st.coalesced, evs.n);
   int64_t committed[N_PARTS];
-  T_EQ_INT(it_committed(bs, "g-coalesce", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-coalesce"), N_PARTS, committed), 0);
   int64_t total = 0;
   for (int p = 0; p < N_PARTS; p++)
     total += committed[p];
@@ -148,11 +148,8 @@ TEST(coalesce_per_user) {
 
 TEST_MAIN({
   char es[256];
-  broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  if (!broker) {
-    fprintf(stderr, "broker: %s\n", es);
-    return 1;
-  }
+  cluster = it_cluster_new(1, N_PARTS);
+  if (!cluster) return 1;
   it_events_make(&evs, N_USERS, N_ITEMS, PER_USER, 7);
   snap = t_tmp_path("e2e.snap");
   if (it_snapshot(&evs, 16, snap) != 0) return 1;
@@ -160,8 +157,8 @@ TEST_MAIN({
   if (sr_snapshot_load(snap, &m, NULL, es, sizeof(es)) != SR_OK) return 1;
   snprintf(version, sizeof(version), "%s", sr_model_version(m));
   sr_model_destroy(m);
-  /* each case runs in its own process with its own broker: all read these */
-  int produced = it_produce_events(sr_broker_bootstrap(broker), &evs);
+  /* each case runs in its own process with its own cluster (or topics): all read these */
+  int produced = it_produce_events(it_cluster_bootstrap(cluster), &evs);
   if (produced != evs.n) {
     fprintf(stderr, "produced %d of %d events\n", produced, evs.n);
     return 1;
@@ -170,6 +167,6 @@ TEST_MAIN({
   RUN(one_recommendation_per_event_batch_64);
   RUN(coalesce_per_user);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 })

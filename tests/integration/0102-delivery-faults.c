@@ -7,6 +7,8 @@
  *    commit so every event ends with a delivered recommendation;
  *  - a commit the coordinator refuses is sent again (next interval, final
  *    drain) until the group's position is the end of every partition.
+ * Every case injects its fault through the mock cluster (RUN_MOCK_ONLY): on
+ * a real Kafka these failures are tests/kafka/'s.
  */
 #include "itest.h"
 
@@ -22,7 +24,7 @@
 static int count_recs_per_event(const char *bs, const it_events_t *evs, int *seen, int max) {
   char es[256];
   it_msg_t *recs = calloc((size_t)max, sizeof(*recs));
-  int n = it_read_topic(bs, "recommendations", max, 6000, recs);
+  int n = it_read_topic(bs, IT_TOPIC("recommendations"), max, 6000, recs);
   sr_codec_t *c = sr_codec_new(1, 2, es, sizeof(es));
   for (int i = 0; i < n; i++) {
     sr_rec_t r;
@@ -40,9 +42,10 @@ static int count_recs_per_event(const char *bs, const it_events_t *evs, int *see
 
 TEST(transient_produce_errors_lose_nothing) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  sr_broker_t *broker = it_cluster_mock(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 8, 20, 6, 11);
   const char *snap = t_tmp_path("faults1.snap");
@@ -50,7 +53,7 @@ TEST(transient_produce_errors_lose_nothing) {
   T_EQ_INT(it_produce_events(bs, &evs), evs.n);
   sr_broker_push_errors(broker, APIKEY_PRODUCE, 4, KERR_NOT_LEADER);
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-transient", 1, 2000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-transient"), 1, 2000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.delivery_failed, 0);
   int *seen = calloc((size_t)evs.n, sizeof(int));
@@ -58,19 +61,20 @@ TEST(transient_produce_errors_lose_nothing) {
   for (int i = 0; i < evs.n; i++)
     T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
   int64_t committed[N_PARTS];
-  T_EQ_INT(it_committed(bs, "g-transient", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-transient"), N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
   free(seen);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
 TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  sr_broker_t *broker = it_cluster_mock(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 8, 20, 6, 13);
   const char *snap = t_tmp_path("faults2.snap");
@@ -80,7 +84,7 @@ TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
   /* Every produce request fails with a non-retriable error. */
   sr_broker_push_errors(broker, APIKEY_PRODUCE, 1000, KERR_MSG_TOO_LARGE);
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-perm", 1, 2000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-perm"), 1, 2000, &st, es, sizeof(es));
   /* The first failure arrives as a delivery report (DELIVERY); with the
    * idempotent producer it may instead surface as the producer's fatal
    * state on the next send (KAFKA). Either way the worker stops. */
@@ -88,25 +92,25 @@ TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
   T_ASSERT(st.delivery_failed > 0);
   T_EQ_INT(st.recs_delivered, 0);
   int64_t committed[N_PARTS];
-  T_EQ_INT(it_committed(bs, "g-perm", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-perm"), N_PARTS, committed), 0);
   for (int p = 0; p < N_PARTS; p++)
     T_ASSERT_MSG(committed[p] <= 0, "partition %d committed %lld despite failed delivery", p,
                  (long long)committed[p]);
 
   /* Fault cleared: a restart under the same group re-processes everything. */
   sr_broker_clear_errors(broker, APIKEY_PRODUCE);
-  e = it_run_pipeline(bs, snap, "g-perm", 1, 2000, &st, es, sizeof(es));
+  e = it_run_pipeline(bs, snap, IT_GROUP("g-perm"), 1, 2000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "restart: %s", es);
   T_EQ_INT(st.consumed, evs.n);
   int *seen = calloc((size_t)evs.n, sizeof(int));
   count_recs_per_event(bs, &evs, seen, evs.n * 2);
   for (int i = 0; i < evs.n; i++)
     T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
-  T_EQ_INT(it_committed(bs, "g-perm", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-perm"), N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
   free(seen);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
@@ -117,9 +121,10 @@ TEST(permanent_failure_stops_before_commit_and_restart_recovers) {
  * events flow, and the group still ends at the end of every partition. */
 TEST(failed_commits_are_sent_again) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  sr_broker_t *broker = it_cluster_mock(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 8, 20, 6, 17);
   const char *snap = t_tmp_path("faults-commit.snap");
@@ -127,7 +132,7 @@ TEST(failed_commits_are_sent_again) {
   T_EQ_INT(it_produce_events(bs, &evs), evs.n);
   sr_broker_push_errors(broker, APIKEY_OFFSET_COMMIT, KERR_COMMIT_FAILURES, KERR_COMMIT);
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-commit", 1, 2000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-commit"), 1, 2000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.recs_delivered, evs.n);
   int *seen = calloc((size_t)evs.n, sizeof(int));
@@ -136,7 +141,7 @@ TEST(failed_commits_are_sent_again) {
     T_ASSERT_MSG(seen[i] == 1, "event %d: %d recs", i, seen[i]);
   /* the end of each partition: one past the highest offset of its events */
   it_msg_t *in = calloc((size_t)evs.n * 2, sizeof(*in));
-  int n_in = it_read_topic(bs, "events", evs.n * 2, 6000, in);
+  int n_in = it_read_topic(bs, IT_TOPIC("events"), evs.n * 2, 6000, in);
   T_EQ_INT(n_in, evs.n);
   int64_t end[N_PARTS] = {0};
   for (int i = 0; i < n_in; i++)
@@ -144,7 +149,7 @@ TEST(failed_commits_are_sent_again) {
         in[i].offset + 1 > end[in[i].partition])
       end[in[i].partition] = in[i].offset + 1;
   int64_t committed[N_PARTS];
-  T_EQ_INT(it_committed(bs, "g-commit", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-commit"), N_PARTS, committed), 0);
   for (int p = 0; p < N_PARTS; p++)
     T_ASSERT_MSG(committed[p] == end[p], "partition %d committed %lld, end %lld", p,
                  (long long)committed[p], (long long)end[p]);
@@ -155,25 +160,28 @@ TEST(failed_commits_are_sent_again) {
   free(in);
   free(seen);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
 /* ---- the recommendations leader down: two mock brokers, events and the
  * group coordinator on broker 1, the output topics' leaders on broker 2. */
 
-static sr_broker_t *two_brokers(const char *group) {
-  char es[256];
-  sr_broker_t *b = sr_broker_new(2, N_PARTS, es, sizeof(es));
-  if (!b) return NULL;
-  if (sr_broker_set_leader(b, "events", -1, 1) != SR_OK ||
-      sr_broker_set_leader(b, "recommendations", -1, 2) != SR_OK ||
-      sr_broker_set_leader(b, "events.dlq", -1, 2) != SR_OK ||
-      sr_broker_set_coordinator(b, group, 1) != SR_OK) {
-    sr_broker_destroy(b);
+static it_cluster_t *two_brokers(const char *group) {
+  it_cluster_t *c = it_cluster_new(2, N_PARTS);
+  sr_broker_t *b = c ? it_cluster_mock(c) : NULL;
+  if (!b) {
+    it_cluster_destroy(c);
     return NULL;
   }
-  return b;
+  if (sr_broker_set_leader(b, IT_TOPIC("events"), -1, 1) != SR_OK ||
+      sr_broker_set_leader(b, IT_TOPIC("recommendations"), -1, 2) != SR_OK ||
+      sr_broker_set_leader(b, IT_TOPIC("events.dlq"), -1, 2) != SR_OK ||
+      sr_broker_set_coordinator(b, group, 1) != SR_OK) {
+    it_cluster_destroy(c);
+    return NULL;
+  }
+  return c;
 }
 
 static const sr_kv_t *ring_kv;
@@ -191,9 +199,10 @@ static void ring_conf(sr_pipeline_conf_t *pc) {
  * delivered). Now: nothing committed, and a restart delivers everything. */
 TEST(ring_full_with_output_leader_down_commits_nothing) {
   char es[512];
-  sr_broker_t *broker = two_brokers("g-ring");
-  T_ASSERT(broker);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = two_brokers(IT_GROUP("g-ring"));
+  T_ASSERT(cluster);
+  sr_broker_t *broker = it_cluster_mock(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 10, 20, 20, 17); /* 200 events */
   const char *snap = t_tmp_path("faults-ring.snap");
@@ -205,7 +214,7 @@ TEST(ring_full_with_output_leader_down_commits_nothing) {
   ring_kv = kv, ring_nkv = 1, ring_inflight = 16, ring_shutdown_ms = 2000;
   it_conf_hook = ring_conf;
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-ring", 1, 2000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-ring"), 1, 2000, &st, es, sizeof(es));
   fprintf(stderr, "  leader down: run -> %s (%s); consumed %llu, sent %llu, delivered %llu\n",
           sr_err2name(e), es, (unsigned long long)st.consumed, (unsigned long long)st.recs_sent,
           (unsigned long long)st.recs_delivered);
@@ -214,7 +223,7 @@ TEST(ring_full_with_output_leader_down_commits_nothing) {
   T_ASSERT_MSG(st.consumed >= 16, "ring of 16 never filled: consumed %llu",
                (unsigned long long)st.consumed);
   int64_t committed[N_PARTS];
-  T_EQ_INT(it_committed(bs, "g-ring", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-ring"), N_PARTS, committed), 0);
   fprintf(stderr, "  committed offsets with 0 delivered: %lld, %lld\n", (long long)committed[0],
           (long long)committed[1]);
   for (int p = 0; p < N_PARTS; p++)
@@ -223,18 +232,18 @@ TEST(ring_full_with_output_leader_down_commits_nothing) {
 
   /* Leader back: the same group delivers every event and commits all. */
   T_EQ_INT(sr_broker_set_down(broker, 2, 0), SR_OK);
-  e = it_run_pipeline(bs, snap, "g-ring", 1, 2000, &st, es, sizeof(es));
+  e = it_run_pipeline(bs, snap, IT_GROUP("g-ring"), 1, 2000, &st, es, sizeof(es));
   it_conf_hook = NULL;
   T_ASSERT_MSG(e == SR_OK, "restart: %s", es);
   int *seen = calloc((size_t)evs.n, sizeof(int));
   count_recs_per_event(bs, &evs, seen, evs.n * 2);
   for (int i = 0; i < evs.n; i++)
     T_ASSERT_MSG(seen[i] >= 1, "event %d has no recommendation", i);
-  T_EQ_INT(it_committed(bs, "g-ring", N_PARTS, committed), 0);
+  T_EQ_INT(it_committed(bs, IT_GROUP("g-ring"), N_PARTS, committed), 0);
   T_EQ_INT(committed[0] + committed[1], evs.n);
   free(seen);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
@@ -258,10 +267,11 @@ static void *run_main(void *arg) {
  * abort at once; neither commits what was not delivered. */
 static void stop_during_outage(int use_abort) {
   char es[512];
-  const char *group = use_abort ? "g-abort" : "g-stop";
-  sr_broker_t *broker = two_brokers(group);
-  T_ASSERT(broker);
-  const char *bs = sr_broker_bootstrap(broker);
+  const char *group = IT_GROUP(use_abort ? "g-abort" : "g-stop");
+  it_cluster_t *cluster = two_brokers(group);
+  T_ASSERT(cluster);
+  sr_broker_t *broker = it_cluster_mock(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 10, 20, 20, 19);
   const char *snap = t_tmp_path("faults-stop.snap");
@@ -272,7 +282,7 @@ static void stop_during_outage(int use_abort) {
   sr_model_t *m = NULL;
   T_ASSERT(sr_snapshot_load(snap, &m, NULL, es, sizeof(es)) == SR_OK);
   sr_pipeline_conf_t pc;
-  sr_pipeline_conf_defaults(&pc);
+  it_pipeline_conf(&pc);
   pc.brokers = bs;
   pc.group = group;
   pc.batch_max = 1;
@@ -319,15 +329,16 @@ static void stop_during_outage(int use_abort) {
     T_ASSERT_MSG(committed[p] <= 0, "partition %d committed %lld with nothing delivered", p,
                  (long long)committed[p]);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
 TEST(stop_during_outage_is_bounded) { stop_during_outage(0); }
 TEST(abort_during_outage_is_immediate) { stop_during_outage(1); }
 
-TEST_MAIN(RUN(transient_produce_errors_lose_nothing);
-          RUN(permanent_failure_stops_before_commit_and_restart_recovers);
-          RUN(failed_commits_are_sent_again);
-          RUN(ring_full_with_output_leader_down_commits_nothing);
-          RUN(stop_during_outage_is_bounded); RUN(abort_during_outage_is_immediate))
+TEST_MAIN(RUN_MOCK_ONLY(transient_produce_errors_lose_nothing);
+          RUN_MOCK_ONLY(permanent_failure_stops_before_commit_and_restart_recovers);
+          RUN_MOCK_ONLY(failed_commits_are_sent_again);
+          RUN_MOCK_ONLY(ring_full_with_output_leader_down_commits_nothing);
+          RUN_MOCK_ONLY(stop_during_outage_is_bounded);
+          RUN_MOCK_ONLY(abort_during_outage_is_immediate))

@@ -1,6 +1,6 @@
 /*
  * Parity between serving and offline evaluation: every user's events are
- * replayed through the pipeline on the mock cluster; the user's last
+ * replayed through the pipeline on the test cluster (itest.h); the user's last
  * published top-K must equal the top-K that eval computes offline from the
  * same snapshot and history, with the same seen filter (serve's defaults),
  * up to BLAS rounding: at every position the scores agree within
@@ -24,13 +24,12 @@
 
 static void parity_for_kind(sr_model_kind_t kind, int *failed) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  if (!broker) {
-    fprintf(stderr, "broker: %s\n", es);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  if (!cluster) {
     *failed = 1;
     return;
   }
-  const char *bs = sr_broker_bootstrap(broker);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, N_USERS, N_ITEMS, PER_USER, 21);
   /* train the requested kind */
@@ -61,13 +60,13 @@ static void parity_for_kind(sr_model_kind_t kind, int *failed) {
     goto out;
   }
   sr_pipeline_stats_t st;
-  if (it_run_pipeline(bs, snap, "g-parity", 1, 2000, &st, es, sizeof(es)) != SR_OK) {
+  if (it_run_pipeline(bs, snap, IT_GROUP("g-parity"), 1, 2000, &st, es, sizeof(es)) != SR_OK) {
     fprintf(stderr, "run: %s\n", es);
     *failed = 1;
     goto out;
   }
   it_msg_t *recs = calloc((size_t)evs.n + 5, sizeof(*recs));
-  int nr = it_read_topic(bs, "recommendations", evs.n, 8000, recs);
+  int nr = it_read_topic(bs, IT_TOPIC("recommendations"), evs.n, 8000, recs);
   if (nr != evs.n) {
     fprintf(stderr, "read %d recommendations, expected %d\n", nr, evs.n);
     *failed = 1;
@@ -150,7 +149,7 @@ out:
   sr_model_destroy(m);
   sr_dataset_destroy(ds);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 

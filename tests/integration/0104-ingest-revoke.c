@@ -21,6 +21,7 @@ typedef struct {
   int seen[N_PARTS][N_EVENTS]; /* times (partition, offset) was returned */
   int revokes;                 /* revocations seen by A */
   int revoked[N_PARTS];        /* partitions revoked from A during the watched poll */
+  int reassigned[N_PARTS];     /* ... and assigned to A again after that */
   int watching;
   _Atomic int stop_b; /* set by the test thread, read by member b */
   const char *bs;
@@ -29,7 +30,12 @@ typedef struct {
 static rev_t R = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void a_rebalance(void *opaque, int assigned, const int32_t *parts, int n) {
-  if (assigned) return;
+  if (assigned) {
+    for (int i = 0; i < n; i++)
+      if (R.watching && parts[i] >= 0 && parts[i] < N_PARTS && R.revoked[parts[i]])
+        R.reassigned[parts[i]] = 1;
+    return;
+  }
   R.revokes++;
   for (int i = 0; i < n; i++)
     if (R.watching && parts[i] >= 0 && parts[i] < N_PARTS) R.revoked[parts[i]] = 1;
@@ -68,8 +74,8 @@ static const sr_kv_t kv[] = {{"session.timeout.ms", "6000"},
 static void *member_b(void *arg) {
   char es[256];
   sr_ingest_conf_t ic = {.brokers = R.bs,
-                         .group = "g-revoke",
-                         .topic = "events",
+                         .group = IT_GROUP("g-revoke"),
+                         .topic = IT_TOPIC("events"),
                          .client_id = "member-b",
                          .kafka = kv,
                          .n_kafka = 3};
@@ -103,16 +109,16 @@ static int distinct_and_dups(int *dups) {
 
 TEST(revoke_inside_poll_returns_no_stale_messages) {
   char es[256];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  R.bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  R.bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 10, 20, 10, 23); /* 100 events over 2 partitions */
   T_EQ_INT(it_produce_events(R.bs, &evs), N_EVENTS);
 
   sr_ingest_conf_t ic = {.brokers = R.bs,
-                         .group = "g-revoke",
-                         .topic = "events",
+                         .group = IT_GROUP("g-revoke"),
+                         .topic = IT_TOPIC("events"),
                          .client_id = "member-a",
                          .kafka = kv,
                          .n_kafka = 3,
@@ -129,6 +135,7 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   T_EQ_INT(n, 1);
   record(msgs, 1);
   int64_t next = msgs[0].offset + 1;
+  int32_t first_part = msgs[0].partition;
   T_EQ_INT(sr_ingest_commit(a, &msgs[0].partition, &next, 1, 0, es, sizeof(es)), SR_OK);
   sr_ingest_release(a, msgs, 1);
 
@@ -145,10 +152,23 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
           held, R.revokes, R.revoked[0], R.revoked[1]);
   T_ASSERT_MSG(R.revokes >= 1, "member B's join did not revoke anything from A within %.1f s",
                held);
+  /* Stale: of a partition revoked during the poll and not given back. A
+   * partition given back within the same poll restarts from its last
+   * commit: one message of it may come back, and it must be that one (one
+   * consumer_poll call can serve revoke, assign and a first fetch). */
   int stale = 0;
-  for (int i = 0; i < n; i++)
-    if (msgs[i].partition >= 0 && msgs[i].partition < N_PARTS && R.revoked[msgs[i].partition])
+  for (int i = 0; i < n; i++) {
+    int32_t p = msgs[i].partition;
+    if (p < 0 || p >= N_PARTS || !R.revoked[p]) continue;
+    if (!R.reassigned[p]) {
       stale++;
+      continue;
+    }
+    int64_t start = p == first_part ? next : 0;
+    T_ASSERT_MSG(msgs[i].offset == start,
+                 "p%d given back during the poll: returned @%lld, its last commit is %lld", (int)p,
+                 (long long)msgs[i].offset, (long long)start);
+  }
   record(msgs, n);
   commit_all(a, msgs, n);
   sr_ingest_release(a, msgs, n);
@@ -172,6 +192,16 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   fprintf(stderr,
           "  afterwards: %d distinct events seen, %d seen twice; %llu released unprocessed\n",
           distinct, dups, (unsigned long long)sr_ingest_revoke_dropped(a));
+  fprintf(stderr, "  revocations seen by A: %d; first message p%d@%lld\n", R.revokes,
+          (int)first_part, (long long)(next - 1));
+  for (int p = 0; p < N_PARTS; p++) { /* gaps below the highest offset seen */
+    int end = 0;
+    for (int o = 0; o < N_EVENTS; o++)
+      if (R.seen[p][o]) end = o + 1;
+    for (int o = 0; o < end; o++)
+      if (!R.seen[p][o]) fprintf(stderr, "  never seen: p%d@%d\n", p, o);
+    fprintf(stderr, "  p%d: highest offset seen %d\n", p, end - 1);
+  }
   /* Nothing lost. Re-reads can still happen legitimately (at-least-once):
    * a commit sent while the group rebalances is refused, and the next owner
    * reads from the last accepted commit; they are reported, not asserted. */
@@ -179,7 +209,7 @@ TEST(revoke_inside_poll_returns_no_stale_messages) {
   free(msgs);
   sr_ingest_destroy(a);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
 }
 
 TEST_MAIN(RUN(revoke_inside_poll_returns_no_stale_messages))

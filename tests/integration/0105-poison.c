@@ -27,9 +27,9 @@ static int total_committed(const char *bs, const char *group, int n_parts) {
 
 TEST(oversized_outputs_become_truncated_dead_letters) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   it_events_t evs;
   it_events_make(&evs, 6, 20, 4, 7);
   const char *snap = t_tmp_path("poison1.snap");
@@ -56,19 +56,19 @@ TEST(oversized_outputs_become_truncated_dead_letters) {
   for (size_t i = 0; i < big_garbage; i++)
     sr_buf_putc(&vals[1], (unsigned char)('a' + i % 26));
   const char *keys[2] = {uid, "big-garbage"};
-  T_EQ_INT(it_produce_raw(bs, "events", keys, vals, 2), 2);
+  T_EQ_INT(it_produce_raw(bs, IT_TOPIC("events"), keys, vals, 2), 2);
 
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_pipeline(bs, snap, "g-big", 4, 3000, &st, es, sizeof(es));
+  sr_err_t e = it_run_pipeline(bs, snap, IT_GROUP("g-big"), 4, 3000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.consumed, evs.n + 2);
   T_EQ_INT(st.dlq, 2);
   T_EQ_INT(st.oversized, 2);
   T_EQ_INT(st.recs_sent, evs.n);
-  T_EQ_INT(total_committed(bs, "g-big", N_PARTS), evs.n + 2);
+  T_EQ_INT(total_committed(bs, IT_GROUP("g-big"), N_PARTS), evs.n + 2);
 
   it_msg_t dlq[4];
-  int got = it_read_topic(bs, "events.dlq", 4, 8000, dlq);
+  int got = it_read_topic(bs, IT_TOPIC("events.dlq"), 4, 8000, dlq);
   T_EQ_INT(got, 2);
   for (int d = 0; d < got; d++) {
     fprintf(stderr,
@@ -95,7 +95,7 @@ TEST(oversized_outputs_become_truncated_dead_letters) {
   free(uid);
   sr_codec_destroy(c);
   it_events_free(&evs);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
   unlink(snap);
 }
 
@@ -160,7 +160,7 @@ static int produce_item_events(const char *bs, int n_users, int per_user) {
     sr_codec_encode_event(c, &ev, &vals[i]);
     keys[i] = users[i];
   }
-  int got = it_produce_raw(bs, "events", keys, vals, n);
+  int got = it_produce_raw(bs, IT_TOPIC("events"), keys, vals, n);
   for (int i = 0; i < n; i++)
     sr_buf_free(&vals[i]);
   free(vals), free(keys), free(users), free(items), free(evid);
@@ -177,9 +177,9 @@ static void tiny_producer(sr_pipeline_conf_t *pc) {
 
 TEST(recommendation_too_large_is_dead_lettered) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   /* 200 items with 10-byte ids: 100 of them make a ~2 KB recommendation,
    * over the producer's message.max.bytes of 1000 (its minimum). */
   sr_model_t *m = make_model(200, 10, NULL, 0);
@@ -187,15 +187,15 @@ TEST(recommendation_too_large_is_dead_lettered) {
   T_EQ_INT(produce_item_events(bs, 4, 3), 12);
   it_conf_hook = tiny_producer;
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_model(bs, m, "g-toolarge", 4, 3000, &st, es, sizeof(es));
+  sr_err_t e = it_run_model(bs, m, IT_GROUP("g-toolarge"), 4, 3000, &st, es, sizeof(es));
   it_conf_hook = NULL;
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.recs_sent, 0);
   T_EQ_INT(st.oversized, 12);
   T_EQ_INT(st.dlq, 12);
-  T_EQ_INT(total_committed(bs, "g-toolarge", N_PARTS), 12);
+  T_EQ_INT(total_committed(bs, IT_GROUP("g-toolarge"), N_PARTS), 12);
   it_msg_t dlq[16];
-  int got = it_read_topic(bs, "events.dlq", 16, 8000, dlq);
+  int got = it_read_topic(bs, IT_TOPIC("events.dlq"), 16, 8000, dlq);
   T_EQ_INT(got, 12);
   fprintf(stderr, "  %s: %s\n", dlq[0].hdr_error, dlq[0].hdr_reason);
   for (int d = 0; d < got; d++) {
@@ -203,62 +203,62 @@ TEST(recommendation_too_large_is_dead_lettered) {
     T_ASSERT(dlq[d].hdr_truncated[0] == 0); /* the event itself fits: sent whole */
   }
   it_msgs_free(dlq, got);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
 }
 
 TEST(unencodable_recommendation_is_dead_lettered) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, N_PARTS, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, N_PARTS);
+  T_ASSERT(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   /* an item with an empty id, scored first for everyone: the Avro encoder
    * refuses the recommendation (the snapshot loader refuses such models;
    * this is the pipeline's own line of defence) */
   sr_model_t *m = make_model(20, 10, "", 1000.0f);
   if (!m) {
     fprintf(stderr, "  sr_model_new refuses an empty item id: the case cannot arise\n");
-    sr_broker_destroy(broker);
+    it_cluster_destroy(cluster);
     return;
   }
   T_EQ_INT(produce_item_events(bs, 3, 2), 6);
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_model(bs, m, "g-encode", 4, 3000, &st, es, sizeof(es));
+  sr_err_t e = it_run_model(bs, m, IT_GROUP("g-encode"), 4, 3000, &st, es, sizeof(es));
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.recs_sent, 0);
   T_EQ_INT(st.dlq, 6);
-  T_EQ_INT(total_committed(bs, "g-encode", N_PARTS), 6);
+  T_EQ_INT(total_committed(bs, IT_GROUP("g-encode"), N_PARTS), 6);
   it_msg_t dlq[8];
-  int got = it_read_topic(bs, "events.dlq", 8, 8000, dlq);
+  int got = it_read_topic(bs, IT_TOPIC("events.dlq"), 8, 8000, dlq);
   T_EQ_INT(got, 6);
   fprintf(stderr, "  %s: %s\n", dlq[0].hdr_error, dlq[0].hdr_reason);
   for (int d = 0; d < got; d++)
     T_EQ_STR(dlq[d].hdr_error, "ENCODE");
   it_msgs_free(dlq, got);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
 }
 
 static void three_users(sr_pipeline_conf_t *pc) { pc->users_max = 3; }
 
 TEST(full_partition_state_dead_letters_new_users) {
   char es[512];
-  sr_broker_t *broker = sr_broker_new(1, 1, es, sizeof(es));
-  T_ASSERT_MSG(broker, "%s", es);
-  const char *bs = sr_broker_bootstrap(broker);
+  it_cluster_t *cluster = it_cluster_new(1, 1);
+  T_ASSERT(cluster);
+  const char *bs = it_cluster_bootstrap(cluster);
   sr_model_t *m = make_model(20, 10, NULL, 0);
   T_ASSERT(m);
   T_EQ_INT(produce_item_events(bs, 6, 3), 18); /* u0..u5 round-robin */
   it_conf_hook = three_users;
   sr_pipeline_stats_t st;
-  sr_err_t e = it_run_model(bs, m, "g-full", 4, 3000, &st, es, sizeof(es));
+  sr_err_t e = it_run_model(bs, m, IT_GROUP("g-full"), 4, 3000, &st, es, sizeof(es));
   it_conf_hook = NULL;
   T_ASSERT_MSG(e == SR_OK, "run: %s", es);
   T_EQ_INT(st.users_peak, 3);
   T_EQ_INT(st.state_full, 9);
   T_EQ_INT(st.dlq, 9);
   T_EQ_INT(st.recs_sent, 9);
-  T_EQ_INT(total_committed(bs, "g-full", 1), 18);
+  T_EQ_INT(total_committed(bs, IT_GROUP("g-full"), 1), 18);
   it_msg_t dlq[12];
-  int got = it_read_topic(bs, "events.dlq", 12, 8000, dlq);
+  int got = it_read_topic(bs, IT_TOPIC("events.dlq"), 12, 8000, dlq);
   T_EQ_INT(got, 9);
   fprintf(stderr, "  %s: %s\n", dlq[0].hdr_error, dlq[0].hdr_reason);
   for (int d = 0; d < got; d++) {
@@ -268,7 +268,7 @@ TEST(full_partition_state_dead_letters_new_users) {
                  "user %s refused, but u0..u2 came first", dlq[d].key);
   }
   it_msgs_free(dlq, got);
-  sr_broker_destroy(broker);
+  it_cluster_destroy(cluster);
 }
 
 TEST_MAIN(RUN(oversized_outputs_become_truncated_dead_letters);

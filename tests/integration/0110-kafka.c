@@ -1,8 +1,10 @@
 /*
  * 0110: ingest + publish + broker + the topic reader (src/kafka) against
- * the embedded mock cluster.
+ * the test cluster (itest.h: the embedded mock cluster, or the real Kafka
+ * of SR_TEST_BOOTSTRAP; the cases that take brokers down or inject request
+ * errors are mock-only).
  *
- * Each test starts its own broker so they are independent. Assertions are
+ * Each test starts its own cluster (or topics) so they are independent. Assertions are
  * on content: keys, values and headers as consumed, the partition a key
  * maps to, contiguous offsets, the offsets committed and read back, the
  * partitions handed to the rebalance callback, and what the producer
@@ -14,9 +16,9 @@
 
 #include <librdkafka/rdkafka.h> /* header count cross-check on sr_msg_t.priv_ */
 
+#include "itest.h"
 #include "streamrec/common.h"
 #include "streamrec/kafka.h"
-#include "test.h"
 
 #define NPART 4
 
@@ -92,7 +94,7 @@ static sr_ingest_t *mk_in(const char *brokers, const char *group, rb_ctx_t *r) {
   kv[2].value = getenv("T_KDEBUG");
   sr_ingest_conf_t ic = {.brokers = brokers,
                          .group = group,
-                         .topic = "events",
+                         .topic = IT_TOPIC("events"),
                          .client_id = "t0110-in",
                          .kafka = kv,
                          .n_kafka = kv[2].value ? 3 : 2,
@@ -113,7 +115,7 @@ static int send_range(sr_publish_t *p, int from, int to) {
     snprintf(trace, sizeof(trace), "t-%d", i);
     sr_header_t h[2] = {{"trace-id", trace, strlen(trace)}, {"flag", NULL, 0}};
     sr_err_t e;
-    while ((e = sr_publish_send(p, "events", -1, key, strlen(key), val, strlen(val), h, 2,
+    while ((e = sr_publish_send(p, IT_TOPIC("events"), -1, key, strlen(key), val, strlen(val), h, 2,
                                 (void *)(intptr_t)(i + 1), err, sizeof(err))) == SR_ERR_QUEUE_FULL)
       sr_publish_poll(p, 10);
     if (e != SR_OK) {
@@ -146,7 +148,7 @@ static void take(got_t *g, const sr_msg_t *msgs, int n) {
     }
     snprintf(key, sizeof(key), "user-%d", idx % 20);
     if (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len)) g->bad++;
-    if (strcmp(m->topic, "events") || m->timestamp_ms <= 0) g->bad++;
+    if (strcmp(m->topic, IT_TOPIC("events")) || m->timestamp_ms <= 0) g->bad++;
     /* headers through the contract, cross-checked on the client message */
     const void *hv = NULL;
     size_t hl = 0;
@@ -203,30 +205,82 @@ static int wait_assigned(sr_ingest_t *in, rb_ctx_t *r, int n_assign, int timeout
 
 TEST(broker_metadata) {
   char err[512];
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "sr_broker_new: %s", err);
-  const char *bs = sr_broker_bootstrap(b);
-  T_ASSERT(strncmp(bs, "127.0.0.1:", 10) == 0 || strncmp(bs, "localhost:", 10) == 0);
-  T_EQ_INT(sr_kafka_partition_count(bs, "events", NULL, 0, 5000, err, sizeof(err)), NPART);
-  T_EQ_INT(sr_kafka_partition_count(bs, "recommendations", NULL, 0, 5000, err, sizeof(err)), NPART);
-  T_EQ_INT(sr_kafka_partition_count(bs, "events.dlq", NULL, 0, 5000, err, sizeof(err)), NPART);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  const char *bs = it_cluster_bootstrap(c);
+  const char *none = IT_TOPIC("no-such-topic"), *extra = IT_TOPIC("extra");
+  if (it_cluster_mock(c))
+    T_ASSERT(strncmp(bs, "127.0.0.1:", 10) == 0 || strncmp(bs, "localhost:", 10) == 0);
+  const int wait = t_wait_ms(5000);
+  T_EQ_INT(sr_kafka_partition_count(bs, IT_TOPIC("events"), NULL, 0, wait, err, sizeof(err)),
+           NPART);
+  T_EQ_INT(
+      sr_kafka_partition_count(bs, IT_TOPIC("recommendations"), NULL, 0, wait, err, sizeof(err)),
+      NPART);
+  T_EQ_INT(sr_kafka_partition_count(bs, IT_TOPIC("events.dlq"), NULL, 0, wait, err, sizeof(err)),
+           NPART);
   err[0] = 0;
-  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", NULL, 0, 5000, err, sizeof(err)), -1);
-  T_ASSERT_MSG(strstr(err, "no-such-topic") != NULL, "errstr: %s", err);
+  T_EQ_INT(sr_kafka_partition_count(bs, none, NULL, 0, wait, err, sizeof(err)), -1);
+  T_ASSERT_MSG(strstr(err, none) != NULL, "errstr: %s", err);
   /* the metadata probe must not have auto-created it */
-  T_EQ_INT(sr_kafka_partition_count(bs, "no-such-topic", NULL, 0, 5000, err, sizeof(err)), -1);
-  T_EQ_INT(sr_broker_topic_create(b, "extra", 3), SR_OK);
-  T_EQ_INT(sr_kafka_partition_count(bs, "extra", NULL, 0, 5000, err, sizeof(err)), 3);
-  sr_broker_destroy(b);
+  T_EQ_INT(sr_kafka_partition_count(bs, none, NULL, 0, wait, err, sizeof(err)), -1);
+  T_EQ_INT(it_cluster_topic_create(c, extra, 3), SR_OK);
+  T_EQ_INT(sr_kafka_partition_count(bs, extra, NULL, 0, wait, err, sizeof(err)), 3);
+  if (!it_cluster_mock(c)) {
+    /* the Admin API (the mock does not serve it): an existing topic with the
+     * count asked for is fine and reported as such; another count is an
+     * error that names both; delete removes it */
+    sr_kafka_topic_spec_t s = {.name = extra, .partitions = 3, .replication = -1};
+    sr_kafka_topic_outcome_t o = SR_KAFKA_TOPIC_FAILED;
+    T_EQ_INT(sr_kafka_topics_create(bs, &s, 1, NULL, 0, t_wait_ms(30000), &o, err, sizeof(err)),
+             SR_OK);
+    T_EQ_INT(o, SR_KAFKA_TOPIC_EXISTED);
+    s.partitions = 5;
+    T_EQ_INT(sr_kafka_topics_create(bs, &s, 1, NULL, 0, t_wait_ms(30000), &o, err, sizeof(err)),
+             SR_ERR_STATE);
+    T_ASSERT_MSG(strstr(err, "3 partitions") && strstr(err, "5"), "errstr: %s", err);
+    T_EQ_INT(o, SR_KAFKA_TOPIC_FAILED);
+    /* a new one with a topic config, created and ready at once */
+    static const sr_kv_t cfg[] = {{"cleanup.policy", "delete"}};
+    s = (sr_kafka_topic_spec_t){
+        .name = none, .partitions = 2, .replication = -1, .config = cfg, .n_config = 1};
+    T_EQ_INT(sr_kafka_topics_create(bs, &s, 1, NULL, 0, t_wait_ms(30000), &o, err, sizeof(err)),
+             SR_OK);
+    T_EQ_INT(o, SR_KAFKA_TOPIC_CREATED);
+    T_EQ_INT(sr_kafka_partition_count(bs, none, NULL, 0, wait, err, sizeof(err)), 2);
+    /* a config the broker refuses is an error with the broker's reason */
+    static const sr_kv_t badcfg[] = {{"cleanup.policy", "sometimes"}};
+    s = (sr_kafka_topic_spec_t){.name = IT_TOPIC("bad-config"),
+                                .partitions = 1,
+                                .replication = -1,
+                                .config = badcfg,
+                                .n_config = 1};
+    T_EQ_INT(sr_kafka_topics_create(bs, &s, 1, NULL, 0, t_wait_ms(30000), &o, err, sizeof(err)),
+             SR_ERR_KAFKA);
+    T_ASSERT_MSG(strstr(err, "bad-config") && strstr(err, "sometimes"), "errstr: %s", err);
+    T_EQ_INT(sr_kafka_topics_delete(bs, &none, 1, NULL, 0, t_wait_ms(30000), err, sizeof(err)),
+             SR_OK);
+    int64_t end = sr_mono_us() + (int64_t)t_wait_ms(30000) * 1000;
+    while (sr_kafka_partition_count(bs, none, NULL, 0, wait, err, sizeof(err)) != -1 &&
+           sr_mono_us() < end)
+      usleep(100 * 1000);
+    T_EQ_INT(sr_kafka_partition_count(bs, none, NULL, 0, wait, err, sizeof(err)), -1);
+  }
+  it_cluster_destroy(c);
+}
 
+/* The mock cluster's own interface: several brokers, their ids checked. */
+TEST(mock_brokers) {
+  char err[512];
+  sr_broker_t *b = NULL;
   /* three brokers: one bootstrap address each */
   b = sr_broker_new(3, 2, err, sizeof(err));
   T_ASSERT_MSG(b, "sr_broker_new(3): %s", err);
   const char *c1 = strchr(sr_broker_bootstrap(b), ',');
   T_ASSERT(c1 && strchr(c1 + 1, ','));
-  T_EQ_INT(
-      sr_kafka_partition_count(sr_broker_bootstrap(b), "events", NULL, 0, 5000, err, sizeof(err)),
-      2);
+  T_EQ_INT(sr_kafka_partition_count(sr_broker_bootstrap(b), IT_TOPIC("events"), NULL, 0, 5000, err,
+                                    sizeof(err)),
+           2);
   T_EQ_INT(sr_broker_set_down(b, 99, 1), SR_ERR_INVALID_ARG);
   sr_broker_destroy(b);
   T_ASSERT(sr_broker_new(0, 4, err, sizeof(err)) == NULL);
@@ -235,8 +289,11 @@ TEST(broker_metadata) {
 TEST(conf_errors) {
   char err[512];
   sr_kv_t bad[] = {{"no.such.property", "1"}};
-  sr_ingest_conf_t ic = {
-      .brokers = "127.0.0.1:1", .group = "g", .topic = "events", .kafka = bad, .n_kafka = 1};
+  sr_ingest_conf_t ic = {.brokers = "127.0.0.1:1",
+                         .group = IT_GROUP("g"),
+                         .topic = IT_TOPIC("events"),
+                         .kafka = bad,
+                         .n_kafka = 1};
   err[0] = 0;
   T_ASSERT(sr_ingest_new(&ic, err, sizeof(err)) == NULL);
   T_ASSERT_MSG(strstr(err, "no.such.property") != NULL, "errstr: %s", err);
@@ -260,9 +317,9 @@ TEST(produce_consume_commit) {
   dr_ctx_t d = {.seen = seen, .cap = N + M};
   rb_ctx_t r = {0};
   got_t *g = sr_calloc(1, sizeof(*g));
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  const char *bs = sr_broker_bootstrap(b);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  const char *bs = it_cluster_bootstrap(c);
 
   sr_publish_t *p = mk_pub(bs, &d, NULL, 0);
   T_ASSERT(p);
@@ -274,7 +331,7 @@ TEST(produce_consume_commit) {
   for (int i = 0; i < N; i++)
     T_ASSERT_MSG(seen[i] == 1, "message %d reported %d times", i, seen[i]);
 
-  sr_ingest_t *in = mk_in(bs, "g-0110", &r);
+  sr_ingest_t *in = mk_in(bs, IT_GROUP("g-0110"), &r);
   T_ASSERT(in);
   T_EQ_INT(consume(in, g, N, 30000), N);
   T_EQ_INT(g->bad, 0);
@@ -328,7 +385,7 @@ TEST(produce_consume_commit) {
   T_EQ_INT(d.ok, N + M);
   rb_ctx_t r2 = {0};
   memset(g, 0, sizeof(*g));
-  in = mk_in(bs, "g-0110", &r2);
+  in = mk_in(bs, IT_GROUP("g-0110"), &r2);
   T_ASSERT(in);
   T_EQ_INT(wait_assigned(in, &r2, 1, 30000, g), 0);
   T_EQ_INT(consume(in, g, M + 1, 3000), M); /* waits the full 3 s for an extra one */
@@ -340,19 +397,18 @@ TEST(produce_consume_commit) {
   sr_ingest_destroy(in);
 
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
   sr_free(g);
 }
 
 TEST(pause_resume) {
-  char err[512];
   dr_ctx_t d = {0};
   rb_ctx_t r = {0};
   got_t *g = sr_calloc(1, sizeof(*g));
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, NULL, 0);
-  sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-pause", &r);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  sr_publish_t *p = mk_pub(it_cluster_bootstrap(c), &d, NULL, 0);
+  sr_ingest_t *in = mk_in(it_cluster_bootstrap(c), IT_GROUP("g-pause"), &r);
   T_ASSERT(p && in);
   T_EQ_INT(wait_assigned(in, &r, 1, 20000, NULL), 0);
 
@@ -373,16 +429,16 @@ TEST(pause_resume) {
 
   sr_ingest_destroy(in);
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
   sr_free(g);
 }
 
 TEST(two_members_split_partitions) {
   char err[512];
   rb_ctx_t r1 = {0}, r2 = {0};
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  sr_ingest_t *a = mk_in(sr_broker_bootstrap(b), "g-two", &r1);
+  it_cluster_t *cl = it_cluster_new(1, NPART);
+  T_ASSERT(cl);
+  sr_ingest_t *a = mk_in(it_cluster_bootstrap(cl), IT_GROUP("g-two"), &r1);
   T_ASSERT(a);
   T_EQ_INT(wait_assigned(a, &r1, 1, 20000, NULL), 0);
   T_EQ_INT(r1.n_assigned, NPART);
@@ -390,7 +446,7 @@ TEST(two_members_split_partitions) {
   /* a second member joins: the first gives everything back (eager
    * protocol), then both get half. One thread polls both handles, each
    * handle only from this thread. */
-  sr_ingest_t *c = mk_in(sr_broker_bootstrap(b), "g-two", &r2);
+  sr_ingest_t *c = mk_in(it_cluster_bootstrap(cl), IT_GROUP("g-two"), &r2);
   T_ASSERT(c);
   sr_msg_t msgs[8];
   int64_t end = sr_mono_us() + 30 * 1000000LL;
@@ -420,17 +476,17 @@ TEST(two_members_split_partitions) {
 
   sr_ingest_destroy(c);
   sr_ingest_destroy(a);
-  sr_broker_destroy(b);
+  it_cluster_destroy(cl);
 }
 
 TEST(broker_down_holds_then_delivers) {
-  char err[512];
   int seen[16] = {0};
   dr_ctx_t d = {.seen = seen, .cap = 16};
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  sr_broker_t *b = it_cluster_mock(c);
   static const sr_kv_t kv[] = {{"reconnect.backoff.max.ms", "500"}};
-  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, kv, 1);
+  sr_publish_t *p = mk_pub(it_cluster_bootstrap(c), &d, kv, 1);
   T_ASSERT(p);
   /* warm up: connection, metadata and producer id in place */
   T_EQ_INT(send_range(p, 0, 1), 0);
@@ -455,17 +511,17 @@ TEST(broker_down_holds_then_delivers) {
   for (int i = 0; i < 6; i++)
     T_EQ_INT(seen[i], 1);
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
 }
 
 TEST(broker_down_delivery_timeout) {
-  char err[512];
   int seen[16] = {0};
   dr_ctx_t d = {.seen = seen, .cap = 16};
   static const sr_kv_t kv[] = {{"message.timeout.ms", "1500"}};
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, kv, 1);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  sr_broker_t *b = it_cluster_mock(c);
+  sr_publish_t *p = mk_pub(it_cluster_bootstrap(c), &d, kv, 1);
   T_ASSERT(p);
   T_EQ_INT(send_range(p, 0, 1), 0);
   T_EQ_INT(sr_publish_flush(p, 10000), SR_OK);
@@ -485,19 +541,19 @@ TEST(broker_down_delivery_timeout) {
 
   T_EQ_INT(sr_broker_set_down(b, 1, 0), SR_OK);
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
 }
 
 TEST(produce_errors_retried_without_duplicates) {
   enum { N = 50 };
-  char err[512];
   int seen[N] = {0};
   dr_ctx_t d = {.seen = seen, .cap = N};
   rb_ctx_t r = {0};
   got_t *g = sr_calloc(1, sizeof(*g));
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  sr_publish_t *p = mk_pub(sr_broker_bootstrap(b), &d, NULL, 0);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  sr_broker_t *b = it_cluster_mock(c);
+  sr_publish_t *p = mk_pub(it_cluster_bootstrap(c), &d, NULL, 0);
   T_ASSERT(p);
   /* the next 3 Produce requests (ApiKey 0) fail with NOT_LEADER_OR_FOLLOWER
    * (6), which the client retries after a metadata refresh */
@@ -509,7 +565,7 @@ TEST(produce_errors_retried_without_duplicates) {
   for (int i = 0; i < N; i++)
     T_EQ_INT(seen[i], 1);
 
-  sr_ingest_t *in = mk_in(sr_broker_bootstrap(b), "g-retry", &r);
+  sr_ingest_t *in = mk_in(it_cluster_bootstrap(c), IT_GROUP("g-retry"), &r);
   T_ASSERT(in);
   T_EQ_INT(consume(in, g, N + 1, 5000), N); /* exactly N in the log */
   T_EQ_INT(g->bad, 0);
@@ -520,7 +576,7 @@ TEST(produce_errors_retried_without_duplicates) {
     T_EQ_INT(count[i], 1);
   sr_ingest_destroy(in);
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
   sr_free(g);
 }
 
@@ -550,9 +606,9 @@ TEST(topic_reader) {
   char err[512];
   dr_ctx_t d = {0};
   got_t *g = sr_calloc(1, sizeof(*g));
-  sr_broker_t *b = sr_broker_new(1, NPART, err, sizeof(err));
-  T_ASSERT_MSG(b, "%s", err);
-  const char *bs = sr_broker_bootstrap(b);
+  it_cluster_t *c = it_cluster_new(1, NPART);
+  T_ASSERT(c);
+  const char *bs = it_cluster_bootstrap(c);
   sr_publish_t *p = mk_pub(bs, &d, NULL, 0);
   T_ASSERT(p);
   T_EQ_INT(send_range(p, 0, N), 0);
@@ -562,7 +618,7 @@ TEST(topic_reader) {
   /* snapshot: from the beginning to the end offsets found at start */
   sr_kafka_reader_t *rd = NULL;
   sr_kafka_reader_conf_t rc = {.brokers = bs,
-                               .topic = "events",
+                               .topic = IT_TOPIC("events"),
                                .from_beginning = 1,
                                .to_end = 1,
                                .connect_timeout_ms = 5000};
@@ -609,11 +665,12 @@ TEST(topic_reader) {
 
   /* the whole-topic read of `train --brokers` */
   int seen = 0;
-  T_EQ_INT(sr_kafka_read_topic(bs, "events", NULL, 0, count_cb, &seen, 20000, err, sizeof(err)),
+  T_EQ_INT(sr_kafka_read_topic(bs, IT_TOPIC("events"), NULL, 0, count_cb, &seen, 20000, err,
+                               sizeof(err)),
            N + 2 * M);
   T_EQ_INT(seen, N + 2 * M);
   /* an empty topic is at its end at once */
-  rc.topic = "recommendations";
+  rc.topic = IT_TOPIC("recommendations");
   rc.from_beginning = rc.to_end = 1;
   T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_OK);
   T_ASSERT(sr_kafka_reader_at_end(rd));
@@ -623,7 +680,7 @@ TEST(topic_reader) {
   /* errors: a bad property is SR_ERR_CONF (before any request); a missing
    * topic is not, and names the topic */
   static const sr_kv_t bad[] = {{"fetch.wait.max.ms", "never"}};
-  rc.topic = "events";
+  rc.topic = IT_TOPIC("events");
   rc.kafka = bad;
   rc.n_kafka = 1;
   T_EQ_INT(sr_kafka_reader_new(&rc, &rd, err, sizeof(err)), SR_ERR_CONF);
@@ -631,17 +688,18 @@ TEST(topic_reader) {
   T_ASSERT_MSG(strstr(err, "fetch.wait.max.ms") != NULL, "errstr: %s", err);
   rc.kafka = NULL;
   rc.n_kafka = 0;
-  rc.topic = "no-such-topic";
+  rc.topic = IT_TOPIC("no-such-topic");
   sr_err_t e = sr_kafka_reader_new(&rc, &rd, err, sizeof(err));
   T_ASSERT(e != SR_OK && e != SR_ERR_CONF && rd == NULL);
-  T_ASSERT_MSG(strstr(err, "no-such-topic") != NULL, "errstr: %s", err);
+  T_ASSERT_MSG(strstr(err, rc.topic) != NULL, "errstr: %s", err);
 
   sr_publish_destroy(p);
-  sr_broker_destroy(b);
+  it_cluster_destroy(c);
   sr_free(g);
 }
 
-TEST_MAIN(RUN(broker_metadata); RUN(conf_errors); RUN(produce_consume_commit); RUN(pause_resume);
-          RUN(two_members_split_partitions); RUN(broker_down_holds_then_delivers);
-          RUN(broker_down_delivery_timeout); RUN(produce_errors_retried_without_duplicates);
-          RUN(topic_reader))
+TEST_MAIN(RUN(broker_metadata); RUN_MOCK_ONLY(mock_brokers); RUN(conf_errors);
+          RUN(produce_consume_commit); RUN(pause_resume); RUN(two_members_split_partitions);
+          RUN_MOCK_ONLY(broker_down_holds_then_delivers);
+          RUN_MOCK_ONLY(broker_down_delivery_timeout);
+          RUN_MOCK_ONLY(produce_errors_retried_without_duplicates); RUN(topic_reader))
