@@ -4,8 +4,12 @@
 # /metrics, /healthz, /readyz; shuts down cleanly on SIGTERM with a summary;
 # against unreachable brokers /readyz says why and SIGTERM (once or twice)
 # ends it in bounded time.
+# With SR_TEST_BOOTSTRAP set (tests/interop/lib.sh) serve runs on that real
+# Kafka, in topics of this run's own, instead of its embedded broker.
 set -euo pipefail
 BIN=${SR_BIN:?}
+SR_BIN=$BIN
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -x /usr/bin/python3 ] || { echo "SKIP: /usr/bin/python3 not installed (needed for the HTTP checks)"; exit 77; }
 T=${SR_TEST_TMP:-/tmp}/serve-cli-$$
 mkdir -p "$T"
@@ -46,6 +50,18 @@ set +e
 "$BIN" serve --snapshot "$T/m.snap" --k 0 2> "$T/conf2.err"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "out of range" "$T/conf2.err" || fail "k=0: exit $rc"
+# exactly_once on the embedded broker: refused, and why (the mock cluster
+# ignores read_committed and drops transactional offset commits)
+set +e
+"$BIN" serve --snapshot "$T/m.snap" -X delivery.guarantee=exactly_once 2> "$T/eos.err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "^serve: delivery.guarantee=exactly_once needs a real Kafka: .*ignores isolation.level=read_committed and discards transactional offset commits" "$T/eos.err" \
+  || { cat "$T/eos.err"; fail "exactly_once on the embedded broker: exit $rc, want 2 and the reason"; }
+set +e
+"$BIN" serve --snapshot "$T/m.snap" -X delivery.guarantee=exactly 2> "$T/eos2.err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "delivery.guarantee: 'exactly' is not at_least_once or exactly_once" "$T/eos2.err" \
+  || { cat "$T/eos2.err"; fail "bad delivery.guarantee: exit $rc"; }
 pass=$((pass + 1))
 
 # 2b. a kafka.* property librdkafka refuses fails at startup, before the
@@ -66,17 +82,21 @@ set -e
   || { cat "$T/kconf2.err"; fail "bad kafka value from -X: exit $rc"; }
 pass=$((pass + 1))
 
-# 3. embedded broker + admin endpoints + clean SIGTERM
-"$BIN" serve --snapshot "$T/m.snap" --admin-port -1 > "$T/serve.out" 2> "$T/serve.log" &
+# 3. embedded broker (a real one: the cluster given) + admin endpoints + clean SIGTERM
+sr_serve_cluster 4 || fail "topics on $SR_TEST_BOOTSTRAP"
+sr_is_real && sr_real_skip "serve's embedded broker and its bootstrap line (serve runs on $SR_BS)"
+"$BIN" serve "${SR_SERVE_ARGS[@]}" --snapshot "$T/m.snap" --admin-port -1 > "$T/serve.out" 2> "$T/serve.log" &
 SPID=$!
+BS=$SR_BS
 for _ in $(seq 100); do
-  BS=$(sed -n 's/^bootstrap=//p' "$T/serve.out"); PORT=$(sed -n 's|.*admin HTTP on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$T/serve.log")
+  sr_is_real || BS=$(sed -n 's/^bootstrap=//p' "$T/serve.out")
+  PORT=$(sed -n 's|.*admin HTTP on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$T/serve.log")
   [ -n "$BS" ] && [ -n "$PORT" ] && break; sleep 0.1
 done
 [ -n "${BS:-}" ] && [ -n "${PORT:-}" ] || { cat "$T/serve.log"; fail "no bootstrap/admin port"; }
 status() { http_get "$1" > "$T/http.out"; head -1 "$T/http.out"; }
 [ "$(status "http://127.0.0.1:$PORT/healthz")" = 200 ] || fail "/healthz"
-"$BIN" load --brokers "$BS" --csv "$T/ev.csv" > "$T/load.out" 2>&1 || fail "load"
+"$BIN" load --brokers "$BS" --csv "$T/ev.csv" "${SR_EVENTS_ARG[@]}" > "$T/load.out" 2>&1 || fail "load"
 for _ in $(seq 100); do
   M=$(http_get "http://127.0.0.1:$PORT/metrics")
   echo "$M" | grep -q '^streamrec_ingest_messages_total 400$' && break; sleep 0.2

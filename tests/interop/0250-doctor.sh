@@ -14,13 +14,17 @@
 #  6. only the dense-math commands re-execute (train, eval: yes; gen: no),
 #     and their output survives the exec.
 #  7. /metrics of serve carries the same facts (streamrec_build_info).
+# With SR_TEST_BOOTSTRAP set (tests/interop/lib.sh) the serve of 7 runs on
+# that real Kafka, in topics of this run's own, not on its embedded broker.
 #
-# env: SR_BIN (the streamrec binary), SR_TEST_TMP (scratch directory).
+# env: SR_BIN (the streamrec binary), SR_TEST_TMP (scratch directory),
+# SR_TEST_BOOTSTRAP (optional: a real cluster).
 set -euo pipefail
 
 SR_BIN=${SR_BIN:?set SR_BIN to the streamrec binary}
 TMP="${SR_TEST_TMP:-/tmp}/0250.$$"
 mkdir -p "$TMP"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SPID=""
 FAILS=0
 
@@ -238,7 +242,8 @@ fi
 http_get() { python3 -c 'import sys,urllib.request
 r=urllib.request.urlopen(sys.argv[1],timeout=5); print(r.read().decode())' "$1"; }
 if [ "$DYN" = True ] && above_sse "$BEST"; then WANT_SRC=reexec; else WANT_SRC=$(py "$TMP/a.json" 'd["openblas"]["core_source"]'); fi
-doctor SR_BLAS_TEST_DETECTED=Prescott "$SR_BIN" serve --snapshot "$TMP/m.snap" --admin-port -1 \
+sr_serve_cluster 4 || exit 1
+doctor SR_BLAS_TEST_DETECTED=Prescott "$SR_BIN" serve "${SR_SERVE_ARGS[@]}" --snapshot "$TMP/m.snap" --admin-port -1 \
   >"$TMP/serve.out" 2>"$TMP/serve.log" &
 SPID=$!
 PORT=""

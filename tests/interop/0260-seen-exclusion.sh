@@ -7,14 +7,18 @@
 # state.seen.window.ms, where an item may come back only once the window
 # has passed since its last consumption; and with a filter that consumes
 # nothing of this input, where the checker must find repeats.
+# With SR_TEST_BOOTSTRAP set (tests/interop/lib.sh) each run is on that real
+# Kafka, in topics of its own, instead of serve's embedded broker.
 #
-# env: SR_BIN (the streamrec binary), SR_TEST_TMP (scratch directory).
+# env: SR_BIN (the streamrec binary), SR_TEST_TMP (scratch directory),
+# SR_TEST_BOOTSTRAP (optional: a real cluster).
 set -euo pipefail
 
 SR_BIN=${SR_BIN:?set SR_BIN to the streamrec binary}
 command -v python3 >/dev/null || { echo "SKIP: python3 not installed (needed to check the recommendations)"; exit 77; }
 T="${SR_TEST_TMP:-/tmp}/0260.$$"
 mkdir -p "$T"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SPID=""
 cleanup() {
   if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then
@@ -33,24 +37,26 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 N=$(($(wc -l < "$T/ev.csv") - 1))
 
 # $1: name, rest: serve options. Serves, loads, reads every Recommendation.
+# Each run on a fresh cluster: serve's embedded broker, or new topics.
 run() {
   local name=$1
   shift
-  "$SR_BIN" serve --snapshot "$T/m.snap" --admin-port -1 "$@" > "$T/$name.serve.out" \
+  sr_serve_cluster 4 || fail "$name: topics"
+  "$SR_BIN" serve "${SR_SERVE_ARGS[@]}" --snapshot "$T/m.snap" --admin-port -1 "$@" > "$T/$name.serve.out" \
     2> "$T/$name.serve.log" &
   SPID=$!
-  local BS=""
+  local BS=$SR_BS
   for _ in $(seq 100); do
-    BS=$(sed -n 's/^bootstrap=//p' "$T/$name.serve.out")
+    sr_is_real || BS=$(sed -n 's/^bootstrap=//p' "$T/$name.serve.out")
     [ -n "$BS" ] && break
     sleep 0.1
   done
   [ -n "$BS" ] || { cat "$T/$name.serve.log"; fail "$name: no bootstrap line"; }
-  "$SR_BIN" load --brokers "$BS" --csv "$T/ev.csv" > "$T/$name.load.out" 2>&1 ||
+  "$SR_BIN" load --brokers "$BS" --csv "$T/ev.csv" "${SR_EVENTS_ARG[@]}" > "$T/$name.load.out" 2>&1 ||
     { cat "$T/$name.load.out"; fail "$name: load"; }
   local got=0
   for _ in $(seq 60); do
-    "$SR_BIN" recs --brokers "$BS" --from-beginning --exit-at-end --json \
+    "$SR_BIN" recs --brokers "$BS" "${SR_RECS_ARG[@]}" --from-beginning --exit-at-end --json \
       > "$T/$name.recs.jsonl" 2> /dev/null || true
     got=$(wc -l < "$T/$name.recs.jsonl")
     [ "$got" -ge "$N" ] && break

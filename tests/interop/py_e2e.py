@@ -6,6 +6,9 @@ python avro (Avro codec), both from Debian.
                                keyed by user, plus one garbage message
   check-recs BOOTSTRAP N    -> reads N Recommendations, decodes and checks them
   check-dlq BOOTSTRAP       -> reads events.dlq, checks the garbage message and headers
+
+The topic names come from SR_T_EVENTS, SR_T_RECS, SR_T_DLQ (tests/interop/lib.sh;
+default events, recommendations, events.dlq).
 """
 import io
 import json
@@ -19,6 +22,9 @@ import avro.schema
 from kafka import KafkaConsumer, KafkaProducer
 
 SRC = os.environ.get("SR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+T_EVENTS = os.environ.get("SR_T_EVENTS", "events")
+T_RECS = os.environ.get("SR_T_RECS", "recommendations")
+T_DLQ = os.environ.get("SR_T_DLQ", "events.dlq")
 
 
 def schema(name):
@@ -49,7 +55,10 @@ def fail(msg):
 
 
 def produce(bs, csv, n):
-    p = KafkaProducer(bootstrap_servers=bs, api_version=(2, 0, 0))
+    # acks=all: on a replicated topic a write acknowledged by the leader
+    # alone is not below the high watermark yet, and readers that stop at
+    # the end offsets found at start (train --brokers) would miss it
+    p = KafkaProducer(bootstrap_servers=bs, api_version=(2, 0, 0), acks="all")
     sent = 0
     with open(csv) as f:
         for line in f:
@@ -61,11 +70,11 @@ def produce(bs, csv, n):
                   # timestamp-millis: python avro takes an aware datetime
                   "timestamp": datetime.fromtimestamp(int(cols[3]), tz=timezone.utc),
                   "scenario": "default"}
-            p.send("events", key=cols[0].encode(), value=frame(EVENT, 1, ev))
+            p.send(T_EVENTS, key=cols[0].encode(), value=frame(EVENT, 1, ev))
             sent += 1
             if sent == n:
                 break
-    p.send("events", key=b"garbage", value=b"{\"not\": \"avro\"}")
+    p.send(T_EVENTS, key=b"garbage", value=b"{\"not\": \"avro\"}")
     p.flush(timeout=30)
     print("produced %d events + 1 garbage message" % sent)
 
@@ -84,7 +93,7 @@ def consume(bs, topic, n):
 
 
 def check_recs(bs, n):
-    msgs = consume(bs, "recommendations", n + 10)
+    msgs = consume(bs, T_RECS, n + 10)
     if len(msgs) != n:
         fail("expected %d recommendations, read %d" % (n, len(msgs)))
     ids = set()
@@ -111,14 +120,14 @@ def check_recs(bs, n):
 
 
 def check_dlq(bs):
-    msgs = consume(bs, "events.dlq", 1)
+    msgs = consume(bs, T_DLQ, 1)
     if len(msgs) != 1:
         fail("expected 1 dead letter, read %d" % len(msgs))
     m = msgs[0]
     h = {k: v.decode() for k, v in m.headers}
     if m.key != b"garbage" or m.value != b"{\"not\": \"avro\"}":
         fail("dead letter key/value changed")
-    if h.get("streamrec.error") != "BAD_FRAMING" or h.get("streamrec.source.topic") != "events":
+    if h.get("streamrec.error") != "BAD_FRAMING" or h.get("streamrec.source.topic") != T_EVENTS:
         fail("headers %r" % h)
     print("dead letter headers: %r" % h)
 
