@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 DATA ?= ../shared/data/movielens-small/ratings.csv
 
-.PHONY: all deps build asan tsan test test-fast demo fuzz bench format format-check clean config-doc metrics-doc
+.PHONY: all deps build asan tsan test test-kafka test-fast demo fuzz bench format format-check clean config-doc metrics-doc
 
 all: build
 
@@ -30,11 +30,18 @@ tsan: deps
 # Each ctest prints its summary line; with CI set, a skipped test fails
 # (scripts/ctest.sh).
 test: build asan tsan
-	bash scripts/ctest.sh $(BUILD) --output-on-failure -j $(JOBS)
+	bash scripts/ctest.sh $(BUILD) --output-on-failure -j $(JOBS) -LE kafka
 	JOBS=$(JOBS) bash scripts/blas_matrix.sh $(BUILD)
-	bash scripts/ctest.sh $(BUILD)/asan --output-on-failure -j $(JOBS) -LE noasan
+	bash scripts/ctest.sh $(BUILD)/asan --output-on-failure -j $(JOBS) -LE 'noasan|kafka'
 	bash scripts/ctest.sh $(BUILD)/tsan --output-on-failure -j $(JOBS) -L threads
 	@$(MAKE) --no-print-directory format-check
+
+# The real-Kafka tier (needs Java 17 and Maven; Kafka itself is fetched once
+# through Maven into ~/.cache/streamrec): a 3-node Apache Kafka on loopback,
+# the integration tests and interop scripts against it, then the failure
+# tests of tests/kafka/ (scripts/test-kafka.sh).
+test-kafka: build
+	bash scripts/test-kafka.sh $(BUILD) $(JOBS)
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
