@@ -375,6 +375,10 @@ int main(int argc, char **argv) {
     default: fprintf(stderr, "see the header of bench/bench_e2e.c\n"); return 2;
     }
   }
+  if (brokers && !*brokers) {
+    fprintf(stderr, "bench: --brokers: empty\n");
+    return 2;
+  }
   sr_log_set_level(SR_LOG_WARN);
   double la0[3] = {0, 0, 0}; /* the machine is shared: report its load */
   if (getloadavg(la0, 3) != 3) la0[0] = la0[1] = la0[2] = 0;
