@@ -2,8 +2,8 @@
  * 0032-ledger: the pipeline's offset ledger (src/pipeline/ledger.h) as plain
  * data, no Kafka: acknowledgements out of order, a poisoned batch, a
  * revocation and a re-assignment, commits that fail and are sent again
- * (at the next interval and at the final sync commit), the ring full, and
- * the slot-overwrite guard.
+ * (at the next interval and at the final sync commit), the ring full, the
+ * slot-overwrite guard, and the rewind after an aborted transaction.
  */
 #include "test.h"
 #include "pipeline/ledger.h"
@@ -333,6 +333,77 @@ TEST(slot_overwrite_guard) {
   sr_pipeline_ledger_destroy(l);
 }
 
+/* Exactly-once abort (src/pipeline/pipeline_txn.c): the live batches are
+ * forgotten, their late delivery reports find nothing, and each partition's
+ * committable position goes back to the committed one, so no offset of the
+ * aborted work is committed; the replay of the same offsets then commits. */
+TEST(rewind_after_abort) {
+  sr_pipeline_ledger_t *l = sr_pipeline_ledger_new(8, 4);
+  const int32_t *parts;
+  const int64_t *offs;
+  sr_pipeline_ledger_assign(l, 0);
+  sr_pipeline_ledger_assign(l, 1);
+  /* p0 [0,4] retired and committed */
+  sr_pipeline_ledger_batch_t *a = batch_of(l, 0, 0, 4);
+  sr_pipeline_ledger_release(a);
+  T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
+  T_EQ_INT(sr_pipeline_ledger_plan(l, 0, &parts, &offs), 1);
+  sr_pipeline_ledger_commit_sent(l, parts, offs, 1);
+  T_EQ_INT(sr_pipeline_ledger_commit_result(l, 0, 5, SR_OK), 0);
+  T_EQ_INT(committed(l, 0), 5);
+  /* p0 [5,9] and p1 [0,2] retired, their commit in flight when the
+   * transaction aborts; p0 [10,12] still waits for two delivery reports */
+  sr_pipeline_ledger_batch_t *b = batch_of(l, 0, 5, 9);
+  T_EQ_INT(sr_pipeline_ledger_note(l, b, 1, 0), SR_OK);
+  T_EQ_INT(sr_pipeline_ledger_note(l, b, 1, 2), SR_OK);
+  sr_pipeline_ledger_release(b);
+  T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
+  T_EQ_INT(committable(l, 0), 10);
+  T_EQ_INT(committable(l, 1), 3);
+  T_EQ_INT(sr_pipeline_ledger_plan(l, 0, &parts, &offs), 2);
+  sr_pipeline_ledger_commit_sent(l, parts, offs, 2);
+  sr_pipeline_ledger_batch_t *c = batch_of(l, 0, 10, 12);
+  uint64_t c_seq = c->seq;
+  sr_pipeline_ledger_hold(c);
+  sr_pipeline_ledger_hold(c);
+  sr_pipeline_ledger_release(c); /* seal */
+  T_EQ_INT(sr_pipeline_ledger_live(l), 1);
+
+  sr_pipeline_ledger_rewind(l);
+  T_EQ_INT(sr_pipeline_ledger_live(l), 0);
+  T_ASSERT(sr_pipeline_ledger_batch(l, c_seq) == NULL); /* its late reports find no batch */
+  T_EQ_INT(committable(l, 0), 5);
+  T_EQ_INT(committable(l, 1), -1);
+  T_EQ_INT(committed(l, 0), 5);
+  T_EQ_INT(sr_pipeline_ledger_plan(l, 1, &parts, &offs), 0); /* nothing, even for sync */
+  /* the aborted commit's late OK is past what this position may commit */
+  T_EQ_INT(sr_pipeline_ledger_commit_result(l, 0, 10, SR_OK), 0);
+  T_EQ_INT(committed(l, 0), 5);
+  T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
+  T_EQ_INT(committable(l, 0), 5);
+
+  /* the consumer was rewound to 5 and 0: the replay commits as usual */
+  sr_pipeline_ledger_batch_t *d = batch_of(l, 0, 5, 12);
+  T_ASSERT(d != NULL && d->seq > c_seq);
+  T_EQ_INT(sr_pipeline_ledger_note(l, d, 1, 0), SR_OK);
+  T_EQ_INT(sr_pipeline_ledger_note(l, d, 1, 2), SR_OK);
+  sr_pipeline_ledger_release(d);
+  T_EQ_INT(sr_pipeline_ledger_retire(l), SR_OK);
+  T_EQ_INT(sr_pipeline_ledger_plan(l, 0, &parts, &offs), 2);
+  T_EQ_INT(parts[0], 0);
+  T_EQ_INT(offs[0], 13);
+  T_EQ_INT(parts[1], 1);
+  T_EQ_INT(offs[1], 3);
+  sr_pipeline_ledger_commit_sent(l, parts, offs, 2);
+  T_EQ_INT(sr_pipeline_ledger_commit_result(l, 0, 13, SR_OK), 0);
+  T_EQ_INT(sr_pipeline_ledger_commit_result(l, 1, 3, SR_OK), 0);
+  T_EQ_INT(committed(l, 0), 13);
+  T_EQ_INT(committed(l, 1), 3);
+  T_EQ_INT(sr_pipeline_ledger_commit_failed(l), 0);
+  sr_pipeline_ledger_destroy(l);
+}
+
 TEST_MAIN(RUN(bad_args); RUN(out_of_order_acks); RUN(poisoned_batch); RUN(revoke_and_reassign);
           RUN(async_commit_failure_is_sent_again); RUN(sync_commit_sends_what_is_in_flight);
-          RUN(ring_full); RUN(too_many_partitions); RUN(slot_overwrite_guard))
+          RUN(ring_full); RUN(too_many_partitions); RUN(slot_overwrite_guard);
+          RUN(rewind_after_abort))
