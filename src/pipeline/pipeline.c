@@ -368,6 +368,7 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
       last_input_us = sr_mono_us();
     }
     sr_publish_poll(p->publish, 0);
+    const int64_t commit_from = sr_mono_us();
     if (p->eos) {
       if (p->txn_abort || (n > 0 && p->conf.txn_scope == SR_TXN_SCOPE_BATCH) ||
           sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
@@ -375,6 +376,10 @@ sr_err_t sr_pipeline_run(sr_pipeline_t *p, char *errstr, size_t errsz) {
       if (p->rewind_pending) sr_pipeline_txn_rewind(p);
     } else if (sr_mono_us() - p->last_commit_us >= (int64_t)p->conf.commit_interval_ms * 1000)
       sr_pipeline_commit(p, 0);
+    /* Time blocked in our own commit (a transaction's commit waits for the
+     * coordinator, seconds on a loaded cluster) is not time without input:
+     * idle.exit.ms must not end the run while the next batch waits. */
+    last_input_us += sr_mono_us() - commit_from;
     if (p->conf.max_events > 0 && (int64_t)total >= p->conf.max_events) break;
     if (p->conf.idle_exit_ms > 0 && total > 0 &&
         sr_mono_us() - last_input_us >= (int64_t)p->conf.idle_exit_ms * 1000)

@@ -128,7 +128,9 @@ static const char *const sr_pipeline_txn_scope_names[] = {"interval", "batch", N
     "(a second signal stops at once)",                                                             \
     NULL)                                                                                          \
   X(idle_exit_ms, SR_PF_INT, "idle.exit.ms", SR_CONF_INT, "0", 0, 86400000,                        \
-    "exit after this long without input once events were processed (0 = never)", "idle-exit-ms")   \
+    "exit after this long without input once events were processed, time blocked in commits "      \
+    "not counted (0 = never)",                                                                     \
+    "idle-exit-ms")                                                                                \
   X(max_events, SR_PF_I64, "max.events", SR_CONF_INT, "0", 0, SR_I64MAX,                           \
     "exit after this many input messages (0 = no limit)", "max-events")                            \
   X(delivery, SR_PF_DELIVERY, "delivery.guarantee", SR_CONF_STR, "at_least_once", 0, 0,            \
